@@ -1,0 +1,172 @@
+"""Token estimates and the context budget.
+
+The estimates are orra's (UTF-8 bytes / 4, +4 per message, +5 per tool call or
+result) so budgets carry over. Trimming is fixed (spec §5.1/4): it works on
+whole exchanges, so an assistant's tool calls never lose their results, and it
+always keeps the system prompt, the session's first user message (the task)
+and the newest exchange.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from orra_di.errors import ConfigurationError
+from orra_di.message import Message, Role
+
+__all__ = ["CharEstimator", "ContextBudget", "ContextWindow", "Tokenizer"]
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    def count_tokens(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CharEstimator:
+    """About four UTF-8 bytes per token, rounded up: cheap and model-agnostic."""
+
+    chars_per_token: int = 4
+
+    def __post_init__(self) -> None:
+        if self.chars_per_token < 1:
+            raise ConfigurationError(
+                f"chars_per_token must be at least 1, got {self.chars_per_token}"
+            )
+
+    def count_tokens(self, text: str) -> int:
+        n = len(text) if text.isascii() else len(text.encode("utf-8"))
+        return -(-n // self.chars_per_token)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBudget:
+    """How much of the model's window the request may use."""
+
+    max_tokens: int = 200_000
+    reserved_for_output: int = 4_096
+    tool_result_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1 or self.reserved_for_output < 0:
+            raise ConfigurationError(
+                "context budget needs max_tokens >= 1 and reserved_for_output >= 0, got "
+                f"{self.max_tokens} and {self.reserved_for_output}"
+            )
+        if not 0.0 < self.tool_result_share <= 1.0:
+            raise ConfigurationError(
+                f"tool_result_share must be in (0, 1], got {self.tool_result_share}"
+            )
+
+    @property
+    def available_for_input(self) -> int:
+        return max(self.max_tokens - self.reserved_for_output, 0)
+
+    @property
+    def max_tool_result_tokens(self) -> int:
+        return int(self.available_for_input * self.tool_result_share)
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _exchanges(messages: Sequence[Message]) -> list[tuple[int, int]]:
+    """Split into [start, end) runs that must be kept or dropped together.
+
+    An assistant message with tool calls forms one run with the user messages
+    right after it that carry tool results; every other message is alone.
+    """
+    runs: list[tuple[int, int]] = []
+    i, n = 0, len(messages)
+    while i < n:
+        end = i + 1
+        if messages[i].role == Role.ASSISTANT and messages[i].tool_calls:
+            while end < n and messages[end].tool_results:
+                end += 1
+        runs.append((i, end))
+        i = end
+    return runs
+
+
+class ContextWindow:
+    """Estimates a request's size and trims it to the budget."""
+
+    def __init__(self, tokenizer: Tokenizer, budget: ContextBudget | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.budget = budget or ContextBudget()
+
+    def estimate_message_tokens(self, message: Message) -> int:
+        """orra's estimate, cached on the (frozen) message for this tokenizer."""
+        cached = message._token_estimate
+        if cached is not None and cached[0] is self.tokenizer:
+            return cached[1]
+        count = self.tokenizer.count_tokens
+        total = count(message.content) + 4
+        for call in message.tool_calls:
+            total += count(call.name) + count(_compact_json(call.arguments)) + 5
+        for result in message.tool_results:
+            total += count(result.content) + 5
+        message._token_estimate = (self.tokenizer, total)
+        return total
+
+    def estimate_total_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(map(self.estimate_message_tokens, messages))
+
+    def is_over_budget(self, messages: Sequence[Message]) -> bool:
+        return self.estimate_total_tokens(messages) > self.budget.available_for_input
+
+    def tokens_remaining(self, messages: Sequence[Message]) -> int:
+        return max(self.budget.available_for_input - self.estimate_total_tokens(messages), 0)
+
+    def truncate_to_fit(self, messages: Sequence[Message]) -> list[Message]:
+        """Drop the oldest exchanges until the request fits the budget.
+
+        Kept always: leading system messages, the first plain user message,
+        and the newest exchange. Of the rest, the newest contiguous exchanges
+        that fit are kept; the result stays in chronological order. When the
+        kept-always part alone is over budget, that part is returned.
+        """
+        budget = self.budget.available_for_input
+        sizes = [self.estimate_message_tokens(m) for m in messages]
+        if sum(sizes) <= budget:
+            return list(messages)
+        runs = _exchanges(messages)
+        pinned: set[int] = {len(runs) - 1}
+        for r, (start, _end) in enumerate(runs):
+            if messages[start].role != Role.SYSTEM:
+                break
+            pinned.add(r)
+        for r, (start, _end) in enumerate(runs):
+            m = messages[start]
+            if m.role == Role.USER and not m.tool_results:
+                pinned.add(r)
+                break
+        run_size = [sum(sizes[s:e]) for s, e in runs]
+        used = sum(run_size[r] for r in pinned)
+        keep = set(pinned)
+        for r in range(len(runs) - 1, -1, -1):
+            if r in pinned:
+                continue
+            if used + run_size[r] > budget:
+                break
+            keep.add(r)
+            used += run_size[r]
+        return [m for r in sorted(keep) for m in messages[runs[r][0] : runs[r][1]]]
+
+    def truncate_tool_result(self, content: str) -> str:
+        """Shorten a tool's output to its share of the budget, on a character boundary."""
+        limit = self.budget.max_tool_result_tokens
+        current = self.tokenizer.count_tokens(content)
+        if current <= limit:
+            return content
+        raw = content.encode("utf-8")
+        keep = int(len(raw) * (limit / current))
+        prefix = raw[:keep].decode("utf-8", errors="ignore")
+        cut = prefix.rfind("\n")
+        if cut > 0:
+            prefix = prefix[:cut]
+        return f"{prefix}\n\n[truncated — original was {current} tokens, limit is {limit}]"

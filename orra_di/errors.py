@@ -1,0 +1,159 @@
+"""The one exception tree of orra-di.
+
+Every error the library raises derives from :class:`OrraError`, so a host
+application can catch ours without catching a dependency-injector, SDK or
+driver exception type. Configuration mistakes (found at start-up, fixed by
+the operator) are kept apart from run-time failures (a provider, a store, a
+tool or a busy session), which callers may retry or report.
+
+```
+OrraError
+├── ConfigurationError            bad settings or wiring; fix and restart
+├── NamespaceError (ValueError)   a namespace that cannot be a session key
+├── ProviderError                 the LLM call failed
+│   ├── ProviderAuthError
+│   ├── RateLimitedError          .retry_after_ms
+│   ├── ContextLengthExceededError
+│   └── ProviderUnavailableError  timeouts, 5xx, dropped connections
+├── StoreError                    the session store failed
+├── ToolError                     raised by a tool; becomes an error result
+│   ├── ToolInputError            "invalid input: ..."
+│   └── ToolExecutionError        "execution failed: ..."
+├── SessionBusyError              another run holds the session
+└── OrraRuntimeError              the agent loop gave up
+    └── MaxTurnsExceeded
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ContextLengthExceededError",
+    "MaxTurnsExceeded",
+    "NamespaceError",
+    "OrraError",
+    "OrraRuntimeError",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
+    "SessionBusyError",
+    "StoreError",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolInputError",
+]
+
+
+class OrraError(Exception):
+    """Root of every exception orra-di raises on purpose."""
+
+
+class ConfigurationError(OrraError):
+    """Settings or wiring are wrong; the message names what to change."""
+
+
+class NamespaceError(OrraError, ValueError):
+    """A namespace or segment that cannot be used as a session key."""
+
+
+class ProviderError(OrraError):
+    """The LLM provider failed. ``str(err)`` is safe to show: it never holds a key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"provider error: {self.message}"
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the credentials."""
+
+    def __str__(self) -> str:
+        return f"authentication failed: {self.message}"
+
+
+class RateLimitedError(ProviderError):
+    """The provider asked us to slow down; ``retry_after_ms`` is its hint, if any."""
+
+    def __init__(self, retry_after_ms: int | None = None, message: str = "") -> None:
+        super().__init__(message or "rate limited")
+        self.retry_after_ms = retry_after_ms
+
+    def __str__(self) -> str:
+        after = "unknown" if self.retry_after_ms is None else f"{self.retry_after_ms}ms"
+        return f"rate limited, retry after {after}"
+
+
+class ContextLengthExceededError(ProviderError):
+    """The request did not fit the model's context window."""
+
+    def __str__(self) -> str:
+        return f"context length exceeded: {self.message}"
+
+
+class ProviderUnavailableError(ProviderError):
+    """A timeout, a 5xx or a dropped connection: worth retrying or falling back."""
+
+    def __str__(self) -> str:
+        return f"provider unavailable: {self.message}"
+
+
+class StoreError(OrraError):
+    """The session store failed; the message says which operation and why."""
+
+    def __str__(self) -> str:
+        return f"storage error: {self.args[0] if self.args else ''}"
+
+
+class ToolError(OrraError):
+    """Raised by a tool; the runtime turns it into an error result the model reads."""
+
+    prefix = "tool error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.prefix}: {self.message}"
+
+
+class ToolInputError(ToolError):
+    """The model's arguments do not fit the tool's schema."""
+
+    prefix = "invalid input"
+
+
+class ToolExecutionError(ToolError):
+    """The tool ran and failed."""
+
+    prefix = "execution failed"
+
+
+class SessionBusyError(OrraError):
+    """Another run holds this session and the wait timed out (or waiting is off)."""
+
+    def __init__(self, key: str, waited: float | None = None) -> None:
+        self.key = key
+        self.waited = waited
+        how = "refused at once" if not waited else f"waited {waited:g}s"
+        super().__init__(
+            f"session {key!r} is busy with another run ({how}); retry later or raise "
+            "the runtime's busy timeout"
+        )
+
+
+class OrraRuntimeError(OrraError):
+    """The agent loop could not produce a final answer."""
+
+
+class MaxTurnsExceeded(OrraRuntimeError):
+    """The model kept asking for tools after ``max_turns`` provider calls."""
+
+    def __init__(self, max_turns: int) -> None:
+        super().__init__(f"max turns ({max_turns}) exceeded")
+        self.max_turns = max_turns

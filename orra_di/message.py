@@ -1,0 +1,93 @@
+"""The provider-neutral chat model: roles, messages, tool calls and results.
+
+Messages are frozen values. A session's history can then be shared between
+the store's cache, the runtime and a hook without defensive copies, and a
+per-message token estimate can be cached on the message itself.
+Tool results travel on a *user* message, as in orra (there is no tool role).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+__all__ = ["JsonValue", "Message", "Role", "ToolCall", "ToolResult"]
+
+JsonValue = Any
+"""Any JSON-compatible value (dict, list, str, int, float, bool, None)."""
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class ToolCall(BaseModel):
+    """The model asks for ``name`` to run with ``arguments`` (usually a JSON object)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: JsonValue = None
+
+
+class ToolResult(BaseModel):
+    """What a tool returned for the call ``call_id``; errors are results too."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    content: str
+    is_error: bool = False
+
+
+class Message(BaseModel):
+    """One message of a conversation; empty tool lists are omitted from JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+
+    # (tokenizer, estimate) cached by ContextWindow; not part of the value.
+    _token_estimate: tuple[object, int] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role=Role.SYSTEM, content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls(role=Role.USER, content=content)
+
+    @classmethod
+    def assistant(
+        cls, content: str, tool_calls: tuple[ToolCall, ...] | list[ToolCall] = ()
+    ) -> Message:
+        return cls(role=Role.ASSISTANT, content=content, tool_calls=tuple(tool_calls))
+
+    @classmethod
+    def tool_result(cls, results: tuple[ToolResult, ...] | list[ToolResult]) -> Message:
+        """The user-role message that answers an assistant's tool calls."""
+        return cls(role=Role.USER, content="", tool_results=tuple(results))
+
+    @model_serializer(mode="wrap")
+    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.tool_calls:
+            data.pop("tool_calls", None)
+        if not self.tool_results:
+            data.pop("tool_results", None)
+        return data

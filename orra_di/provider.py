@@ -1,0 +1,120 @@
+"""The LLM abstraction: requests, responses, usage and streaming events.
+
+A provider is anything with ``async complete(request) -> CompletionResponse``;
+a streaming provider also has ``stream(request)``, an async iterator of
+:data:`StreamEvent`. Failures are raised as the :class:`ProviderError` tree of
+:mod:`orra_di.errors`, never as an SDK's own exception types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from orra_di.message import Message
+from orra_di.tool import ToolDefinition
+
+__all__ = [
+    "CompletionRequest",
+    "CompletionResponse",
+    "FinishReason",
+    "Provider",
+    "StreamDone",
+    "StreamEvent",
+    "StreamingProvider",
+    "TextDelta",
+    "ToolCallDelta",
+    "ToolCallStart",
+    "Usage",
+]
+
+
+class FinishReason(StrEnum):
+    """Why the model stopped. Vendors' other reasons are kept as plain strings."""
+
+    STOP = "stop"
+    TOOL_USE = "tool_use"
+    MAX_TOKENS = "max_tokens"
+
+
+class Usage(BaseModel):
+    """Tokens billed for one call (or summed over a run)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+        )
+
+
+class CompletionRequest(BaseModel):
+    """One call to the model; hooks may change it in ``before_provider_call``."""
+
+    messages: list[Message]
+    tools: list[ToolDefinition] = Field(default_factory=list)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    model: str | None = None
+    """Overrides the provider's default model for this call."""
+
+
+class CompletionResponse(BaseModel):
+    message: Message
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: FinishReason | str = FinishReason.STOP
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call's JSON arguments, for the call started with ``id``."""
+
+    id: str
+    arguments_delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDone:
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: FinishReason | str = FinishReason.STOP
+
+
+StreamEvent = TextDelta | ToolCallStart | ToolCallDelta | StreamDone
+
+
+@runtime_checkable
+class Provider(Protocol):
+    async def complete(self, request: CompletionRequest) -> CompletionResponse: ...
+
+
+@runtime_checkable
+class StreamingProvider(Provider, Protocol):
+    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        """Yield events as the model produces them; raise ProviderError on failure."""
+        ...

@@ -1,0 +1,212 @@
+"""Tools the model may call: the protocol, the registry and the ``@tool`` decorator.
+
+A tool returns a string for the model to read. It signals failure by raising
+:class:`~orra_di.errors.ToolError`; the runtime turns that (and any other
+exception) into an error result, so one tool can never crash a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, get_type_hints, overload, runtime_checkable
+
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic_core import to_jsonable_python
+
+from orra_di.errors import ToolInputError
+from orra_di.message import JsonValue
+from orra_di.namespace import Namespace
+
+__all__ = [
+    "FunctionTool",
+    "Tool",
+    "ToolContext",
+    "ToolDefinition",
+    "ToolRegistry",
+    "tool",
+]
+
+
+class ToolDefinition(BaseModel):
+    """What the model is told about a tool: its name, purpose and JSON schema."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Who is calling: the session's namespace and the call being answered.
+
+    orra passed tools nothing (spec §5.6/34), so tools that needed the session
+    asked the model for it; here the runtime supplies it.
+    """
+
+    namespace: Namespace
+    call_id: str = ""
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Tool(Protocol):
+    @property
+    def definition(self) -> ToolDefinition: ...
+
+    async def execute(self, arguments: JsonValue, context: ToolContext) -> str: ...
+
+
+class ToolRegistry:
+    """Tools by name, in registration order (orra's HashMap order was random, §5.1/9)."""
+
+    def __init__(self, tools: Iterator[Tool] | list[Tool] | tuple[Tool, ...] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.register(t)
+
+    def register(self, tool: Tool) -> None:
+        """Add ``tool``; a tool of the same name is replaced (keeping its position)."""
+        self._tools[tool.definition.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def remove(self, name: str) -> bool:
+        return self._tools.pop(name, None) is not None
+
+    def definitions(self) -> list[ToolDefinition]:
+        return [t.definition for t in self._tools.values()]
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def copy(self) -> ToolRegistry:
+        return ToolRegistry(list(self._tools.values()))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+
+def _describe(errors: ValidationError) -> str:
+    parts = []
+    for err in errors.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(to_jsonable_python(value), ensure_ascii=False)
+
+
+class FunctionTool:
+    """A typed Python function (sync or async) exposed as a tool.
+
+    The arguments model is built from the signature, so the JSON schema the
+    model sees and the validation of what it sends come from the same types.
+    A parameter annotated :class:`ToolContext` receives the calling context
+    and is hidden from the schema.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        self._func = func
+        self._is_async = inspect.iscoroutinefunction(func)
+        hints = get_type_hints(func, include_extras=True)
+        fields: dict[str, Any] = {}
+        self._context_param: str | None = None
+        for param in inspect.signature(func).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"tool {func.__name__}: *args/**kwargs cannot be described")
+            annotation = hints.get(param.name, Any)
+            if annotation is ToolContext:
+                self._context_param = param.name
+                continue
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (annotation, default)
+        tool_name = name or func.__name__
+        self._model: type[BaseModel] = create_model(
+            f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+        )
+        schema = self._model.model_json_schema()
+        schema.pop("title", None)
+        doc = inspect.getdoc(func) or ""
+        self._definition = ToolDefinition(
+            name=tool_name,
+            description=description or doc.split("\n\n")[0].replace("\n", " ").strip(),
+            input_schema=schema,
+        )
+
+    @property
+    def definition(self) -> ToolDefinition:
+        return self._definition
+
+    async def execute(self, arguments: JsonValue, context: ToolContext) -> str:
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ToolInputError(f"expected a JSON object of arguments, got {_as_text(arguments)}")
+        try:
+            parsed = self._model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolInputError(_describe(exc)) from None
+        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        if self._context_param:
+            kwargs[self._context_param] = context
+        if self._is_async:
+            result = await self._func(**kwargs)
+        else:
+            result = await anyio.to_thread.run_sync(lambda: self._func(**kwargs))
+        return _as_text(result)
+
+    async def __call__(self, **kwargs: Any) -> Any:
+        """Call the wrapped function directly (handy in tests)."""
+        result = self._func(**kwargs)
+        return await result if isinstance(result, Awaitable) else result
+
+    def __repr__(self) -> str:
+        return f"FunctionTool({self._definition.name!r})"
+
+
+@overload
+def tool(func: Callable[..., Any], /) -> FunctionTool: ...
+@overload
+def tool(
+    *, name: str | None = None, description: str | None = None
+) -> Callable[[Callable[..., Any]], FunctionTool]: ...
+
+
+def tool(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
+    """Turn a typed function into a :class:`FunctionTool`.
+
+    The first paragraph of the docstring is the description; use
+    ``Annotated[int, Field(description=...)]`` to describe a parameter.
+    """
+    if func is not None:
+        return FunctionTool(func)
+    return lambda f: FunctionTool(f, name=name, description=description)
