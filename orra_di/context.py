@@ -95,9 +95,13 @@ def _exchanges(messages: Sequence[Message]) -> list[tuple[int, int]]:
 class ContextWindow:
     """Estimates a request's size and trims it to the budget."""
 
+    max_tallies = 10_000
+    """Sessions whose running token total is remembered (least recently used go first)."""
+
     def __init__(self, tokenizer: Tokenizer, budget: ContextBudget | None = None) -> None:
         self.tokenizer = tokenizer
         self.budget = budget or ContextBudget()
+        self._tallies: dict[str, tuple[Message, int, int]] = {}
 
     def estimate_message_tokens(self, message: Message) -> int:
         """orra's estimate, cached on the (frozen) message for this tokenizer."""
@@ -115,6 +119,27 @@ class ContextWindow:
 
     def estimate_total_tokens(self, messages: Sequence[Message]) -> int:
         return sum(map(self.estimate_message_tokens, messages))
+
+    def history_tokens(self, key: str, messages: Sequence[Message]) -> int:
+        """The estimate of a session's history, counting only what is new since last time.
+
+        Remembers, per session key, how many messages were counted and the last
+        of them; messages are frozen and shared between a store's cached copies,
+        so when that same object still sits at that position the earlier total
+        holds. Anything else (another process rewrote the session) recounts.
+        """
+        tally = self._tallies.pop(key, None)
+        counted, total = 0, 0
+        if tally is not None:
+            last, n, t = tally
+            if 0 < n <= len(messages) and messages[n - 1] is last:
+                counted, total = n, t
+        total += self.estimate_total_tokens(messages[counted:])
+        if messages:
+            self._tallies[key] = (messages[-1], len(messages), total)
+            if len(self._tallies) > self.max_tallies:
+                del self._tallies[next(iter(self._tallies))]
+        return total
 
     def is_over_budget(self, messages: Sequence[Message]) -> bool:
         return self.estimate_total_tokens(messages) > self.budget.available_for_input

@@ -1,0 +1,475 @@
+"""The agent loop: load the session, ask the model, run its tools, repeat, persist.
+
+The order of steps is orra 0.0.2's (spec §2A.9), with its bugs fixed:
+
+1. the tool policy is checked again when a call is executed (§5.1/1);
+2. every step is persisted as it happens, so a provider failure, a cancelled
+   run or a crash loses nothing already done (§5.1/3);
+3. tool calls are answered whatever the finish reason (§5.1/2), and a session
+   never keeps an unanswered call: a cancelled run records "interrupted"
+   results, and a crash's leftovers are answered on the next load;
+4. parallel tools keep call order, and one tool's failure or hang (per-tool
+   timeout) does not stop the others;
+5. one writer per session, through the store's lock (§5.1/6);
+6. streaming runs the whole loop, tools included, and saves like ``run`` (§5.1/5).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+
+from orra_di.context import CharEstimator, ContextBudget, ContextWindow, Tokenizer
+from orra_di.errors import ConfigurationError, MaxTurnsExceeded, ToolError
+from orra_di.hook import Hook, HookRegistry, ToolCallDenied
+from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.namespace import Namespace
+from orra_di.policy import PolicyRegistry, ToolPolicy
+from orra_di.provider import (
+    CompletionRequest,
+    CompletionResponse,
+    FinishReason,
+    Provider,
+    StreamDone,
+    StreamingProvider,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
+from orra_di.session import Session
+from orra_di.store import SessionStore
+from orra_di.tool import Tool, ToolContext, ToolRegistry
+
+__all__ = [
+    "INTERRUPTED",
+    "RunFinished",
+    "RunResult",
+    "RunStream",
+    "Runtime",
+    "RuntimeConfig",
+    "RuntimeStreamEvent",
+    "ToolCallCompleted",
+    "ToolCallStarted",
+    "TurnCompleted",
+    "TurnResult",
+]
+
+log = logging.getLogger("orra_di.runtime")
+
+INTERRUPTED = "execution failed: interrupted before the tool finished"
+"""The result recorded for a call whose run was cancelled or crashed."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How one runtime behaves. Defaults are orra's, plus the new knobs."""
+
+    system_prompt: str | None = None
+    max_turns: int = 10
+    """Provider calls allowed per run (must be at least 1)."""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    model: str | None = None
+    """Default model for this runtime; ``run(..., model=)`` overrides it."""
+    context_budget: ContextBudget = field(default_factory=ContextBudget)
+    parallel_tool_execution: bool = True
+    tool_timeout: float | None = 120.0
+    """Seconds one tool call may take before it becomes an error result."""
+    busy_timeout: float | None = None
+    """Seconds to wait for a session another run holds: None waits, 0 refuses at once."""
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            raise ConfigurationError(f"max_turns must be at least 1, got {self.max_turns}")
+        if self.tool_timeout is not None and self.tool_timeout <= 0:
+            raise ConfigurationError(f"tool_timeout must be positive, got {self.tool_timeout}")
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """One provider call and the results of the tools it asked for."""
+
+    response: CompletionResponse
+    tool_results: tuple[ToolResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    final_message: Message
+    turns: tuple[TurnResult, ...]
+    total_usage: Usage
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolCallCompleted:
+    id: str
+    result: ToolResult
+
+
+@dataclass(frozen=True)
+class TurnCompleted:
+    turn: TurnResult
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: RunResult
+
+
+RuntimeStreamEvent = TextDelta | ToolCallStarted | ToolCallCompleted | TurnCompleted | RunFinished
+Emit = Callable[[RuntimeStreamEvent], Awaitable[None]]
+
+
+class Runtime:
+    """Runs conversations for one agent against a provider, a store and tools."""
+
+    def __init__(
+        self,
+        llm: Provider,
+        store: SessionStore,
+        *,
+        tools: ToolRegistry | Iterable[Tool] = (),
+        policies: PolicyRegistry | None = None,
+        tokenizer: Tokenizer | None = None,
+        hooks: HookRegistry | Iterable[Hook] = (),
+        config: RuntimeConfig | None = None,
+    ) -> None:
+        self.llm = llm
+        self.store = store
+        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(list(tools))
+        self.policies = policies or PolicyRegistry()
+        self.hooks = hooks if isinstance(hooks, HookRegistry) else HookRegistry(hooks)
+        self.config = config or RuntimeConfig()
+        self.window = ContextWindow(tokenizer or CharEstimator(), self.config.context_budget)
+        system = self.config.system_prompt
+        self._system = [Message.system(system)] if system else []
+
+    async def run(
+        self, namespace: Namespace, message: Message | str, *, model: str | None = None
+    ) -> RunResult:
+        """Add ``message`` to the session and loop until the model answers."""
+        return await self._run(namespace, _as_message(message), model, None)
+
+    async def run_with_model(
+        self, namespace: Namespace, message: Message | str, model: str | None
+    ) -> RunResult:
+        """orra's name for ``run(..., model=model)``."""
+        return await self._run(namespace, _as_message(message), model, None)
+
+    @asynccontextmanager
+    async def run_streaming(
+        self, namespace: Namespace, message: Message | str, *, model: str | None = None
+    ) -> AsyncIterator[RunStream]:
+        """Run the full loop, yielding events as they happen.
+
+        ``async with runtime.run_streaming(ns, "hi") as events:`` then
+        ``async for event in events``. Leaving the block early cancels the
+        run; what it already did stays persisted.
+        """
+        send, receive = anyio.create_memory_object_stream[RuntimeStreamEvent | BaseException](
+            max_buffer_size=64
+        )
+        user = _as_message(message)
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    await self._run(namespace, user, model, send.send)
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception as exc:
+                    await send.send(exc)
+
+        failure: Exception | None = None
+        async with receive, anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            stream = RunStream(receive)
+            try:
+                yield stream
+            except Exception as exc:  # re-raised below, not wrapped in an ExceptionGroup
+                failure = exc
+            if failure is not None or (stream.result is None and not stream.finished):
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    # -- the loop ------------------------------------------------------------
+
+    async def _run(
+        self, namespace: Namespace, user: Message, model: str | None, emit: Emit | None
+    ) -> RunResult:
+        async with self.store.lock(namespace, timeout=self.config.busy_timeout):
+            session = await self.store.load(namespace) or Session(namespace=namespace)
+            await self._answer_leftover_calls(session)
+            writer = _SessionWriter(self.store, session)
+            await self.hooks.after_session_load(namespace, session)
+            await writer.append(user)
+            turns: list[TurnResult] = []
+            usage = Usage()
+            for _ in range(self.config.max_turns):
+                policy = self.policies.resolve(namespace)
+                request = self._request(session, policy, model)
+                await self.hooks.before_provider_call(request)
+                response = await self._complete(request, emit)
+                await self.hooks.after_provider_call(response)
+                usage += response.usage
+                calls = response.message.tool_calls
+                await writer.append(response.message)
+                if not calls:
+                    turn = TurnResult(response)
+                    turns.append(turn)
+                    if emit:
+                        await emit(TurnCompleted(turn))
+                    await self._finish(namespace, writer)
+                    result = RunResult(response.message, tuple(turns), usage)
+                    if emit:
+                        await emit(RunFinished(result))
+                    return result
+                results = await self._answer(namespace, calls, policy, writer, emit)
+                turn = TurnResult(response, results)
+                turns.append(turn)
+                if emit:
+                    await emit(TurnCompleted(turn))
+            await self._finish(namespace, writer)
+            raise MaxTurnsExceeded(self.config.max_turns)
+
+    def _request(
+        self, session: Session, policy: ToolPolicy, model: str | None
+    ) -> CompletionRequest:
+        history = session.messages
+        messages = self._system + history
+        used = self.window.history_tokens(session.namespace.key, history)
+        if self._system:
+            used += self.window.estimate_message_tokens(self._system[0])
+        if used > self.window.budget.available_for_input:
+            messages = self.window.truncate_to_fit(messages)
+        return CompletionRequest(
+            messages=messages,
+            tools=policy.filter_definitions(self.tools.definitions()),
+            max_tokens=self.config.max_tokens,
+            temperature=self.config.temperature,
+            model=model or self.config.model,
+        )
+
+    async def _finish(self, namespace: Namespace, writer: _SessionWriter) -> None:
+        await self.hooks.before_session_save(namespace, writer.session)
+        await writer.flush_after_hooks()
+
+    async def _answer_leftover_calls(self, session: Session) -> None:
+        """Answer calls a crashed run left open, so the history stays valid for providers."""
+        if not session.messages:
+            return
+        last = session.messages[-1]
+        if last.tool_calls:
+            results = [
+                ToolResult(call_id=c.id, content=INTERRUPTED, is_error=True)
+                for c in last.tool_calls
+            ]
+            leftover = Message.tool_result(results)
+            await self.store.append(session.namespace, [leftover])
+            session.messages.append(leftover)
+
+    # -- provider calls ------------------------------------------------------
+
+    async def _complete(self, request: CompletionRequest, emit: Emit | None) -> CompletionResponse:
+        if emit is None:
+            return await self.llm.complete(request)
+        if not isinstance(self.llm, StreamingProvider):
+            response = await self.llm.complete(request)
+            if response.message.content:
+                await emit(TextDelta(response.message.content))
+            for call in response.message.tool_calls:
+                await emit(ToolCallStarted(call.id, call.name))
+            return response
+        return await self._stream(self.llm, request, emit)
+
+    @staticmethod
+    async def _stream(
+        llm: StreamingProvider, request: CompletionRequest, emit: Emit
+    ) -> CompletionResponse:
+        text: list[str] = []
+        names: dict[str, str] = {}
+        arguments: dict[str, list[str]] = {}
+        done = StreamDone()
+        async for event in llm.stream(request):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                await emit(event)
+            elif isinstance(event, ToolCallStart):
+                names[event.id] = event.name
+                arguments[event.id] = []
+                await emit(ToolCallStarted(event.id, event.name))
+            elif isinstance(event, ToolCallDelta):
+                if event.id in arguments:
+                    arguments[event.id].append(event.arguments_delta)
+            elif isinstance(event, StreamDone):
+                done = event
+        calls = [
+            ToolCall(id=i, name=names[i], arguments=_parse_arguments("".join(arguments[i])))
+            for i in names
+        ]
+        return CompletionResponse(
+            message=Message.assistant("".join(text), calls),
+            usage=done.usage,
+            finish_reason=done.finish_reason if not calls else FinishReason.TOOL_USE,
+        )
+
+    # -- tools ---------------------------------------------------------------
+
+    async def _answer(
+        self,
+        namespace: Namespace,
+        calls: Sequence[ToolCall],
+        policy: ToolPolicy,
+        writer: _SessionWriter,
+        emit: Emit | None,
+    ) -> tuple[ToolResult, ...]:
+        """Run the calls and persist their results; on cancellation record them interrupted."""
+        results: list[ToolResult | None] = [None] * len(calls)
+        try:
+
+            async def one(i: int) -> None:
+                try:
+                    results[i] = await self._execute(namespace, calls[i], policy)
+                except Exception as exc:  # a hook failed: still answer the call
+                    log.exception("hook failed around tool %s", calls[i].name)
+                    results[i] = _error(calls[i], f"execution failed: {type(exc).__name__}: {exc}")
+
+            if self.config.parallel_tool_execution and len(calls) > 1:
+                async with anyio.create_task_group() as tg:
+                    for i in range(len(calls)):
+                        tg.start_soon(one, i)
+            else:
+                for i in range(len(calls)):
+                    await one(i)
+        finally:
+            done = tuple(r or _error(c, INTERRUPTED) for c, r in zip(calls, results, strict=True))
+            with anyio.CancelScope(shield=True):
+                await writer.append(Message.tool_result(done))
+        if emit:
+            for result in done:
+                await emit(ToolCallCompleted(result.call_id, result))
+        return done
+
+    async def _execute(
+        self, namespace: Namespace, call: ToolCall, policy: ToolPolicy
+    ) -> ToolResult:
+        original_id = call.id
+        try:
+            call = await self.hooks.before_tool_call(namespace, call)
+        except ToolCallDenied as denied:
+            return ToolResult(call_id=original_id, content=denied.reason, is_error=True)
+        if not policy.is_allowed(call.name):
+            return _error(call, f"tool '{call.name}' is not allowed in this session")
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return _error(call, f"unknown tool: {call.name}")
+        try:
+            with anyio.fail_after(self.config.tool_timeout):
+                content = await tool.execute(call.arguments, ToolContext(namespace, call.id))
+            result = ToolResult(call_id=call.id, content=self.window.truncate_tool_result(content))
+        except ToolError as exc:
+            result = _error(call, str(exc))
+        except TimeoutError:
+            result = _error(
+                call, f"execution failed: timed out after {self.config.tool_timeout:g}s"
+            )
+        except Exception as exc:
+            log.exception("tool %s raised", call.name)
+            result = _error(call, f"execution failed: {type(exc).__name__}: {exc}")
+        return await self.hooks.after_tool_call(call, result)
+
+
+class RunStream:
+    """The events of a streaming run; ``result`` is set once the run finished."""
+
+    def __init__(self, receive: ObjectReceiveStream[RuntimeStreamEvent | BaseException]) -> None:
+        self._receive = receive
+        self.result: RunResult | None = None
+        self.finished = False
+
+    def __aiter__(self) -> RunStream:
+        return self
+
+    async def __anext__(self) -> RuntimeStreamEvent:
+        try:
+            item = await self._receive.receive()
+        except anyio.EndOfStream:
+            self.finished = True
+            raise StopAsyncIteration from None
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        if isinstance(item, RunFinished):
+            self.result = item.result
+        return item
+
+
+class _SessionWriter:
+    """Appends each step to the store as it happens and tracks what this run wrote."""
+
+    def __init__(self, store: SessionStore, session: Session) -> None:
+        self.store = store
+        self.session = session
+        self._start = len(session.messages)
+        self._written: list[Message] = []
+        self._metadata = copy.deepcopy(session.metadata)  # as stored
+
+    async def append(self, message: Message) -> None:
+        await self.store.append(
+            self.session.namespace, [message], metadata=self._changed_metadata()
+        )
+        self.session.push_message(message)
+        self._written.append(message)
+
+    async def flush_after_hooks(self) -> None:
+        """Persist what ``before_session_save`` hooks changed: metadata, or a rewrite."""
+        ours = self.session.messages[self._start :]
+        if len(ours) != len(self._written) or any(
+            a is not b for a, b in zip(ours, self._written, strict=True)
+        ):
+            await self.store.save(self.session)
+            return
+        metadata = self._changed_metadata()
+        if metadata is not None:
+            await self.store.append(self.session.namespace, [], metadata=metadata)
+
+    def _changed_metadata(self) -> dict[str, Any] | None:
+        current = self.session.metadata
+        if current == self._metadata:
+            return None
+        self._metadata = copy.deepcopy(current)
+        return self._metadata
+
+
+def _as_message(message: Message | str) -> Message:
+    return Message.user(message) if isinstance(message, str) else message
+
+
+def _error(call: ToolCall, content: str) -> ToolResult:
+    return ToolResult(call_id=call.id, content=content, is_error=True)
+
+
+def _parse_arguments(raw: str) -> Any:
+    """Streamed arguments as JSON; an empty buffer is ``{}``, bad JSON stays a string."""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
