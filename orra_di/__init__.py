@@ -1,1 +1,136 @@
-"""orra-di."""
+"""orra-di: LLM agents inside your application.
+
+Namespaced sessions, per-namespace tool policies, token budgets, lifecycle
+hooks and a single-writer session store, composed in one DI container.
+This module re-exports the public API; adapters that need an extra
+(SDK clients, database drivers) are imported from their own modules.
+"""
+
+from orra_di.agent import (
+    DEFAULT_AGENT_NAME,
+    DEFAULT_PERSONALITY,
+    AgentProfile,
+    detect_agent_mention,
+    resolve_agents,
+)
+from orra_di.context import CharEstimator, ContextBudget, ContextWindow, Tokenizer
+from orra_di.errors import (
+    ConfigurationError,
+    ContextLengthExceededError,
+    MaxTurnsExceeded,
+    NamespaceError,
+    OrraError,
+    OrraRuntimeError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    SessionBusyError,
+    StoreError,
+    ToolError,
+    ToolExecutionError,
+    ToolInputError,
+)
+from orra_di.hook import Hook, HookRegistry, ToolCallDenied
+from orra_di.message import Message, Role, ToolCall, ToolResult
+from orra_di.namespace import Namespace
+from orra_di.policy import PolicyRegistry, ToolPolicy
+from orra_di.prompt import CapabilityDescription, PromptBuilder
+from orra_di.provider import (
+    CompletionRequest,
+    CompletionResponse,
+    FinishReason,
+    Provider,
+    StreamDone,
+    StreamEvent,
+    StreamingProvider,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
+from orra_di.runtime import (
+    RunFinished,
+    RunResult,
+    RunStream,
+    Runtime,
+    RuntimeConfig,
+    RuntimeStreamEvent,
+    ToolCallCompleted,
+    ToolCallStarted,
+    TurnCompleted,
+    TurnResult,
+)
+from orra_di.session import Session
+from orra_di.store import SessionStore
+from orra_di.stores.memory import InMemoryStore
+from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
+
+__all__ = [
+    "DEFAULT_AGENT_NAME",
+    "DEFAULT_PERSONALITY",
+    "AgentProfile",
+    "CapabilityDescription",
+    "CharEstimator",
+    "CompletionRequest",
+    "CompletionResponse",
+    "ConfigurationError",
+    "ContextBudget",
+    "ContextLengthExceededError",
+    "ContextWindow",
+    "FinishReason",
+    "FunctionTool",
+    "Hook",
+    "HookRegistry",
+    "InMemoryStore",
+    "MaxTurnsExceeded",
+    "Message",
+    "Namespace",
+    "NamespaceError",
+    "OrraError",
+    "OrraRuntimeError",
+    "PolicyRegistry",
+    "PromptBuilder",
+    "Provider",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
+    "Role",
+    "RunFinished",
+    "RunResult",
+    "RunStream",
+    "Runtime",
+    "RuntimeConfig",
+    "RuntimeStreamEvent",
+    "Session",
+    "SessionBusyError",
+    "SessionStore",
+    "StoreError",
+    "StreamDone",
+    "StreamEvent",
+    "StreamingProvider",
+    "TextDelta",
+    "Tokenizer",
+    "Tool",
+    "ToolCall",
+    "ToolCallCompleted",
+    "ToolCallDelta",
+    "ToolCallDenied",
+    "ToolCallStart",
+    "ToolCallStarted",
+    "ToolContext",
+    "ToolDefinition",
+    "ToolError",
+    "ToolExecutionError",
+    "ToolInputError",
+    "ToolPolicy",
+    "ToolRegistry",
+    "ToolResult",
+    "TurnCompleted",
+    "TurnResult",
+    "Usage",
+    "detect_agent_mention",
+    "resolve_agents",
+    "tool",
+]

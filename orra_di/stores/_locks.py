@@ -23,11 +23,10 @@ class KeyedLocks:
         lock, users = self._locks.get(key) or (anyio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
-            if wait is not None and wait <= 0:
-                try:
-                    lock.acquire_nowait()
-                except anyio.WouldBlock:
-                    raise SessionBusyError(key) from None
+            if not lock.locked():
+                lock.acquire_nowait()  # the common case, without a cancel scope
+            elif wait is not None and wait <= 0:
+                raise SessionBusyError(key)
             else:
                 with anyio.move_on_after(wait) as scope:
                     await lock.acquire()
