@@ -77,7 +77,8 @@ def detect_agent_mention(content: str, agent_names: Sequence[str]) -> tuple[str 
     characters of the original text, so non-ASCII content is never misaligned.
     """
     for name in agent_names:
-        pattern = re.compile("@" + re.escape(name) + "(?![A-Za-z0-9])", re.IGNORECASE)
+        # (?-i:...): under IGNORECASE, [A-Za-z] would also match "K" (Kelvin), "ı", "İ", "ſ".
+        pattern = re.compile("@" + re.escape(name) + "(?-i:(?![A-Za-z0-9]))", re.IGNORECASE)
         found = pattern.search(content)
         if found:
             return name, content[: found.start()] + content[found.end() :]

@@ -97,16 +97,19 @@ class ContextWindow:
 
     max_tallies = 10_000
     """Sessions whose running token total is remembered (least recently used go first)."""
+    max_estimates = 100_000
+    """Messages whose estimate is remembered (oldest first out)."""
 
     def __init__(self, tokenizer: Tokenizer, budget: ContextBudget | None = None) -> None:
         self.tokenizer = tokenizer
         self.budget = budget or ContextBudget()
         self._tallies: dict[str, tuple[Message, int, int]] = {}
+        self._estimates: dict[int, tuple[Message, int]] = {}
 
     def estimate_message_tokens(self, message: Message) -> int:
-        """orra's estimate, cached on the (frozen) message for this tokenizer."""
-        cached = message._token_estimate
-        if cached is not None and cached[0] is self.tokenizer:
+        """orra's estimate, remembered per message object (messages are frozen)."""
+        cached = self._estimates.get(id(message))
+        if cached is not None and cached[0] is message:
             return cached[1]
         count = self.tokenizer.count_tokens
         total = count(message.content) + 4
@@ -114,7 +117,9 @@ class ContextWindow:
             total += count(call.name) + count(_compact_json(call.arguments)) + 5
         for result in message.tool_results:
             total += count(result.content) + 5
-        message._token_estimate = (self.tokenizer, total)
+        self._estimates[id(message)] = (message, total)
+        if len(self._estimates) > self.max_estimates:
+            del self._estimates[next(iter(self._estimates))]
         return total
 
     def estimate_total_tokens(self, messages: Sequence[Message]) -> int:

@@ -27,6 +27,8 @@ OrraError
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConfigurationError",
     "ContextLengthExceededError",
@@ -82,6 +84,9 @@ class RateLimitedError(ProviderError):
     def __init__(self, retry_after_ms: int | None = None, message: str = "") -> None:
         super().__init__(message or "rate limited")
         self.retry_after_ms = retry_after_ms
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.retry_after_ms, self.message), self.__dict__)
 
     def __str__(self) -> str:
         after = "unknown" if self.retry_after_ms is None else f"{self.retry_after_ms}ms"
@@ -146,6 +151,11 @@ class SessionBusyError(OrraError):
             "the runtime's busy timeout"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from the constructor's arguments, not from the formatted message,
+        # so the error survives pickling (to another process or thread pool).
+        return (type(self), (self.key, self.waited), self.__dict__)
+
 
 class OrraRuntimeError(OrraError):
     """The agent loop could not produce a final answer."""
@@ -157,3 +167,6 @@ class MaxTurnsExceeded(OrraRuntimeError):
     def __init__(self, max_turns: int) -> None:
         super().__init__(f"max turns ({max_turns}) exceeded")
         self.max_turns = max_turns
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.max_turns,), self.__dict__)

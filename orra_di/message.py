@@ -1,8 +1,7 @@
 """The provider-neutral chat model: roles, messages, tool calls and results.
 
-Messages are frozen values. A session's history can then be shared between
-the store's cache, the runtime and a hook without defensive copies, and a
-per-message token estimate can be cached on the message itself.
+Messages are frozen values, so a session's history can be shared between the
+store's cache, the runtime and a hook without defensive copies.
 Tool results travel on a *user* message, as in orra (there is no tool role).
 """
 
@@ -14,7 +13,6 @@ from typing import Any
 from pydantic import (
     BaseModel,
     ConfigDict,
-    PrivateAttr,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
@@ -60,9 +58,6 @@ class Message(BaseModel):
     content: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_results: tuple[ToolResult, ...] = ()
-
-    # (tokenizer, estimate) cached by ContextWindow; not part of the value.
-    _token_estimate: tuple[object, int] | None = PrivateAttr(default=None)
 
     @classmethod
     def system(cls, content: str) -> Message:

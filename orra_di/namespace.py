@@ -11,6 +11,7 @@ points at :meth:`Namespace.parse`.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -40,14 +41,23 @@ def _check_segment(segment: object) -> str:
             f"use Namespace.parse({segment!r}) to split a key into segments"
         )
     for char in segment:
-        if unicodedata.category(char) == "Cc":
+        category = unicodedata.category(char)
+        if category == "Cc":
             raise NamespaceError(
                 f"namespace segment {segment!r} contains the control character "
                 f"U+{ord(char):04X}; use printable characters only"
             )
+        if category == "Cs":
+            # A lone surrogate cannot be encoded as UTF-8: no JSON, file or SQL store
+            # could hold the key.
+            raise NamespaceError(
+                f"namespace segment {segment!r} contains the lone surrogate "
+                f"U+{ord(char):04X}; a key must be valid Unicode text"
+            )
     return segment
 
 
+@functools.total_ordering
 class Namespace:
     """An immutable, hashable sequence of segments; ``str(ns)`` is its key."""
 
@@ -132,7 +142,9 @@ class Namespace:
     def __hash__(self) -> int:
         return hash(self._segments)
 
-    def __lt__(self, other: Namespace) -> bool:
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Namespace):
+            return NotImplemented
         return self._segments < other._segments
 
     def __str__(self) -> str:

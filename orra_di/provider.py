@@ -77,7 +77,9 @@ class CompletionRequest(BaseModel):
 class CompletionResponse(BaseModel):
     message: Message
     usage: Usage = Field(default_factory=Usage)
-    finish_reason: FinishReason | str = FinishReason.STOP
+    # left_to_right: a known reason given as a string ("tool_use") becomes the
+    # enum member; only unknown vendor reasons stay plain strings.
+    finish_reason: FinishReason | str = Field(default=FinishReason.STOP, union_mode="left_to_right")
 
 
 @dataclass(frozen=True, slots=True)

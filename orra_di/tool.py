@@ -11,10 +11,21 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, get_type_hints, overload, runtime_checkable
+from types import UnionType
+from typing import (
+    Annotated,
+    Any,
+    Protocol,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    overload,
+    runtime_checkable,
+)
 
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
 from orra_di.errors import ToolInputError
@@ -99,6 +110,20 @@ class ToolRegistry:
         return iter(self._tools.values())
 
 
+def _is_context(annotation: Any) -> bool:
+    """``ToolContext``, ``ToolContext | None`` or either wrapped in ``Annotated``.
+
+    Such a parameter is injected and never shown to the model, which could
+    otherwise fill it in and claim another namespace.
+    """
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if annotation is ToolContext:
+        return True
+    members = set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else set()
+    return ToolContext in members and members <= {ToolContext, type(None)}
+
+
 def _describe(errors: ValidationError) -> str:
     parts = []
     for err in errors.errors(include_url=False):
@@ -133,16 +158,21 @@ class FunctionTool:
         self._is_async = inspect.iscoroutinefunction(func)
         hints = get_type_hints(func, include_extras=True)
         fields: dict[str, Any] = {}
+        # Model fields get neutral names and the parameter name as alias, so a
+        # parameter may be called ``schema``, ``json``, ``model_config`` or ``_x``
+        # (names BaseModel reserves or treats as private).
+        self._params: dict[str, str] = {}
         self._context_param: str | None = None
-        for param in inspect.signature(func).parameters.values():
+        for index, param in enumerate(inspect.signature(func).parameters.values()):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise TypeError(f"tool {func.__name__}: *args/**kwargs cannot be described")
             annotation = hints.get(param.name, Any)
-            if annotation is ToolContext:
+            if _is_context(annotation):
                 self._context_param = param.name
                 continue
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (annotation, default)
+            self._params[f"p{index}"] = param.name
+            fields[f"p{index}"] = (Annotated[annotation, Field(alias=param.name)], default)
         tool_name = name or func.__name__
         self._model: type[BaseModel] = create_model(
             f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
@@ -169,7 +199,7 @@ class FunctionTool:
             parsed = self._model.model_validate(arguments)
         except ValidationError as exc:
             raise ToolInputError(_describe(exc)) from None
-        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        kwargs = {param: getattr(parsed, field) for field, param in self._params.items()}
         if self._context_param:
             kwargs[self._context_param] = context
         if self._is_async:
@@ -188,7 +218,9 @@ class FunctionTool:
 
 
 @overload
-def tool(func: Callable[..., Any], /) -> FunctionTool: ...
+def tool(
+    func: Callable[..., Any], /, *, name: str | None = None, description: str | None = None
+) -> FunctionTool: ...
 @overload
 def tool(
     *, name: str | None = None, description: str | None = None
@@ -208,5 +240,5 @@ def tool(
     ``Annotated[int, Field(description=...)]`` to describe a parameter.
     """
     if func is not None:
-        return FunctionTool(func)
+        return FunctionTool(func, name=name, description=description)
     return lambda f: FunctionTool(f, name=name, description=description)

@@ -1,0 +1,453 @@
+"""Tools: the crate's tests (src/tool.rs), the ordered registry and the ``@tool`` decorator."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+from orra_di.errors import ToolError, ToolExecutionError, ToolInputError
+from orra_di.message import JsonValue
+from orra_di.namespace import Namespace
+from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
+
+CTX = ToolContext(namespace=Namespace("acme", "alice"), call_id="call_1")
+
+
+class EchoTool:
+    """The crate's test tool: returns its ``text`` argument."""
+
+    @property
+    def definition(self) -> ToolDefinition:
+        return ToolDefinition(
+            name="echo",
+            description="Echoes the input text",
+            input_schema={
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
+        )
+
+    async def execute(self, arguments: JsonValue, context: ToolContext) -> str:
+        text = arguments.get("text") if isinstance(arguments, dict) else None
+        if not isinstance(text, str):
+            raise ToolInputError("missing 'text' field")
+        return text
+
+
+class FailTool:
+    """The crate's test tool that always fails."""
+
+    @property
+    def definition(self) -> ToolDefinition:
+        return ToolDefinition(
+            name="fail",
+            description="Always fails",
+            input_schema={"type": "object", "properties": {}},
+        )
+
+    async def execute(self, arguments: JsonValue, context: ToolContext) -> str:
+        raise ToolExecutionError("intentional failure")
+
+
+# -- the crate's tests ------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_echo_tool_works() -> None:
+    assert await EchoTool().execute({"text": "hello"}, CTX) == "hello"
+
+
+@pytest.mark.anyio
+async def test_echo_tool_invalid_input() -> None:
+    with pytest.raises(ToolInputError) as info:
+        await EchoTool().execute({}, CTX)
+    assert str(info.value) == "invalid input: missing 'text' field"
+
+
+@pytest.mark.anyio
+async def test_fail_tool_returns_error() -> None:
+    with pytest.raises(ToolExecutionError) as info:
+        await FailTool().execute({}, CTX)
+    assert str(info.value) == "execution failed: intentional failure"
+
+
+def test_registry_register_and_get() -> None:
+    registry = ToolRegistry()
+    assert registry.get("echo") is None
+    echo = EchoTool()
+    registry.register(echo)
+    assert registry.get("echo") is echo
+    assert registry.get("missing") is None
+    assert len(registry) == 1
+    assert "echo" in registry
+    assert "missing" not in registry
+
+
+def test_registry_definitions() -> None:
+    registry = ToolRegistry([EchoTool(), FailTool()])
+    definitions = registry.definitions()
+    assert len(definitions) == 2
+    assert {d.name for d in definitions} == {"echo", "fail"}
+
+
+def test_registry_remove() -> None:
+    registry = ToolRegistry([EchoTool()])
+    assert registry.remove("echo") is True
+    assert registry.remove("echo") is False
+    assert len(registry) == 0
+    assert registry.get("echo") is None
+
+
+def test_registry_names() -> None:
+    registry = ToolRegistry()
+    registry.register(EchoTool())
+    registry.register(FailTool())
+    assert sorted(registry.names()) == ["echo", "fail"]
+
+
+def test_tool_definition_serialization() -> None:
+    definition = EchoTool().definition
+    data = json.loads(definition.model_dump_json())
+    assert data == {
+        "name": "echo",
+        "description": "Echoes the input text",
+        "input_schema": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+        },
+    }
+    assert ToolDefinition.model_validate_json(definition.model_dump_json()) == definition
+
+
+# -- the registry keeps registration order (§5.1/9) -----------------------------
+
+
+def test_registry_keeps_registration_order() -> None:
+    a = ToolRegistry([EchoTool(), FailTool()])
+    b = ToolRegistry([FailTool(), EchoTool()])
+    assert a.names() == ["echo", "fail"]
+    assert [d.name for d in a.definitions()] == ["echo", "fail"]
+    assert b.names() == ["fail", "echo"]
+    assert [d.name for d in b.definitions()] == ["fail", "echo"]
+    assert [t.definition.name for t in b] == ["fail", "echo"]
+
+
+def test_registering_same_name_replaces_in_place() -> None:
+    registry = ToolRegistry([EchoTool(), FailTool()])
+    replacement = EchoTool()
+    registry.register(replacement)
+    assert len(registry) == 2
+    assert registry.get("echo") is replacement
+    assert registry.names() == ["echo", "fail"]
+
+
+def test_registry_copy_is_independent() -> None:
+    registry = ToolRegistry([EchoTool()])
+    clone = registry.copy()
+    clone.register(FailTool())
+    assert registry.names() == ["echo"]
+    assert clone.names() == ["echo", "fail"]
+
+
+def test_classes_satisfy_the_tool_protocol() -> None:
+    assert isinstance(EchoTool(), Tool)
+    assert isinstance(FailTool(), Tool)
+    assert not isinstance(object(), Tool)
+
+
+# -- @tool ---------------------------------------------------------------------
+
+
+@tool
+def add(a: int, b: int = 2) -> int:
+    """Add two numbers.
+
+    This second paragraph is not part of the description.
+    """
+    return a + b
+
+
+@tool
+async def greet(
+    name: Annotated[str, Field(description="Who to greet")],
+    punctuation: str = "!",
+) -> str:
+    """Greet someone
+    by name."""
+    return f"Hello, {name}{punctuation}"
+
+
+def test_decorator_builds_a_function_tool() -> None:
+    assert isinstance(add, FunctionTool)
+    assert isinstance(add, Tool)
+    assert add.definition.name == "add"
+    assert repr(add) == "FunctionTool('add')"
+
+
+def test_schema_derived_from_type_hints() -> None:
+    schema = add.definition.input_schema
+    assert schema["type"] == "object"
+    assert schema["properties"]["a"]["type"] == "integer"
+    assert schema["properties"]["b"]["type"] == "integer"
+    assert schema["properties"]["b"]["default"] == 2
+    assert schema["required"] == ["a"]
+    assert schema["additionalProperties"] is False
+    assert "title" not in schema
+
+
+def test_annotated_field_description_in_schema() -> None:
+    props = greet.definition.input_schema["properties"]
+    assert props["name"]["description"] == "Who to greet"
+    assert props["name"]["type"] == "string"
+    assert greet.definition.input_schema["required"] == ["name"]
+
+
+def test_description_is_first_docstring_paragraph() -> None:
+    assert add.definition.description == "Add two numbers."
+    # Lines of the first paragraph are joined with spaces.
+    assert greet.definition.description == "Greet someone by name."
+
+
+def test_name_and_description_overrides() -> None:
+    @tool(name="lookup", description="Look a word up.")
+    def find(word: str) -> str:
+        """Ignored docstring."""
+        return word
+
+    assert find.definition.name == "lookup"
+    assert find.definition.description == "Look a word up."
+
+
+def test_overrides_when_called_with_the_function() -> None:
+    def find(word: str) -> str:
+        """Ignored docstring."""
+        return word
+
+    wrapped = tool(find, name="lookup", description="Look a word up.")
+    assert wrapped.definition.name == "lookup"
+    assert wrapped.definition.description == "Look a word up."
+
+
+def test_function_without_docstring_has_empty_description() -> None:
+    @tool
+    def bare(x: int) -> int:
+        return x
+
+    assert bare.definition.description == ""
+
+
+@pytest.mark.anyio
+async def test_sync_function_runs_in_a_worker_thread() -> None:
+    seen: list[threading.Thread] = []
+
+    @tool
+    def where() -> str:
+        """Report the thread."""
+        seen.append(threading.current_thread())
+        return "ok"
+
+    assert await where.execute({}, CTX) == "ok"
+    assert seen
+    assert seen[0] is not threading.main_thread()
+
+
+@pytest.mark.anyio
+async def test_async_function_is_awaited() -> None:
+    assert await greet.execute({"name": "Ada"}, CTX) == "Hello, Ada!"
+    assert await greet.execute({"name": "Ada", "punctuation": "?"}, CTX) == "Hello, Ada?"
+
+
+@pytest.mark.anyio
+async def test_sync_function_with_defaults() -> None:
+    assert await add.execute({"a": 1}, CTX) == "3"
+    assert await add.execute({"a": 1, "b": 10}, CTX) == "11"
+
+
+@pytest.mark.anyio
+async def test_missing_argument_is_invalid_input_naming_the_field() -> None:
+    with pytest.raises(ToolInputError) as info:
+        await add.execute({"b": 1}, CTX)
+    text = str(info.value)
+    assert text.startswith("invalid input:")
+    assert "a: Field required" in text
+    assert isinstance(info.value, ToolError)
+
+
+@pytest.mark.anyio
+async def test_wrong_type_is_invalid_input_naming_the_field() -> None:
+    with pytest.raises(ToolInputError) as info:
+        await add.execute({"a": "not a number"}, CTX)
+    text = str(info.value)
+    assert text.startswith("invalid input: a:")
+    assert "integer" in text
+
+
+@pytest.mark.anyio
+async def test_unknown_extra_fields_are_refused() -> None:
+    with pytest.raises(ToolInputError) as info:
+        await add.execute({"a": 1, "c": 3}, CTX)
+    assert str(info.value).startswith("invalid input:")
+    assert "c: Extra inputs are not permitted" in str(info.value)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("arguments", [[1, 2], "a=1", 5, True])
+async def test_non_object_arguments_are_refused(arguments: Any) -> None:
+    with pytest.raises(ToolInputError) as info:
+        await add.execute(arguments, CTX)
+    assert str(info.value).startswith("invalid input: expected a JSON object of arguments")
+
+
+@pytest.mark.anyio
+async def test_null_arguments_mean_no_arguments() -> None:
+    @tool
+    def ping(reply: str = "pong") -> str:
+        """Ping."""
+        return reply
+
+    assert await ping.execute(None, CTX) == "pong"
+    with pytest.raises(ToolInputError, match="a: Field required"):
+        await add.execute(None, CTX)
+
+
+@pytest.mark.anyio
+async def test_tool_context_is_injected_and_hidden() -> None:
+    @tool
+    async def whoami(greeting: str, ctx: ToolContext) -> str:
+        """Say who is calling."""
+        return f"{greeting} {ctx.namespace.key} ({ctx.call_id})"
+
+    schema = whoami.definition.input_schema
+    assert list(schema["properties"]) == ["greeting"]
+    assert schema["required"] == ["greeting"]
+    assert "$defs" not in schema
+    assert await whoami.execute({"greeting": "hi"}, CTX) == "hi acme:alice (call_1)"
+    # The model cannot supply (forge) the context.
+    with pytest.raises(ToolInputError, match="ctx: Extra inputs are not permitted"):
+        await whoami.execute({"greeting": "hi", "ctx": {"namespace": "other"}}, CTX)
+
+
+@pytest.mark.anyio
+async def test_optional_or_annotated_tool_context_is_injected_and_hidden() -> None:
+    @tool
+    def optional(q: str, context: ToolContext | None = None) -> str:
+        """Optional context."""
+        return f"{q}@{context.namespace if context else '-'}"
+
+    @tool
+    def annotated(q: str, context: Annotated[ToolContext, "the caller"]) -> str:
+        """Annotated context."""
+        return f"{q}@{context.namespace}"
+
+    for t in (optional, annotated):
+        assert list(t.definition.input_schema["properties"]) == ["q"]
+        assert "$defs" not in t.definition.input_schema
+        assert await t.execute({"q": "x"}, CTX) == "x@acme:alice"
+
+
+class _Point(BaseModel):
+    x: int
+    y: int
+
+
+@pytest.mark.anyio
+async def test_non_string_return_values_are_json_encoded() -> None:
+    @tool
+    def as_dict() -> dict[str, Any]:
+        """Dict."""
+        return {"city": "Zürich", "n": 1}
+
+    @tool
+    def as_list() -> list[int]:
+        """List."""
+        return [1, 2, 3]
+
+    @tool
+    def as_model() -> _Point:
+        """Model."""
+        return _Point(x=1, y=2)
+
+    @tool
+    def as_none() -> None:
+        """None."""
+
+    @tool
+    def as_text() -> str:
+        """Text stays text."""
+        return '{"already": "json"}'
+
+    assert json.loads(await as_dict.execute({}, CTX)) == {"city": "Zürich", "n": 1}
+    # Non-ASCII is kept as is, not escaped.
+    assert "Zürich" in await as_dict.execute({}, CTX)
+    assert await as_list.execute({}, CTX) == "[1, 2, 3]"
+    assert json.loads(await as_model.execute({}, CTX)) == {"x": 1, "y": 2}
+    assert await as_none.execute({}, CTX) == "null"
+    assert await as_text.execute({}, CTX) == '{"already": "json"}'
+    assert await add.execute({"a": 40}, CTX) == "42"
+
+
+@pytest.mark.anyio
+async def test_nested_model_arguments_are_validated() -> None:
+    @tool
+    def norm(point: _Point) -> int:
+        """Manhattan norm."""
+        return abs(point.x) + abs(point.y)
+
+    assert await norm.execute({"point": {"x": -3, "y": 4}}, CTX) == "7"
+    with pytest.raises(ToolInputError, match=r"point\.y: Field required"):
+        await norm.execute({"point": {"x": 1}}, CTX)
+
+
+@pytest.mark.anyio
+async def test_parameters_named_like_basemodel_attributes() -> None:
+    # ``schema``, ``json``, ``model_config`` and ``_x`` are reserved or private
+    # names on a pydantic model; they still work as tool parameters.
+    @tool
+    def query(schema: str, json: bool = False, model_config: int = 1, _x: int = 0) -> str:
+        """Query."""
+        return f"{schema}|{json}|{model_config}|{_x}"
+
+    props = query.definition.input_schema["properties"]
+    assert list(props) == ["schema", "json", "model_config", "_x"]
+    assert query.definition.input_schema["required"] == ["schema"]
+    assert await query.execute({"schema": "public", "_x": 5}, CTX) == "public|False|1|5"
+    with pytest.raises(ToolInputError, match="schema: Field required"):
+        await query.execute({}, CTX)
+
+
+@pytest.mark.anyio
+async def test_tool_errors_raised_by_the_function_propagate() -> None:
+    @tool
+    async def explode() -> str:
+        """Always fails."""
+        raise ToolExecutionError("boom")
+
+    with pytest.raises(ToolExecutionError) as info:
+        await explode.execute({}, CTX)
+    assert str(info.value) == "execution failed: boom"
+
+
+def test_var_args_cannot_be_described() -> None:
+    def variadic(*args: int) -> int:
+        return sum(args)
+
+    with pytest.raises(TypeError, match=r"\*args/\*\*kwargs"):
+        tool(variadic)
+
+
+@pytest.mark.anyio
+async def test_calling_the_tool_directly() -> None:
+    assert await add(a=1, b=1) == 2
+    assert await greet(name="Bo") == "Hello, Bo!"
+
+
+def test_function_tools_in_a_registry() -> None:
+    registry = ToolRegistry([add, greet])
+    assert registry.names() == ["add", "greet"]
+    assert registry.get("greet") is greet
