@@ -1,0 +1,204 @@
+"""The composition root: the one module that imports dependency_injector.
+
+Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
+``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies``.
+Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
+``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
+given the ``agent_runtime`` provider itself and calls it when an agent is
+asked for, so delegation tools can hold the map while the map builds them,
+and an override of any provider shows through the map at once.
+
+The provider is named ``llm`` on purpose: every dependency-injector provider
+already has a ``.provider`` attribute, so a provider named ``provider``
+would silently return the wrong object.
+
+Entry points open and close resources with :func:`lifespan`; providers stay
+synchronous constructors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from orra_di.agent import AgentProfile
+from orra_di.context import Tokenizer
+from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
+from orra_di.errors import ConfigurationError
+from orra_di.hook import Hook
+from orra_di.policy import PolicyRegistry
+from orra_di.prompt import PromptBuilder
+from orra_di.provider import Provider
+from orra_di.runtime import Runtime
+from orra_di.runtime_set import RuntimeMap, build_runtime
+from orra_di.settings import OrraSettings, load_settings
+from orra_di.store import SessionStore
+from orra_di.stores.file import FileStore
+from orra_di.stores.memory import InMemoryStore
+from orra_di.stores.sqlite import SQLiteStore
+from orra_di.testing import TestModel
+from orra_di.tool import Tool
+
+__all__ = ["Container", "lifespan", "no_hooks", "no_tools", "shared_policies"]
+
+
+def no_tools(profile: AgentProfile) -> Sequence[Tool]:
+    """The default tool factory: agents get no application tools."""
+    return ()
+
+
+def no_hooks(profile: AgentProfile) -> Sequence[Hook]:
+    """The default hook factory."""
+    return ()
+
+
+def shared_policies(profile: AgentProfile, policies: PolicyRegistry) -> PolicyRegistry:
+    """The default per-agent policy factory: every agent uses the configured registry."""
+    return policies
+
+
+def _unavailable(what: str, how: str) -> Any:
+    raise ConfigurationError(f"{what} is not available: {how}")
+
+
+def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
+    builder = PromptBuilder(settings.prompt.channel_context)
+    for section in settings.prompt.sections:
+        builder.add_section(section)
+    return builder
+
+
+def _agent_runtime(
+    profile: AgentProfile,
+    *,
+    settings: OrraSettings,
+    llm: Provider,
+    store: SessionStore,
+    tokenizer: Tokenizer,
+    policies: PolicyRegistry,
+    prompt_builder: PromptBuilder,
+    tool_factory: Callable[[AgentProfile], Sequence[Tool]],
+    hook_factory: Callable[[AgentProfile], Sequence[Hook]],
+    policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
+    runtimes: RuntimeMap,
+) -> Runtime:
+    rt = settings.runtime
+    config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
+    tools = list(tool_factory(profile))
+    agent_policies = policy_factory(profile, policies)
+    hooks = list(hook_factory(profile))
+    if rt.enable_delegation and len(runtimes) > 1:
+        delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
+        tools.append(delegate)
+    if rt.enable_spawn:
+
+        def sub_agent(system_prompt: str) -> Runtime:
+            sub = profile.model_copy(update={"system_prompt": system_prompt})
+            return build_runtime(
+                sub,
+                llm=llm,
+                store=store,
+                config=config,
+                tools=tool_factory(profile),
+                hooks=hooks,
+                policies=agent_policies,
+                tokenizer=tokenizer,
+            )
+
+        tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
+    return build_runtime(
+        profile,
+        llm=llm,
+        store=store,
+        config=config,
+        tools=tools,
+        hooks=hooks,
+        policies=agent_policies,
+        tokenizer=tokenizer,
+        prompt_builder=prompt_builder,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    """Everything orra-di needs, configured from :class:`OrraSettings`."""
+
+    settings = providers.Singleton(load_settings)
+
+    llm = providers.Selector(
+        settings.provided.llm.resolved_kind,
+        test=providers.Singleton(TestModel),
+        scripted=providers.Singleton(
+            _unavailable,
+            "llm.kind 'scripted'",
+            "override container.llm with orra_di.testing.ScriptedProvider([...]) in your test",
+        ),
+        anthropic=providers.Singleton(
+            _unavailable, "llm.kind 'anthropic'", "the Anthropic adapter is not released yet"
+        ),
+        openai=providers.Singleton(
+            _unavailable, "llm.kind 'openai'", "the OpenAI adapter is not released yet"
+        ),
+    )
+
+    store = providers.Selector(
+        settings.provided.store.scheme,
+        sqlite=providers.Singleton(SQLiteStore, settings.provided.store.path),
+        memory=providers.Singleton(InMemoryStore),
+        file=providers.Singleton(FileStore, settings.provided.store.path),
+        postgresql=providers.Singleton(
+            _unavailable, "store 'postgresql://'", "the PostgreSQL store is not released yet"
+        ),
+        redis=providers.Singleton(
+            _unavailable, "store 'redis://'", "the Redis store is not released yet"
+        ),
+        rediss=providers.Singleton(
+            _unavailable, "store 'rediss://'", "the Redis store is not released yet"
+        ),
+    )
+
+    tokenizer = providers.Singleton(settings.provided.context.make_tokenizer.call())
+    policies = providers.Singleton(settings.provided.policy_registry.call())
+    prompt_builder = providers.Factory(_prompt_builder, settings)
+
+    tool_factory = providers.Object(no_tools)
+    hook_factory = providers.Object(no_hooks)
+    policy_factory = providers.Object(shared_policies)
+
+    runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
+
+    agent_runtime = providers.Factory(
+        _agent_runtime,
+        settings=settings,
+        llm=llm,
+        store=store,
+        tokenizer=tokenizer,
+        policies=policies,
+        prompt_builder=prompt_builder,
+        tool_factory=tool_factory,
+        hook_factory=hook_factory,
+        policy_factory=policy_factory,
+        runtimes=runtimes,
+    )
+
+    runtimes.add_kwargs(build=agent_runtime.provider)
+
+
+@asynccontextmanager
+async def lifespan(container: Container) -> AsyncIterator[Container]:
+    """Open the store and the LLM client for the duration of the block, then close them.
+
+    Building them up front makes a bad store URL or missing extra fail at
+    start-up, not on the first message.
+    """
+    store: SessionStore = container.store()
+    llm: object = container.llm()
+    try:
+        yield container
+    finally:
+        await store.aclose()
+        close = getattr(llm, "aclose", None)
+        if close is not None:
+            await close()
