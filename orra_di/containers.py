@@ -1,7 +1,9 @@
 """The composition root: the one module that imports dependency_injector.
 
 Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
-``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies``.
+``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies`` and
+``context_window`` (shared by every agent, so token estimates and the usage
+calibration one agent learns serve all).
 Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
@@ -25,7 +27,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from orra_di.agent import AgentProfile
-from orra_di.context import Tokenizer
+from orra_di.context import ContextWindow, Tokenizer
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError
 from orra_di.hook import Hook
@@ -78,6 +80,7 @@ def _agent_runtime(
     llm: Provider,
     store: SessionStore,
     tokenizer: Tokenizer,
+    context_window: ContextWindow,
     policies: PolicyRegistry,
     prompt_builder: PromptBuilder,
     tool_factory: Callable[[AgentProfile], Sequence[Tool]],
@@ -106,6 +109,7 @@ def _agent_runtime(
                 hooks=hooks,
                 policies=agent_policies,
                 tokenizer=tokenizer,
+                context=context_window,
             )
 
         tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
@@ -118,6 +122,7 @@ def _agent_runtime(
         hooks=hooks,
         policies=agent_policies,
         tokenizer=tokenizer,
+        context=context_window,
         prompt_builder=prompt_builder,
     )
 
@@ -160,6 +165,9 @@ class Container(containers.DeclarativeContainer):
     )
 
     tokenizer = providers.Singleton(settings.provided.context.make_tokenizer.call())
+    context_window = providers.Singleton(
+        ContextWindow, tokenizer, settings.provided.context.budget.call()
+    )
     policies = providers.Singleton(settings.provided.policy_registry.call())
     prompt_builder = providers.Factory(_prompt_builder, settings)
 
@@ -175,6 +183,7 @@ class Container(containers.DeclarativeContainer):
         llm=llm,
         store=store,
         tokenizer=tokenizer,
+        context_window=context_window,
         policies=policies,
         prompt_builder=prompt_builder,
         tool_factory=tool_factory,

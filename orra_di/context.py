@@ -105,6 +105,7 @@ class ContextWindow:
         self.budget = budget or ContextBudget()
         self._tallies: dict[str, tuple[Message, int, int]] = {}
         self._estimates: dict[int, tuple[Message, int]] = {}
+        self._scales: dict[str, float] = {}
 
     def estimate_message_tokens(self, message: Message) -> int:
         """orra's estimate, remembered per message object (messages are frozen)."""
@@ -121,6 +122,29 @@ class ContextWindow:
         if len(self._estimates) > self.max_estimates:
             del self._estimates[next(iter(self._estimates))]
         return total
+
+    calibration_weight = 0.3
+    """How much each new observation moves the per-model correction (moving average)."""
+
+    def scale(self, model: str) -> float:
+        """The learned ratio "tokens the provider billed / our estimate" for ``model``."""
+        return self._scales.get(model, 1.0)
+
+    def calibrate(self, model: str, estimated: int, reported: int) -> float:
+        """Fold one observation into ``model``'s correction and return the new value.
+
+        The character estimate can be off by 2x for code or non-Latin text; the
+        input tokens the provider reports are the truth, so budgets follow them.
+        The ratio is clamped to [0.25, 4] so one odd response cannot wreck it.
+        """
+        if estimated <= 0 or reported <= 0:
+            return self.scale(model)
+        ratio = min(max(reported / estimated, 0.25), 4.0)
+        previous = self._scales.get(model)
+        w = self.calibration_weight
+        value = ratio if previous is None else previous + w * (ratio - previous)
+        self._scales[model] = value
+        return value
 
     def estimate_total_tokens(self, messages: Sequence[Message]) -> int:
         return sum(map(self.estimate_message_tokens, messages))
@@ -152,15 +176,16 @@ class ContextWindow:
     def tokens_remaining(self, messages: Sequence[Message]) -> int:
         return max(self.budget.available_for_input - self.estimate_total_tokens(messages), 0)
 
-    def truncate_to_fit(self, messages: Sequence[Message]) -> list[Message]:
+    def truncate_to_fit(self, messages: Sequence[Message], *, scale: float = 1.0) -> list[Message]:
         """Drop the oldest exchanges until the request fits the budget.
 
         Kept always: leading system messages, the first plain user message,
         and the newest exchange. Of the rest, the newest contiguous exchanges
         that fit are kept; the result stays in chronological order. When the
         kept-always part alone is over budget, that part is returned.
+        ``scale`` corrects the estimates (see :meth:`calibrate`).
         """
-        budget = self.budget.available_for_input
+        budget = int(self.budget.available_for_input / scale)
         sizes = [self.estimate_message_tokens(m) for m in messages]
         if sum(sizes) <= budget:
             return list(messages)

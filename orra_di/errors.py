@@ -14,7 +14,9 @@ OrraError
 │   ├── ProviderAuthError
 │   ├── RateLimitedError          .retry_after_ms
 │   ├── ContextLengthExceededError
-│   └── ProviderUnavailableError  timeouts, 5xx, dropped connections
+│   ├── ProviderBadRequestError   the vendor refused the request as malformed
+│   └── ProviderUnavailableError  5xx, dropped connections: retry or fall back
+│       └── ProviderTimeoutError
 ├── StoreError                    the session store failed
 ├── ToolError                     raised by a tool; becomes an error result
 │   ├── ToolInputError            "invalid input: ..."
@@ -37,7 +39,9 @@ __all__ = [
     "OrraError",
     "OrraRuntimeError",
     "ProviderAuthError",
+    "ProviderBadRequestError",
     "ProviderError",
+    "ProviderTimeoutError",
     "ProviderUnavailableError",
     "RateLimitedError",
     "SessionBusyError",
@@ -100,11 +104,25 @@ class ContextLengthExceededError(ProviderError):
         return f"context length exceeded: {self.message}"
 
 
+class ProviderBadRequestError(ProviderError):
+    """The vendor rejected the request itself (HTTP 400/404/422): retrying will not help."""
+
+    def __str__(self) -> str:
+        return f"bad request: {self.message}"
+
+
 class ProviderUnavailableError(ProviderError):
     """A timeout, a 5xx or a dropped connection: worth retrying or falling back."""
 
     def __str__(self) -> str:
         return f"provider unavailable: {self.message}"
+
+
+class ProviderTimeoutError(ProviderUnavailableError):
+    """The provider did not answer in time."""
+
+    def __str__(self) -> str:
+        return f"provider timed out: {self.message}"
 
 
 class StoreError(OrraError):

@@ -8,6 +8,7 @@ a streaming provider also has ``stream(request)``, an async iterator of
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +31,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallStart",
     "Usage",
+    "response_events",
 ]
 
 
@@ -120,3 +122,26 @@ class StreamingProvider(Provider, Protocol):
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         """Yield events as the model produces them; raise ProviderError on failure."""
         ...
+
+
+async def response_events(
+    response: CompletionResponse, chunk: int | None = None
+) -> AsyncIterator[StreamEvent]:
+    """A finished response as the events a vendor would have streamed.
+
+    Lets non-streaming providers stand in where a stream is expected. With
+    ``chunk``, text comes in pieces of that many characters and each call's
+    arguments in two pieces, like a real stream (test doubles use this).
+    """
+    text = response.message.content
+    step = chunk or max(len(text), 1)
+    for start in range(0, len(text), step):
+        yield TextDelta(text[start : start + step])
+    for call in response.message.tool_calls:
+        yield ToolCallStart(call.id, call.name)
+        raw = json.dumps(call.arguments)
+        middle = len(raw) // 2 if chunk else len(raw)
+        for piece in (raw[:middle], raw[middle:]):
+            if piece:
+                yield ToolCallDelta(call.id, piece)
+    yield StreamDone(response.usage, response.finish_reason)

@@ -148,14 +148,20 @@ class Runtime:
         tokenizer: Tokenizer | None = None,
         hooks: HookRegistry | Iterable[Hook] = (),
         config: RuntimeConfig | None = None,
+        context: ContextWindow | None = None,
     ) -> None:
+        """``context`` may be shared between runtimes (the container does), so token
+        estimates and the usage calibration learned by one agent serve all;
+        without it, one is made from ``tokenizer`` and ``config.context_budget``."""
         self.llm = llm
         self.store = store
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(list(tools))
         self.policies = policies or PolicyRegistry()
         self.hooks = hooks if isinstance(hooks, HookRegistry) else HookRegistry(hooks)
         self.config = config or RuntimeConfig()
-        self.window = ContextWindow(tokenizer or CharEstimator(), self.config.context_budget)
+        self.window = context or ContextWindow(
+            tokenizer or CharEstimator(), self.config.context_budget
+        )
         system = self.config.system_prompt
         self._system = [Message.system(system)] if system else []
 
@@ -223,10 +229,14 @@ class Runtime:
             usage = Usage()
             for _ in range(self.config.max_turns):
                 policy = self.policies.resolve(namespace)
-                request = self._request(session, policy, model)
+                request, estimated = self._request(session, policy, model)
                 await self.hooks.before_provider_call(request)
                 response = await self._complete(request, emit)
                 await self.hooks.after_provider_call(response)
+                if response.usage.input_tokens:
+                    self.window.calibrate(
+                        request.model or "", estimated, response.usage.input_tokens
+                    )
                 usage += response.usage
                 calls = response.message.tool_calls
                 await writer.append(response.message)
@@ -250,21 +260,26 @@ class Runtime:
 
     def _request(
         self, session: Session, policy: ToolPolicy, model: str | None
-    ) -> CompletionRequest:
+    ) -> tuple[CompletionRequest, int]:
+        """The next request, trimmed to the budget, and our estimate of its messages."""
+        model = model or self.config.model
         history = session.messages
         messages = self._system + history
         used = self.window.history_tokens(session.namespace.key, history)
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
-        if used > self.window.budget.available_for_input:
-            messages = self.window.truncate_to_fit(messages)
-        return CompletionRequest(
+        scale = self.window.scale(model or "")
+        if used * scale > self.window.budget.available_for_input:
+            messages = self.window.truncate_to_fit(messages, scale=scale)
+            used = self.window.estimate_total_tokens(messages)
+        request = CompletionRequest(
             messages=messages,
             tools=policy.filter_definitions(self.tools.definitions()),
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
-            model=model or self.config.model,
+            model=model,
         )
+        return request, used
 
     async def _finish(self, namespace: Namespace, writer: _SessionWriter) -> None:
         await self.hooks.before_session_save(namespace, writer.session)

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from orra_di.agent import AgentProfile, detect_agent_mention
-from orra_di.context import Tokenizer
+from orra_di.context import ContextWindow, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.hook import Hook, HookRegistry
 from orra_di.policy import PolicyRegistry
@@ -97,6 +97,7 @@ def build_runtime(
     hooks: Iterable[Hook] = (),
     policies: PolicyRegistry | None = None,
     tokenizer: Tokenizer | None = None,
+    context: ContextWindow | None = None,
     prompt_builder: PromptBuilder | None = None,
 ) -> Runtime:
     """One agent's runtime: its prompt from the builder and its own model applied.
@@ -116,4 +117,5 @@ def build_runtime(
         tokenizer=tokenizer,
         hooks=HookRegistry(hooks),
         config=agent_config,
+        context=context,
     )

@@ -23,12 +23,9 @@ from orra_di.provider import (
     CompletionRequest,
     CompletionResponse,
     FinishReason,
-    StreamDone,
     StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallStart,
     Usage,
+    response_events,
 )
 
 __all__ = ["ScriptedProvider", "TestModel", "call", "reply", "tool_calls"]
@@ -69,21 +66,6 @@ def _as_response(answer: Answer) -> CompletionResponse:
     return CompletionResponse(message=answer, finish_reason=reason)
 
 
-async def _events(response: CompletionResponse, chunk: int) -> AsyncIterator[StreamEvent]:
-    """The response as a vendor would stream it: text pieces, calls, argument pieces."""
-    text = response.message.content
-    for start in range(0, len(text), chunk):
-        yield TextDelta(text[start : start + chunk])
-    for c in response.message.tool_calls:
-        yield ToolCallStart(c.id, c.name)
-        raw = json.dumps(c.arguments)
-        middle = len(raw) // 2
-        for piece in (raw[:middle], raw[middle:]):
-            if piece:
-                yield ToolCallDelta(c.id, piece)
-    yield StreamDone(response.usage, response.finish_reason)
-
-
 class ScriptedProvider:
     """Answers from a script: a list played in order, or a function of the request.
 
@@ -118,7 +100,7 @@ class ScriptedProvider:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         response = await self.complete(request)
-        async for event in _events(response, self.chunk_size):
+        async for event in response_events(response, self.chunk_size):
             yield event
 
 
@@ -161,7 +143,7 @@ class TestModel:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         response = await self.complete(request)
-        async for event in _events(response, self.chunk_size):
+        async for event in response_events(response, self.chunk_size):
             yield event
 
 
@@ -175,7 +157,12 @@ def _current_turn(messages: Sequence[Message]) -> list[Message]:
 
 
 def _usage(request: CompletionRequest, output: object) -> Usage:
-    size = sum(len(m.content) for m in request.messages[-4:])
+    """Billed tokens as a real model would count them: the whole request, ~4 chars each."""
+    size = sum(
+        len(m.content) + sum(len(str(c.arguments)) for c in m.tool_calls) for m in request.messages
+    )
+    size += sum(len(r.content) for m in request.messages for r in m.tool_results)
+    size += sum(len(str(t.input_schema)) + len(t.description) for t in request.tools)
     return Usage(input_tokens=-(-size // 4), output_tokens=-(-len(str(output)) // 4))
 
 

@@ -606,3 +606,31 @@ async def test_long_tool_output_is_truncated_to_its_share() -> None:
     (res,) = (await rt.run(NS, "go")).turns[0].tool_results
     assert "[truncated — original was 2500 tokens, limit is 100]" in res.content
     assert len(res.content) < 600
+
+
+async def test_budget_follows_the_input_tokens_the_provider_reports() -> None:
+    """A provider that bills twice our estimate makes the runtime trim twice as early."""
+    budget = ContextBudget(max_tokens=400, reserved_for_output=0)
+
+    def billed_double(request: CompletionRequest) -> CompletionResponse:
+        estimate = rt.window.estimate_total_tokens(request.messages)
+        return reply("x" * 40, usage=Usage(input_tokens=2 * estimate, output_tokens=10))
+
+    rt, provider, _ = runtime(billed_double, config=RuntimeConfig(context_budget=budget, model="m"))
+    for i in range(12):
+        await rt.run(NS, f"question {i}")
+    assert rt.window.scale("m") == pytest.approx(2.0)
+    last = provider.requests[-1].messages
+    assert 2 * rt.window.estimate_total_tokens(last) <= budget.available_for_input
+    assert rt.window.estimate_total_tokens(provider.requests[5].messages) <= 200
+    assert rt.window.scale("other-model") == 1.0
+
+
+def test_calibration_is_a_clamped_moving_average() -> None:
+    from orra_di.context import CharEstimator, ContextWindow
+
+    window = ContextWindow(CharEstimator())
+    assert window.calibrate("m", 100, 150) == pytest.approx(1.5)
+    assert window.calibrate("m", 100, 250) == pytest.approx(1.5 + 0.3 * (2.5 - 1.5))
+    assert window.calibrate("odd", 100, 100_000) == 4.0
+    assert window.calibrate("m", 0, 10) == window.scale("m")

@@ -1,0 +1,92 @@
+"""FallbackProvider and DynamicProvider (spec §2B.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orra_di import (
+    CompletionRequest,
+    InMemoryStore,
+    Message,
+    Namespace,
+    ProviderAuthError,
+    ProviderBadRequestError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    Runtime,
+    TextDelta,
+)
+from orra_di.providers.resilience import DynamicProvider, FallbackProvider, PlaceholderProvider
+from orra_di.testing import ScriptedProvider, reply
+
+pytestmark = pytest.mark.anyio
+
+REQUEST = CompletionRequest(messages=[Message.user("hi")])
+
+
+async def test_falls_back_on_rate_limits_and_outages() -> None:
+    first = ScriptedProvider([RateLimitedError(1000)])
+    second = ScriptedProvider([ProviderUnavailableError("503")])
+    third = ScriptedProvider([reply("from the third")])
+    response = await FallbackProvider([first, second, third]).complete(REQUEST)
+    assert response.message.content == "from the third"
+    assert [len(p.requests) for p in (first, second, third)] == [1, 1, 1]
+
+
+async def test_does_not_fall_back_on_errors_another_provider_would_repeat() -> None:
+    backup = ScriptedProvider([reply("unused")])
+    chain = FallbackProvider(
+        [ScriptedProvider([ProviderBadRequestError("bad tool schema")]), backup]
+    )
+    with pytest.raises(ProviderBadRequestError):
+        await chain.complete(REQUEST)
+    assert backup.requests == []
+
+
+async def test_the_last_error_is_raised_when_all_fail() -> None:
+    chain = FallbackProvider(
+        [ScriptedProvider([RateLimitedError(5)]), ScriptedProvider([RateLimitedError(7)])]
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        await chain.complete(REQUEST)
+    assert caught.value.retry_after_ms == 7
+
+
+async def test_streams_fall_back_before_the_first_event() -> None:
+    chain = FallbackProvider(
+        [ScriptedProvider([ProviderUnavailableError("down")]), ScriptedProvider([reply("ok")])]
+    )
+    events = [e async for e in chain.stream(REQUEST)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "ok"
+
+
+async def test_a_runtime_runs_through_the_fallback_chain() -> None:
+    chain = FallbackProvider(
+        [ScriptedProvider([RateLimitedError(None)]), ScriptedProvider([reply("served")])]
+    )
+    result = await Runtime(chain, InMemoryStore()).run(Namespace("u"), "hello")
+    assert result.final_message.content == "served"
+
+
+async def test_placeholder_returns_auth_error() -> None:
+    with pytest.raises(ProviderAuthError, match="not configured"):
+        await PlaceholderProvider().complete(REQUEST)
+    dynamic = DynamicProvider.placeholder()
+    assert not dynamic.is_configured
+    with pytest.raises(ProviderAuthError, match="not configured"):
+        await dynamic.complete(REQUEST)
+
+
+async def test_swap_replaces_provider() -> None:
+    dynamic = DynamicProvider.placeholder()
+    previous = await dynamic.swap(ScriptedProvider([reply("Hello from mock!")]))
+    assert isinstance(previous, PlaceholderProvider)
+    assert dynamic.is_configured
+    assert (await dynamic.complete(REQUEST)).message.content == "Hello from mock!"
+
+
+async def test_with_provider_starts_configured_and_streams() -> None:
+    dynamic = DynamicProvider(ScriptedProvider([reply("streamed")]))
+    assert dynamic.is_configured
+    events = [e async for e in dynamic.stream(REQUEST)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "streamed"
