@@ -8,9 +8,11 @@ non-zero; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -20,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orra_di.containers import Container, lifespan
-from orra_di.errors import OrraError
+from orra_di.errors import ConfigurationError, OrraError
 from orra_di.message import Message, Role
 from orra_di.namespace import Namespace
 from orra_di.provider import TextDelta
@@ -40,8 +42,10 @@ app = typer.Typer(
 sessions_app = typer.Typer(help="List, show and delete stored sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# emoji=False: rich would turn ":thumbs_up:" in a namespace key or a message into an emoji.
+# soft_wrap=True: long messages are not cut into 80-column lines when piped (tables still fit).
+out = Console(highlight=False, emoji=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, emoji=False)
 _debug = False
 T = TypeVar("T")
 
@@ -54,12 +58,47 @@ NamespaceOption = Annotated[
 ]
 
 
+_container_path: str | None = None
+
+
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    container: Annotated[
+        str | None,
+        typer.Option(
+            "--container",
+            envvar="ORRA_CONTAINER",
+            help="Your own container, as module:attribute (a Container subclass or a "
+            "function returning one), e.g. to give the agents your application's tools.",
+        ),
+    ] = None,
 ) -> None:
-    global _debug
+    global _debug, _container_path
     _debug = debug
+    _container_path = container
+
+
+def _make_container() -> Container:
+    """The default container, or the application's one named by ``--container``."""
+    if not _container_path:
+        return Container()
+    module_name, _, attribute = _container_path.partition(":")
+    if not attribute:
+        raise ConfigurationError(
+            f"--container {_container_path!r} must look like package.module:attribute"
+        )
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load --container {_container_path!r}: {exc}") from None
+    made = target()
+    if not isinstance(made, Container):
+        raise ConfigurationError(
+            f"--container {_container_path!r} gave {type(made).__name__}, not an "
+            "orra_di.containers.Container"
+        )
+    return made
 
 
 def _run(
@@ -72,7 +111,7 @@ def _run(
     """
 
     async def main() -> T:
-        container = Container()
+        container = _make_container()
         if not open_resources:
             return await job(container)
         if talk:
@@ -80,8 +119,15 @@ def _run(
         async with lifespan(container):
             return await job(container)
 
-    try:
+    with _one_line_errors():
         return anyio.run(main)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Our errors (and a bad name or value) become ``error: ...`` and exit code 1."""
+    try:
+        yield
     except (OrraError, KeyError, ValueError) as exc:
         if _debug:
             raise
@@ -101,7 +147,8 @@ def _notice_offline(container: Container) -> None:
 
 
 def _namespace(value: str | None) -> Namespace:
-    return Namespace.parse(value) if value else Namespace("cli", getpass.getuser() or "user")
+    with _one_line_errors():  # a bad --namespace is one error line, not a traceback
+        return Namespace.parse(value) if value else Namespace("cli", getpass.getuser() or "user")
 
 
 def _pick(runtimes: RuntimeMap, agent: str | None, text: str) -> tuple[str, str]:
@@ -137,6 +184,8 @@ def chat(agent: AgentOption = None, namespace: NamespaceOption = None) -> None:
 
     async def job(container: Container) -> None:
         runtimes: RuntimeMap = container.runtimes()
+        if agent:
+            runtimes.profile(agent)  # an unknown --agent fails before the first message
         session = await container.store().load(ns)
         if session and session.messages:
             out.print(f"[dim]Resuming {ns} ({len(session.messages)} messages).[/dim]")
@@ -213,7 +262,8 @@ def sessions_list(
 @sessions_app.command("show")
 def sessions_show(namespace: Annotated[str, typer.Argument(help="Session key.")]) -> None:
     """Print a session's messages."""
-    ns = Namespace.parse(namespace)
+    with _one_line_errors():
+        ns = Namespace.parse(namespace)
 
     async def job(container: Container) -> list[Message]:
         store: SessionStore = container.store()
@@ -243,7 +293,8 @@ def sessions_delete(
     tree: Annotated[bool, typer.Option("--tree", help="Also every session below it.")] = False,
 ) -> None:
     """Delete a session (or, with --tree, a whole namespace subtree)."""
-    ns = Namespace.parse(namespace)
+    with _one_line_errors():
+        ns = Namespace.parse(namespace)
 
     async def job(container: Container) -> int:
         store: SessionStore = container.store()

@@ -2,7 +2,7 @@
 
 Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
 ``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies`` and
-``context_window`` (shared by every agent, so token estimates and the usage
+``context_memory`` (shared by every agent, so token estimates and the usage
 calibration one agent learns serve all).
 Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
@@ -24,19 +24,21 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from dependency_injector import containers, providers
 
 from orra_di.agent import AgentProfile
-from orra_di.context import ContextWindow, Tokenizer
+from orra_di.context import ContextMemory, ContextWindow, Tokenizer
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
-from orra_di.errors import ConfigurationError
+from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
+from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
-from orra_di.settings import OrraSettings, load_settings
+from orra_di.settings import OrraSettings, StoreSettings, load_settings
 from orra_di.store import SessionStore
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
@@ -66,6 +68,24 @@ def _unavailable(what: str, how: str) -> Any:
     raise ConfigurationError(f"{what} is not available: {how}")
 
 
+def _sqlite_store(settings: StoreSettings) -> SQLiteStore:
+    """The SQLite store; the default file's directory is created on first use.
+
+    An explicit ``sqlite:///`` path is used as given, so a typo fails at start-up
+    instead of silently creating directories.
+    """
+    path = settings.path
+    assert path is not None  # the selector only picks this provider for sqlite URLs
+    if "url" not in settings.model_fields_set:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the data directory {path.parent}: {exc.strerror or exc}"
+            ) from exc
+    return SQLiteStore(path)
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
@@ -80,7 +100,7 @@ def _agent_runtime(
     llm: Provider,
     store: SessionStore,
     tokenizer: Tokenizer,
-    context_window: ContextWindow,
+    context_memory: ContextMemory,
     policies: PolicyRegistry,
     prompt_builder: PromptBuilder,
     tool_factory: Callable[[AgentProfile], Sequence[Tool]],
@@ -90,6 +110,7 @@ def _agent_runtime(
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
+    context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
     tools = list(tool_factory(profile))
     agent_policies = policy_factory(profile, policies)
     hooks = list(hook_factory(profile))
@@ -150,7 +171,7 @@ class Container(containers.DeclarativeContainer):
 
     store = providers.Selector(
         settings.provided.store.scheme,
-        sqlite=providers.Singleton(SQLiteStore, settings.provided.store.path),
+        sqlite=providers.Singleton(_sqlite_store, settings.provided.store),
         memory=providers.Singleton(InMemoryStore),
         file=providers.Singleton(FileStore, settings.provided.store.path),
         postgresql=providers.Singleton(
@@ -165,9 +186,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     tokenizer = providers.Singleton(settings.provided.context.make_tokenizer.call())
-    context_window = providers.Singleton(
-        ContextWindow, tokenizer, settings.provided.context.budget.call()
-    )
+    context_memory = providers.Singleton(ContextMemory)
     policies = providers.Singleton(settings.provided.policy_registry.call())
     prompt_builder = providers.Factory(_prompt_builder, settings)
 
@@ -183,7 +202,7 @@ class Container(containers.DeclarativeContainer):
         llm=llm,
         store=store,
         tokenizer=tokenizer,
-        context_window=context_window,
+        context_memory=context_memory,
         policies=policies,
         prompt_builder=prompt_builder,
         tool_factory=tool_factory,
@@ -195,19 +214,41 @@ class Container(containers.DeclarativeContainer):
     runtimes.add_kwargs(build=agent_runtime.provider)
 
 
+_STARTUP_CHECK = Namespace("orra-di", "startup-check")
+
+
 @asynccontextmanager
 async def lifespan(container: Container) -> AsyncIterator[Container]:
     """Open the store and the LLM client for the duration of the block, then close them.
 
-    Building them up front makes a bad store URL or missing extra fail at
-    start-up, not on the first message.
+    Building them up front and reading from the store once makes a bad store
+    URL or path, or a missing extra, fail at start-up, not on the first
+    message. On exit the store (and an LLM client with ``aclose``) is closed
+    and its singleton reset, like a dependency-injector ``Resource`` after
+    ``shutdown_resources()``: entering the lifespan again opens a fresh one.
+    Keep a reference (``store = container.store()`` inside the block) to
+    inspect an in-memory store afterwards.
     """
     store: SessionStore = container.store()
-    llm: object = container.llm()
+    llm: object = None
     try:
+        llm = container.llm()
+        await store.load(_STARTUP_CHECK)  # opens the connection (SQLite: and migrates)
         yield container
     finally:
-        await store.aclose()
-        close = getattr(llm, "aclose", None)
-        if close is not None:
-            await close()
+        with anyio.CancelScope(shield=True):
+            try:
+                await store.aclose()
+            finally:
+                _reset(container.store)
+                close = getattr(llm, "aclose", None)
+                if close is not None:
+                    await close()
+                    _reset(container.llm)
+
+
+def _reset(selector: providers.Provider[Any]) -> None:
+    """Forget the instances a selector's singletons built (overrides are left alone)."""
+    for choice in getattr(selector, "providers", {}).values():
+        if isinstance(choice, providers.BaseSingleton):
+            choice.reset()

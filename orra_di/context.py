@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 from orra_di.errors import ConfigurationError
 from orra_di.message import Message, Role
 
-__all__ = ["CharEstimator", "ContextBudget", "ContextWindow", "Tokenizer"]
+__all__ = ["CharEstimator", "ContextBudget", "ContextMemory", "ContextWindow", "Tokenizer"]
 
 
 @runtime_checkable
@@ -92,35 +92,60 @@ def _exchanges(messages: Sequence[Message]) -> list[tuple[int, int]]:
     return runs
 
 
-class ContextWindow:
-    """Estimates a request's size and trims it to the budget."""
+class ContextMemory:
+    """What context windows learn, shareable between them (the container shares one).
+
+    Per-message estimates and per-session running totals are remembered with
+    the tokenizer that produced them, so windows with different tokenizers can
+    share one memory without mixing counts; the usage calibration is per model.
+    """
 
     max_tallies = 10_000
-    """Sessions whose running token total is remembered (least recently used go first)."""
+    """Sessions whose running token total is remembered (oldest first out)."""
     max_estimates = 100_000
     """Messages whose estimate is remembered (oldest first out)."""
 
-    def __init__(self, tokenizer: Tokenizer, budget: ContextBudget | None = None) -> None:
+    def __init__(self) -> None:
+        self.estimates: dict[int, tuple[Message, Tokenizer, int]] = {}
+        self.tallies: dict[str, tuple[Message, Tokenizer, int, int]] = {}
+        self.scales: dict[str, float] = {}
+
+    def remember_estimate(self, message: Message, tokenizer: Tokenizer, count: int) -> None:
+        self.estimates[id(message)] = (message, tokenizer, count)
+        if len(self.estimates) > self.max_estimates:
+            del self.estimates[next(iter(self.estimates))]
+
+    def remember_tally(self, key: str, entry: tuple[Message, Tokenizer, int, int]) -> None:
+        self.tallies[key] = entry
+        if len(self.tallies) > self.max_tallies:
+            del self.tallies[next(iter(self.tallies))]
+
+
+class ContextWindow:
+    """Estimates a request's size and trims it to the budget."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        budget: ContextBudget | None = None,
+        memory: ContextMemory | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.budget = budget or ContextBudget()
-        self._tallies: dict[str, tuple[Message, int, int]] = {}
-        self._estimates: dict[int, tuple[Message, int]] = {}
-        self._scales: dict[str, float] = {}
+        self.memory = memory if memory is not None else ContextMemory()
 
     def estimate_message_tokens(self, message: Message) -> int:
         """orra's estimate, remembered per message object (messages are frozen)."""
-        cached = self._estimates.get(id(message))
-        if cached is not None and cached[0] is message:
-            return cached[1]
+        cached = self.memory.estimates.get(id(message))
+        if cached is not None and cached[0] is message and cached[1] is self.tokenizer:
+            return cached[2]
         count = self.tokenizer.count_tokens
         total = count(message.content) + 4
         for call in message.tool_calls:
             total += count(call.name) + count(_compact_json(call.arguments)) + 5
         for result in message.tool_results:
             total += count(result.content) + 5
-        self._estimates[id(message)] = (message, total)
-        if len(self._estimates) > self.max_estimates:
-            del self._estimates[next(iter(self._estimates))]
+        self.memory.remember_estimate(message, self.tokenizer, total)
         return total
 
     calibration_weight = 0.3
@@ -128,7 +153,7 @@ class ContextWindow:
 
     def scale(self, model: str) -> float:
         """The learned ratio "tokens the provider billed / our estimate" for ``model``."""
-        return self._scales.get(model, 1.0)
+        return self.memory.scales.get(model, 1.0)
 
     def calibrate(self, model: str, estimated: int, reported: int) -> float:
         """Fold one observation into ``model``'s correction and return the new value.
@@ -140,10 +165,10 @@ class ContextWindow:
         if estimated <= 0 or reported <= 0:
             return self.scale(model)
         ratio = min(max(reported / estimated, 0.25), 4.0)
-        previous = self._scales.get(model)
+        previous = self.memory.scales.get(model)
         w = self.calibration_weight
         value = ratio if previous is None else previous + w * (ratio - previous)
-        self._scales[model] = value
+        self.memory.scales[model] = value
         return value
 
     def estimate_total_tokens(self, messages: Sequence[Message]) -> int:
@@ -157,17 +182,15 @@ class ContextWindow:
         so when that same object still sits at that position the earlier total
         holds. Anything else (another process rewrote the session) recounts.
         """
-        tally = self._tallies.pop(key, None)
+        tally = self.memory.tallies.pop(key, None)
         counted, total = 0, 0
         if tally is not None:
-            last, n, t = tally
-            if 0 < n <= len(messages) and messages[n - 1] is last:
+            last, tokenizer, n, t = tally
+            if tokenizer is self.tokenizer and 0 < n <= len(messages) and messages[n - 1] is last:
                 counted, total = n, t
         total += self.estimate_total_tokens(messages[counted:])
         if messages:
-            self._tallies[key] = (messages[-1], len(messages), total)
-            if len(self._tallies) > self.max_tallies:
-                del self._tallies[next(iter(self._tallies))]
+            self.memory.remember_tally(key, (messages[-1], self.tokenizer, len(messages), total))
         return total
 
     def is_over_budget(self, messages: Sequence[Message]) -> bool:

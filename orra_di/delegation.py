@@ -110,8 +110,10 @@ def delegate_to_agent_tool(
             raise ToolExecutionError(f"agent '{agent}' failed: {exc}") from exc
         return _summary(f"Agent '{agent}'", result)
 
+    others = [p.name for p in runtimes.profiles if p.key != self_name.lower()]
     return FunctionTool(
         delegate_to_agent,
+        schema_extra={"agent": {"enum": others}},
         description=(
             "Delegate a task to another named agent. The target agent has its own "
             "personality, system prompt, and capabilities. Use this when another agent "

@@ -156,11 +156,13 @@ class Runtime:
         self.llm = llm
         self.store = store
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(list(tools))
-        self.policies = policies or PolicyRegistry()
+        self.policies = policies if policies is not None else PolicyRegistry()
         self.hooks = hooks if isinstance(hooks, HookRegistry) else HookRegistry(hooks)
         self.config = config or RuntimeConfig()
-        self.window = context or ContextWindow(
-            tokenizer or CharEstimator(), self.config.context_budget
+        self.window = (
+            context
+            if context is not None
+            else ContextWindow(tokenizer or CharEstimator(), self.config.context_budget)
         )
         system = self.config.system_prompt
         self._system = [Message.system(system)] if system else []
@@ -272,7 +274,9 @@ class Runtime:
         if used * scale > self.window.budget.available_for_input:
             messages = self.window.truncate_to_fit(messages, scale=scale)
             used = self.window.estimate_total_tokens(messages)
-        request = CompletionRequest(
+        # model_construct: the messages are validated already, and re-validating
+        # a long history on every step would make a turn's cost grow with it.
+        request = CompletionRequest.model_construct(
             messages=messages,
             tools=policy.filter_definitions(self.tools.definitions()),
             max_tokens=self.config.max_tokens,

@@ -153,7 +153,10 @@ class FunctionTool:
         *,
         name: str | None = None,
         description: str | None = None,
+        schema_extra: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``schema_extra`` adds JSON-schema keywords per parameter, for what is only
+        known at run time (e.g. ``{"agent": {"enum": names}}``)."""
         self._func = func
         self._is_async = inspect.iscoroutinefunction(func)
         hints = get_type_hints(func, include_extras=True)
@@ -179,6 +182,8 @@ class FunctionTool:
         )
         schema = self._model.model_json_schema()
         schema.pop("title", None)
+        for name_, extra in (schema_extra or {}).items():
+            schema["properties"][name_].update(extra)
         doc = inspect.getdoc(func) or ""
         self._definition = ToolDefinition(
             name=tool_name,
