@@ -1,0 +1,475 @@
+"""Sessions as JSON Lines files under one directory (POSIX).
+
+Layout: ``acme:alice`` lives in ``<base>/acme/alice.jsonl``. Every segment is
+encoded into a safe file name: ``[A-Za-z0-9_-]`` stay, every other character
+(``.`` and ``/`` included) becomes ``%XX`` per UTF-8 byte. So ``..`` or ``/``
+cannot leave the base directory, ``v1.1`` and ``v1.2`` cannot collide (orra's
+file store, spec §5.4/19, had both bugs), and ``.jsonl``, ``.lock`` and
+``.tmp`` suffixes can never be part of a segment.
+
+File format, one JSON value per line:
+
+- line 1, the header: ``{"orra_session": 1, "namespace": {"segments": [...]},
+  "created_at": ..., "updated_at": ..., "metadata": {...}}``;
+- a message: the message's JSON (it has a ``"role"``);
+- an update: ``{"updated_at": ...}`` plus ``"metadata"`` when it changed.
+
+``append`` adds lines in one ``write`` to a file opened in append mode, so its
+cost does not grow with the session; the last update line wins on load. A
+new session's file appears whole: a complete, fsynced temporary file is
+linked into place, so no reader or crash ever sees a file without its header.
+``save`` rewrites the file atomically (temporary file in the same directory,
+fsync, rename). A crash in the middle of an append leaves a final line
+without its newline: load ignores it and the next append cuts it off, so
+everything written before survives; any other bad line is a ``StoreError``
+naming the file and the line. Appends are not fsynced (like SQLite's
+``synchronous=NORMAL``): they survive a process crash, not a power cut.
+
+The single-writer lock is the in-process lock plus ``flock`` on a sidecar
+``<name>.lock`` file, which other processes on the host respect.
+``delete_tree`` removes those lock files too (an erased namespace leaves no
+file named after it): erase a subtree while none of its sessions is held.
+The file system should be case-sensitive: on a case-insensitive one ``Alice``
+and ``alice`` share a file, which load reports as an error.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from datetime import UTC, datetime
+from os import PathLike
+from typing import Any, Final
+from urllib.parse import unquote_to_bytes
+
+import anyio
+from pydantic import ValidationError
+
+from orra_di.errors import NamespaceError, SessionBusyError, StoreError
+from orra_di.message import Message
+from orra_di.namespace import Namespace
+from orra_di.session import Session, utc_now
+from orra_di.stores._locks import KeyedLocks
+
+__all__ = ["FileStore", "decode_segment", "encode_segment"]
+
+_FORMAT_VERSION: Final = 1
+_SUFFIX: Final = ".jsonl"
+_LOCK_SUFFIX: Final = ".lock"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
+_FIRST_POLL = 0.002
+_MAX_POLL = 0.05
+
+
+def encode_segment(segment: str) -> str:
+    """A file name for ``segment``: safe characters kept, the rest ``%XX`` per UTF-8 byte."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), segment)
+
+
+def decode_segment(name: str) -> str | None:
+    """The segment ``name`` encodes, or ``None`` if no segment is encoded that way."""
+    if not _ENCODED.fullmatch(name):
+        return None
+    try:
+        segment = unquote_to_bytes(name).decode()
+    except UnicodeDecodeError:
+        return None
+    return segment if encode_segment(segment) == name else None
+
+
+def _time_text(moment: datetime) -> str:
+    """UTC ISO 8601 with microseconds; naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
+
+
+def _header(
+    namespace: Namespace,
+    created_at: datetime,
+    updated_at: datetime,
+    metadata: Mapping[str, Any],
+    what: str,
+) -> str:
+    header = {
+        "orra_session": _FORMAT_VERSION,
+        "namespace": {"segments": list(namespace.segments)},
+        "created_at": _time_text(created_at),
+        "updated_at": _time_text(updated_at),
+        "metadata": dict(metadata),
+    }
+    return _json(header, what)
+
+
+def _oserror(what: str, path: str | PathLike[str], exc: OSError) -> StoreError:
+    return StoreError(f"{what} failed on {os.fspath(path)}: {exc.strerror or exc}")
+
+
+class FileStore:
+    """One JSON Lines file per session under ``base_dir`` (see the module docstring)."""
+
+    def __init__(self, base_dir: str | PathLike[str]) -> None:
+        self._base = os.path.abspath(base_dir)
+        self._locks = KeyedLocks()
+
+    def path_for(self, namespace: Namespace) -> str:
+        """The session file of ``namespace`` (always inside the base directory)."""
+        return self._stem(namespace) + _SUFFIX
+
+    # -- the SessionStore operations --------------------------------------------------
+
+    async def load(self, namespace: Namespace) -> Session | None:
+        return await anyio.to_thread.run_sync(self._load, namespace)
+
+    async def save(self, session: Session) -> None:
+        what = f"save session {session.namespace.key!r}"
+        lines = [
+            _header(
+                session.namespace, session.created_at, session.updated_at, session.metadata, what
+            )
+        ]
+        lines += [m.model_dump_json() for m in session.messages]
+        await anyio.to_thread.run_sync(self._replace, session.namespace, lines, what)
+
+    async def append(
+        self,
+        namespace: Namespace,
+        messages: Sequence[Message],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        what = f"append to session {namespace.key!r}"
+        now = utc_now()
+        update: dict[str, Any] = {"updated_at": _time_text(now)}
+        if metadata is not None:
+            update["metadata"] = dict(metadata)
+        lines = [m.model_dump_json() for m in messages] + [_json(update, what)]
+        header = _header(namespace, now, now, metadata or {}, what)
+        await anyio.to_thread.run_sync(self._append, namespace, header, lines, what)
+
+    async def delete(self, namespace: Namespace) -> bool:
+        path = self.path_for(namespace)
+
+        def delete() -> bool:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise _oserror(f"delete session {namespace.key!r}", path, exc) from exc
+            return True
+
+        return await anyio.to_thread.run_sync(delete)
+
+    async def delete_tree(self, namespace: Namespace) -> int:
+        stem = self._stem(namespace)
+
+        def delete_tree() -> int:
+            what = f"delete the sessions under {namespace.key!r}"
+            count = len(self._sessions_in(stem, what))
+            try:
+                with suppress(FileNotFoundError):
+                    shutil.rmtree(stem)
+                with suppress(FileNotFoundError):
+                    os.unlink(stem + _SUFFIX)
+                    count += 1
+                _unlink_quietly(stem + _LOCK_SUFFIX)
+            except OSError as exc:
+                raise _oserror(what, exc.filename or stem, exc) from exc
+            return count
+
+        return await anyio.to_thread.run_sync(delete_tree)
+
+    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+        def find() -> list[Namespace]:
+            if prefix is None:
+                found = self._sessions_in(self._base, "list sessions")
+            else:
+                stem = self._stem(prefix)
+                found = self._sessions_in(stem, f"list sessions under {prefix.key!r}")
+                if os.path.isfile(stem + _SUFFIX):
+                    found.append(prefix)
+            return sorted(found, key=lambda ns: ns.key)
+
+        return await anyio.to_thread.run_sync(find)
+
+    def lock(
+        self, namespace: Namespace, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        return self._hold(namespace, timeout)
+
+    async def aclose(self) -> None:
+        return None
+
+    # -- locking -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _hold(self, namespace: Namespace, wait: float | None) -> AsyncIterator[None]:
+        key = namespace.key
+        started = anyio.current_time()
+        async with self._locks.hold(key, wait):
+            path = self._stem(namespace) + _LOCK_SUFFIX
+            delay = _FIRST_POLL
+            while (fd := await anyio.to_thread.run_sync(_try_flock, path, key)) is None:
+                waited = anyio.current_time() - started
+                if wait is not None and waited >= wait:
+                    raise SessionBusyError(key, wait)
+                await anyio.sleep(delay if wait is None else min(delay, wait - waited))
+                delay = min(delay * 2, _MAX_POLL)
+            try:
+                yield
+            finally:
+                os.close(fd)  # releases the flock; never blocks, so safe in cleanup
+
+    # -- blocking helpers (run in worker threads) ----------------------------------------
+
+    def _stem(self, namespace: Namespace) -> str:
+        return os.path.join(self._base, *map(encode_segment, namespace.segments))
+
+    def _load(self, namespace: Namespace) -> Session | None:
+        path = self.path_for(namespace)
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _oserror(f"load session {namespace.key!r}", path, exc) from exc
+        return _parse(data, namespace, path)
+
+    def _replace(self, namespace: Namespace, lines: builtins.list[str], what: str) -> None:
+        path = self.path_for(namespace)
+        tmp = _write_new(path, lines, what)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise _oserror(what, path, exc) from exc
+
+    def _append(
+        self, namespace: Namespace, header: str, lines: builtins.list[str], what: str
+    ) -> None:
+        path = self.path_for(namespace)
+        data = "".join(line + "\n" for line in lines).encode()
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if _create(path, [header, *lines], what):
+                    return
+                continue  # another writer created it first: append to theirs
+            except OSError as exc:
+                raise _oserror(what, path, exc) from exc
+            try:
+                _cut_torn_tail(fd)
+                _write_all(fd, data)
+            except OSError as exc:
+                raise _oserror(what, path, exc) from exc
+            finally:
+                os.close(fd)
+            return
+
+    def _sessions_in(self, directory: str, what: str) -> builtins.list[Namespace]:
+        """Every session stored below ``directory`` (not the one beside it)."""
+        found: builtins.list[Namespace] = []
+
+        def fail(exc: OSError) -> None:
+            if not isinstance(exc, FileNotFoundError):
+                raise _oserror(what, exc.filename or directory, exc) from exc
+
+        for root, dirs, files in os.walk(directory, onerror=fail):
+            relative = os.path.relpath(root, self._base)
+            parents = _decode_all([] if relative == os.curdir else relative.split(os.sep))
+            if parents is None:  # a directory this store did not write
+                dirs.clear()
+                continue
+            for name in files:
+                segment = decode_segment(name.removesuffix(_SUFFIX))
+                if not name.endswith(_SUFFIX) or segment is None:
+                    continue  # a lock, a temporary, or a file this store did not write
+                try:
+                    found.append(Namespace(*parents, segment))
+                except NamespaceError:
+                    continue
+        return found
+
+
+def _decode_all(names: Sequence[str]) -> builtins.list[str] | None:
+    segments = []
+    for name in names:
+        segment = decode_segment(name)
+        if segment is None:
+            return None
+        segments.append(segment)
+    return segments
+
+
+def _parse(data: bytes, namespace: Namespace, path: str) -> Session:
+    """A session from a file's bytes; a final line without newline is a torn write."""
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: empty, or the torn end of an interrupted append
+
+    def corrupt(number: int, why: str) -> StoreError:
+        return StoreError(f"session file {path} is corrupt at line {number}: {why}")
+
+    if not lines:
+        raise corrupt(1, "the header line is missing or incomplete")
+    try:
+        header = json.loads(lines[0])
+        if not isinstance(header, dict) or "orra_session" not in header:
+            raise corrupt(1, "not a session header")
+        if header["orra_session"] != _FORMAT_VERSION:
+            raise corrupt(
+                1,
+                f"format {header['orra_session']!r} is not {_FORMAT_VERSION} "
+                "(written by another orra-di version?)",
+            )
+        stored = Namespace(*header["namespace"]["segments"])
+        session = Session(
+            namespace=stored,
+            created_at=datetime.fromisoformat(header["created_at"]),
+            updated_at=datetime.fromisoformat(header["updated_at"]),
+            metadata=header["metadata"],
+        )
+    except StoreError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise corrupt(1, f"bad header: {exc}") from exc
+    if stored != namespace:
+        raise StoreError(
+            f"session file {path} holds {stored.key!r}, not {namespace.key!r} "
+            "(is the file system case-insensitive?)"
+        )
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise corrupt(number, "not a JSON object")
+            if "role" in record:
+                session.messages.append(Message.model_validate(record))
+            elif "updated_at" in record:
+                session.updated_at = datetime.fromisoformat(record["updated_at"])
+                if "metadata" in record:
+                    if not isinstance(record["metadata"], dict):
+                        raise corrupt(number, "metadata is not an object")
+                    session.metadata = record["metadata"]
+            else:
+                raise corrupt(number, "neither a message nor an update")
+        except StoreError:
+            raise
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise corrupt(number, str(exc)) from exc
+    return session
+
+
+def _try_flock(path: str, key: str) -> int | None:
+    """An fd holding ``flock`` on ``path``, or ``None`` if another holder has it.
+
+    The lock file may be removed by ``delete_tree`` while we wait on it; a lock
+    on a file that is no longer at ``path`` protects nothing, so check and retry.
+    """
+    what = f"lock session {key!r}"
+    while True:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _oserror(what, path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as exc:
+            os.close(fd)
+            raise _oserror(what, path, exc) from exc
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        held = os.fstat(fd)
+        if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+            return fd
+        os.close(fd)
+
+
+def _tmp_name(path: str) -> str:
+    return f"{path.removesuffix(_SUFFIX)}.{secrets.token_hex(4)}.tmp"
+
+
+def _write_new(path: str, lines: list[str], what: str) -> str:
+    """Write ``lines`` to a fresh, fsynced temporary file beside ``path``; its name."""
+    data = "".join(line + "\n" for line in lines).encode()
+    tmp = _tmp_name(path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise _oserror(what, path, exc) from exc
+    return tmp
+
+
+def _create(path: str, lines: list[str], what: str) -> bool:
+    """Create ``path`` whole (header included) unless it exists; ``True`` if created."""
+    tmp = _write_new(path, lines, what)
+    try:
+        os.link(tmp, path)  # unlike rename, fails when another writer got there first
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _oserror(what, path, exc) from exc
+    finally:
+        _unlink_quietly(tmp)
+    return True
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Drop an incomplete last line (left by a crash) so new lines start clean."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            os.ftruncate(fd, start + newline + 1)
+            return
+        end = start
+    raise OSError(errno.EINVAL, "no complete header line; the file was cut short")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _unlink_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,655 @@
+"""SQLite: the embedded default store, one file shared by many tasks and processes.
+
+Connection strategy
+-------------------
+One connection per store object, guarded by a ``threading.Lock``, with WAL
+journaling (readers never wait for the writer) and ``synchronous=NORMAL`` (a
+commit writes the WAL without an fsync: it survives a process crash, and a
+power cut can only lose the last commits).
+
+Measured on a 2-vCPU VM, a hop to a worker thread costs 100-170 µs while an
+append is about 35 µs of SQLite work. Persisting one user message (lock,
+load, four appends, unlock) took about 1.8 ms with every operation in a
+thread, against a budget of 0.6 ms, and about 0.43 ms with this split, where
+each operation runs in one of two places:
+
+- *Inline*, on the event-loop thread, for the constant-cost hot path: the
+  revision check of a cached load, appends up to 64 KiB, and the lease
+  statements of :meth:`SQLiteStore.lock`. The connection's busy timeout is
+  0 and the lock is only *tried*, so an inline operation never waits: it
+  either finishes in microseconds (page-cache reads, a WAL write without an
+  fsync) or, if another connection holds the write lock or a worker thread
+  holds the connection, it rolls back and goes to a thread.
+- *In a worker thread* (``anyio.to_thread``), with the busy timeout in
+  force: everything that can wait or whose cost grows with the data — the
+  first open and migrations, loads that miss the cache, ``save``,
+  ``delete``, ``delete_tree``, ``list`` and large appends.
+
+Automatic WAL checkpoints (which copy every page a second time, and fsync)
+are off: every few hundred writes a background thread copies the WAL into
+the database on its own connection, and the next operation copies what was
+written meanwhile, so the WAL can restart from its beginning. Measured, this
+keeps checkpoints out of the hot path and the WAL bounded under nonstop writes.
+
+Single writer across processes
+------------------------------
+:meth:`SQLiteStore.lock` takes the in-process lock, then a lease row with a
+random owner token, renewed every ``lease_seconds / 3`` by a task while held
+and deleted on exit; a process that dies frees its sessions when the lease
+expires. Appends and saves by a store that holds the session's lease also
+check, in the same transaction, that the lease is still its own: a holder
+that stalled past its lease and was taken over gets a
+:class:`~orra_di.errors.StoreError` instead of interleaving with the new run.
+
+Load cache
+----------
+Sessions carry ``(row id, revision)``; the revision is bumped by every write
+and row ids are never reused, so the pair never repeats for a key. A load
+reads that pair and, when it matches the cached copy, returns a snapshot of
+it: the cost does not grow with the session's length.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from os import PathLike, fspath
+from typing import Any, Final, TypeVar
+
+import anyio
+from pydantic import TypeAdapter
+
+from orra_di.errors import ConfigurationError, SessionBusyError, StoreError
+from orra_di.message import Message
+from orra_di.namespace import Namespace
+from orra_di.session import Session, utc_now
+from orra_di.store import subtree_bounds
+from orra_di.stores._cache import SessionCache
+from orra_di.stores._locks import KeyedLocks
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (  # 1: sessions, their messages, and the single-writer leases
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            segments TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            message_count INTEGER NOT NULL
+        )""",
+        """CREATE TABLE messages (
+            session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE leases (
+            key TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+)
+"""Schema steps; ``PRAGMA user_version`` counts those applied. Only ever append."""
+
+_MESSAGES: Final = TypeAdapter(list[Message])
+_INLINE_APPEND_BYTES = 64 * 1024
+_CHECKPOINT_EVERY = 256
+_FIRST_POLL = 0.002
+_MAX_POLL = 0.05
+
+_SELECT_VERSION = "SELECT id, revision FROM sessions WHERE key = ?"
+_SELECT_SESSION = (
+    "SELECT id, revision, segments, created_at, updated_at, metadata FROM sessions WHERE key = ?"
+)
+_SELECT_BODIES = "SELECT body FROM messages WHERE session_id = ? ORDER BY seq"
+_INSERT_MESSAGE = "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)"
+_BUMP_SESSION = """
+    UPDATE sessions
+    SET revision = revision + 1, updated_at = ?, message_count = message_count + ?,
+        metadata = coalesce(?, metadata)
+    WHERE key = ?
+    RETURNING id, revision, message_count
+"""
+_CREATE_SESSION = """
+    INSERT INTO sessions
+        (key, segments, created_at, updated_at, metadata, revision, message_count)
+    VALUES (?, ?, ?, ?, ?, 1, ?)
+    RETURNING id, revision, message_count
+"""
+_REPLACE_SESSION = """
+    INSERT INTO sessions
+        (key, segments, created_at, updated_at, metadata, revision, message_count)
+    VALUES (?, ?, ?, ?, ?, 1, ?)
+    ON CONFLICT (key) DO UPDATE SET
+        created_at = excluded.created_at, updated_at = excluded.updated_at,
+        metadata = excluded.metadata, message_count = excluded.message_count,
+        revision = revision + 1
+    RETURNING id, revision
+"""
+_CLAIM_LEASE = """
+    INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE expires_at <= ?
+"""
+_RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ?"
+_OWN_LEASE = "SELECT 1 FROM leases WHERE key = ? AND owner = ?"
+_DROP_LEASE = "DELETE FROM leases WHERE key = ? AND owner = ?"
+
+
+class _Miss(Enum):
+    MISS = "miss"
+
+
+def _time_text(moment: datetime) -> str:
+    """Fixed-width UTC ISO 8601, so text order is time order; naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
+    try:
+        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the schema to ``len(MIGRATIONS)``; refuse a database from a newer release."""
+    target = len(MIGRATIONS)
+    if conn.execute("PRAGMA user_version").fetchone()[0] == target:
+        return
+    conn.execute("BEGIN IMMEDIATE")  # re-read under the write lock: another process may migrate
+    try:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > target:
+            raise StoreError(
+                f"the database {path} has schema version {version}, newer than this orra-di "
+                f"understands ({target}); upgrade orra-di or point it at another file"
+            )
+        for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in steps:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteStore:
+    """Sessions in one SQLite file; see the module docstring for the design.
+
+    ``lease_seconds`` bounds how long a crashed process can keep a session
+    locked; ``busy_timeout`` how long an operation waits for another
+    process's write; ``cache_sessions`` how many parsed sessions are kept.
+    """
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        lease_seconds: float = 30.0,
+        busy_timeout: float = 5.0,
+        cache_sessions: int = 1000,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
+        if busy_timeout < 0:
+            raise ConfigurationError(f"busy_timeout must not be negative, got {busy_timeout}")
+        self._path = fspath(path)
+        self._lease_seconds = lease_seconds
+        self._busy_ms = round(busy_timeout * 1000)
+        self._mutex = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._cache = SessionCache(cache_sessions)
+        self._locks = KeyedLocks()
+        self._held: dict[str, str] = {}  # key -> owner token of a lease this store holds
+        self._writes = 0  # since the last checkpoint
+        self._checkpointer: threading.Thread | None = None
+        self._backfilled = threading.Event()  # set when the background copy is done
+
+    # -- the SessionStore operations --------------------------------------------------
+
+    async def load(self, namespace: Namespace) -> Session | None:
+        key = namespace.key
+        what = f"load session {key!r}"
+
+        def check(conn: sqlite3.Connection) -> Session | _Miss | None:
+            row = conn.execute(_SELECT_VERSION, (key,)).fetchone()
+            if row is None:
+                self._cache.discard(key)
+                return None
+            cached = self._cache.get(key, (row[0], row[1]))
+            return _Miss.MISS if cached is None else cached
+
+        found = await self._run(what, check)
+        if found is not _Miss.MISS:
+            return found
+        return await anyio.to_thread.run_sync(self._read, key, what)
+
+    async def save(self, session: Session) -> None:
+        namespace = session.namespace
+        key = namespace.key
+        what = f"save session {key!r}"
+        bodies = [m.model_dump_json() for m in session.messages]
+        metadata = _dump_metadata(session.metadata, what)
+        created, updated = _time_text(session.created_at), _time_text(session.updated_at)
+        # What a later load would return, so cache hits and misses agree.
+        cached = Session(
+            namespace=namespace,
+            messages=list(session.messages),
+            created_at=datetime.fromisoformat(created),
+            updated_at=datetime.fromisoformat(updated),
+            metadata=json.loads(metadata),
+        )
+        token = self._held.get(key)
+
+        def write(conn: sqlite3.Connection) -> None:
+            with self._writing(conn):
+                if token is not None:
+                    self._fence(conn, key, token, what)
+                row = conn.execute(
+                    _REPLACE_SESSION,
+                    (key, _segments(namespace), created, updated, metadata, len(bodies)),
+                ).fetchone()
+                conn.execute("DELETE FROM messages WHERE session_id = ?", (row[0],))
+                conn.executemany(_INSERT_MESSAGE, ((row[0], s, b) for s, b in enumerate(bodies)))
+            self._cache.put(key, (row[0], row[1]), cached)
+
+        await self._run(what, write, inline=False)
+
+    async def append(
+        self,
+        namespace: Namespace,
+        messages: Sequence[Message],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        key = namespace.key
+        what = f"append to session {key!r}"
+        added = tuple(messages)
+        bodies = [m.model_dump_json() for m in added]
+        new_metadata = None if metadata is None else _dump_metadata(metadata, what)
+        now = utc_now()
+        stamp = _time_text(now)
+        token = self._held.get(key)
+
+        def write(conn: sqlite3.Connection) -> None:
+            with self._writing(conn):
+                if token is not None:
+                    self._fence(conn, key, token, what)
+                row = conn.execute(
+                    _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
+                ).fetchone()
+                if row is None:
+                    row = conn.execute(
+                        _CREATE_SESSION,
+                        (
+                            key,
+                            _segments(namespace),
+                            stamp,
+                            stamp,
+                            new_metadata or "{}",
+                            len(bodies),
+                        ),
+                    ).fetchone()
+                session_id, revision, count = row
+                first = count - len(bodies)
+                conn.executemany(
+                    _INSERT_MESSAGE,
+                    ((session_id, first + i, body) for i, body in enumerate(bodies)),
+                )
+            self._cache.advance(
+                key,
+                (session_id, revision - 1),
+                (session_id, revision),
+                added,
+                updated_at=now,
+                metadata=None if new_metadata is None else json.loads(new_metadata),
+            )
+
+        small = sum(map(len, bodies)) <= _INLINE_APPEND_BYTES
+        await self._run(what, write, inline=small)
+
+    async def delete(self, namespace: Namespace) -> bool:
+        key = namespace.key
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            with self._writing(conn):
+                count: int = conn.execute("DELETE FROM sessions WHERE key = ?", (key,)).rowcount
+            self._cache.discard(key)
+            return count == 1
+
+        return await self._run(f"delete session {key!r}", delete, inline=False)
+
+    async def delete_tree(self, namespace: Namespace) -> int:
+        key = namespace.key
+        low, high = subtree_bounds(key)
+
+        def delete_tree(conn: sqlite3.Connection) -> int:
+            with self._writing(conn):
+                count: int = conn.execute(
+                    "DELETE FROM sessions WHERE key = ? OR (key >= ? AND key < ?)",
+                    (key, low, high),
+                ).rowcount
+            self._cache.discard_tree(key)
+            return count
+
+        return await self._run(f"delete the sessions under {key!r}", delete_tree, inline=False)
+
+    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+        def select(conn: sqlite3.Connection) -> list[Namespace]:
+            if prefix is None:
+                rows = conn.execute("SELECT segments FROM sessions ORDER BY key").fetchall()
+            else:
+                # Two indexed lookups; the prefix's own key sorts before its descendants.
+                rows = conn.execute(
+                    "SELECT segments FROM sessions WHERE key = ?", (prefix.key,)
+                ).fetchall()
+                rows += conn.execute(
+                    "SELECT segments FROM sessions WHERE key >= ? AND key < ? ORDER BY key",
+                    subtree_bounds(prefix.key),
+                ).fetchall()
+            try:
+                return [Namespace(*json.loads(segments)) for (segments,) in rows]
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"a session key in {self._path} is corrupt: {exc}") from exc
+
+        what = "list sessions" if prefix is None else f"list sessions under {prefix.key!r}"
+        return await self._run(what, select, inline=False)
+
+    def lock(
+        self, namespace: Namespace, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        return self._hold(namespace.key, timeout)
+
+    async def aclose(self) -> None:
+        if self._checkpointer is not None:
+            await anyio.to_thread.run_sync(self._checkpointer.join)
+        await anyio.to_thread.run_sync(self._close)
+
+    # -- the single-writer lease ---------------------------------------------------------
+
+    @asynccontextmanager
+    async def _hold(self, key: str, wait: float | None) -> AsyncIterator[None]:
+        started = anyio.current_time()
+        async with self._locks.hold(key, wait):
+            token = secrets.token_hex(16)
+            await self._take_lease(key, token, wait, started)
+            self._held[key] = token
+            released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
+            failure: BaseException | None = None
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._keep_lease, key, token, released)
+                    try:
+                        yield
+                    finally:
+                        released.set()
+            except BaseExceptionGroup as group:
+                # _keep_lease never raises: the group only wraps the block's own error,
+                # which must reach the caller as itself.
+                failure = group.exceptions[0] if len(group.exceptions) == 1 else group
+            finally:
+                del self._held[key]
+                with anyio.CancelScope(shield=True):
+                    await self._drop_lease(key, token)
+            if failure is not None:
+                raise failure
+
+    async def _take_lease(self, key: str, token: str, wait: float | None, started: float) -> None:
+        def claim(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            with self._writing(conn):
+                cursor = conn.execute(_CLAIM_LEASE, (key, token, now + self._lease_seconds, now))
+            return cursor.rowcount == 1
+
+        delay = _FIRST_POLL
+        while not await self._run(f"lock session {key!r}", claim):
+            waited = anyio.current_time() - started
+            if wait is not None and waited >= wait:
+                raise SessionBusyError(key, wait)
+            await anyio.sleep(delay if wait is None else min(delay, wait - waited))
+            delay = min(delay * 2, _MAX_POLL)
+
+    async def _keep_lease(self, key: str, token: str, released: anyio.Event) -> None:
+        def renew(conn: sqlite3.Connection) -> bool:
+            with self._writing(conn):
+                cursor = conn.execute(_RENEW_LEASE, (time.time() + self._lease_seconds, key, token))
+            return cursor.rowcount == 1
+
+        while True:
+            with anyio.move_on_after(self._lease_seconds / 3):
+                await released.wait()
+                return
+            try:
+                held = await self._run(f"renew the lock on session {key!r}", renew)
+            except StoreError as exc:
+                _log.warning("%s; retrying at the next renewal", exc)
+                continue
+            if not held:
+                _log.warning("the lock on session %r lapsed and was taken over", key)
+                return
+
+    async def _drop_lease(self, key: str, token: str) -> None:
+        def drop(conn: sqlite3.Connection) -> None:
+            with self._writing(conn):
+                conn.execute(_DROP_LEASE, (key, token))
+
+        try:
+            await self._run(f"unlock session {key!r}", drop)
+        except StoreError as exc:  # the lease still expires on its own
+            _log.warning("%s; the session stays locked until its lease expires", exc)
+
+    def _fence(self, conn: sqlite3.Connection, key: str, token: str, what: str) -> None:
+        """Refuse a write under a lease that another run has taken over.
+
+        A lease of ours that expired but was not taken over still protects the
+        session: taking it over is a write, which this transaction excludes.
+        """
+        if conn.execute(_OWN_LEASE, (key, token)).fetchone() is None:
+            raise StoreError(
+                f"{what} refused: this run's lock on the session lapsed (not renewed within "
+                f"lease_seconds={self._lease_seconds:g}) and another run took it over"
+            )
+
+    # -- running operations --------------------------------------------------------------
+
+    async def _run(
+        self, what: str, op: Callable[[sqlite3.Connection], _T], *, inline: bool = True
+    ) -> _T:
+        """Run ``op`` inline if that cannot wait, else in a worker thread (module docstring)."""
+        done = False
+        if inline and self._mutex.acquire(blocking=False):
+            try:
+                if self._conn is not None:
+                    try:
+                        result, done = op(self._conn), True
+                    except sqlite3.Error as exc:
+                        if not _is_busy(exc):
+                            raise self._failure(what, exc) from exc
+            finally:
+                self._mutex.release()
+        if not done:
+            result = await anyio.to_thread.run_sync(self._run_waiting, what, op)
+        if self._backfilled.is_set():
+            self._backfilled.clear()
+            try:
+                await anyio.to_thread.run_sync(self._run_waiting, "WAL checkpoint", _catch_up)
+            except StoreError as exc:  # the operation itself succeeded
+                _log.warning("%s; retrying after more writes", exc)
+        if self._writes >= _CHECKPOINT_EVERY:
+            self._writes = 0
+            self._start_checkpoint()
+        return result
+
+    def _start_checkpoint(self) -> None:
+        """Copy the WAL into the database in two steps, so that no one waits for long.
+
+        A background thread copies the bulk on its own connection, beside this
+        store's writes. The WAL can only restart from its beginning once every
+        frame is copied, which never happens while writes go on; so the next
+        operation after it copies the frames written meanwhile (a few) while
+        holding the connection.
+        """
+        if self._checkpointer is None or not self._checkpointer.is_alive():
+            self._checkpointer = threading.Thread(
+                target=_checkpoint,
+                args=(self._path, self._backfilled),
+                name="orra-sqlite-checkpoint",
+            )
+            self._checkpointer.start()
+
+    def _run_waiting(self, what: str, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._mutex:
+            conn = self._connection()
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                try:
+                    return op(conn)
+                finally:
+                    conn.execute("PRAGMA busy_timeout = 0")
+            except sqlite3.Error as exc:
+                raise self._failure(what, exc) from exc
+
+    @contextmanager
+    def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """One write transaction, taking the write lock up front (no upgrade deadlocks)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._writes += 1
+
+    def _read(self, key: str, what: str) -> Session | None:
+        """Load from the tables (in a worker thread); parse outside the connection lock."""
+
+        def select(conn: sqlite3.Connection) -> tuple[Any, list[Any]] | None:
+            conn.execute("BEGIN")  # one snapshot for the session row and its messages
+            try:
+                row = conn.execute(_SELECT_SESSION, (key,)).fetchone()
+                bodies = [] if row is None else conn.execute(_SELECT_BODIES, (row[0],)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return None if row is None else (row, bodies)
+
+        found = self._run_waiting(what, select)
+        if found is None:
+            return None
+        (session_id, revision, segments, created, updated, metadata), bodies = found
+        try:
+            session = Session(
+                namespace=Namespace(*json.loads(segments)),
+                messages=_MESSAGES.validate_json(f"[{','.join(body for (body,) in bodies)}]"),
+                created_at=datetime.fromisoformat(created),
+                updated_at=datetime.fromisoformat(updated),
+                metadata=json.loads(metadata),
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"{what} failed: the stored session is corrupt: {exc}") from exc
+        result = session.snapshot()
+        with self._mutex:
+            self._cache.put(key, (session_id, revision), session)
+        return result
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection; opened and migrated on first use (in a worker thread)."""
+        if self._conn is not None:
+            return self._conn
+        if self._closed:
+            raise StoreError(f"the SQLite store {self._path} is closed")
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._busy_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite database {self._path}: {exc}") from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"the SQLite database {self._path} cannot use WAL (got {mode!r})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            _migrate(conn, self._path)
+            conn.execute("PRAGMA busy_timeout = 0")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot set up the SQLite database {self._path}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _close(self) -> None:
+        with self._mutex:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise StoreError(f"closing {self._path} failed: {exc}") from exc
+
+    def _failure(self, what: str, exc: sqlite3.Error) -> StoreError:
+        if _is_busy(exc):
+            reason = (
+                f"the database stayed locked by another connection for {self._busy_ms / 1000:g}s"
+            )
+        else:
+            reason = str(exc)
+        return StoreError(f"{what} failed: {reason} (database {self._path})")
+
+
+def _segments(namespace: Namespace) -> str:
+    return json.dumps(namespace.segments, ensure_ascii=False)
+
+
+def _checkpoint(path: str, done: threading.Event) -> None:
+    """The background half of a checkpoint (in its own thread and connection)."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        if not _is_busy(exc):  # busy: another connection is checkpointing, as good
+            _log.warning("WAL checkpoint of %s failed (retried later): %s", path, exc)
+    done.set()
+
+
+def _catch_up(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -1,0 +1,329 @@
+"""FileStore: the conformance suite, the crate's file.rs tests (spec §2A.22, with its
+bugs of §5.4/19 fixed), and the file format's own guarantees."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orra_di.errors import StoreError
+from orra_di.message import Message
+from orra_di.namespace import Namespace
+from orra_di.session import Session
+from orra_di.stores import FileStore
+from orra_di.stores.file import decode_segment, encode_segment
+
+from .conformance import DurableStoreConformance, StoreFactory, contents
+
+pytestmark = pytest.mark.anyio
+
+
+class TestFileStore(DurableStoreConformance):
+    @pytest.fixture
+    def new_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: FileStore(tmp_path / "sessions")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path)
+
+
+def files(base: Path) -> list[str]:
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+
+# -- the crate's tests ---------------------------------------------------------------------
+
+
+async def test_save_and_load_roundtrip(store: FileStore) -> None:
+    ns = Namespace("acme", "alice")
+    session = Session(namespace=ns, messages=[Message.user("Hello"), Message.assistant("Hi!")])
+    await store.save(session)
+    loaded = await store.load(ns)
+    assert loaded is not None
+    assert loaded.namespace == ns
+    assert loaded.messages == session.messages
+
+
+async def test_load_nonexistent_returns_none(store: FileStore) -> None:
+    assert await store.load(Namespace("nobody")) is None
+
+
+async def test_correct_directory_structure(store: FileStore, tmp_path: Path) -> None:
+    await store.save(Session(namespace=Namespace("company", "engineering", "alice")))
+    assert (tmp_path / "company" / "engineering" / "alice.jsonl").is_file()
+    assert store.path_for(Namespace.parse("company:engineering:alice")) == str(
+        tmp_path / "company" / "engineering" / "alice.jsonl"
+    )
+
+
+async def test_no_leftover_tmp_files(store: FileStore, tmp_path: Path) -> None:
+    ns = Namespace("test")
+    await store.save(Session(namespace=ns, messages=[Message.user("a")]))
+    await store.save(Session(namespace=ns, messages=[Message.user("b")]))
+    await store.append(Namespace("new"), [Message.user("c")])
+    assert files(tmp_path) == ["new.jsonl", "test.jsonl"]
+
+
+async def test_delete_existing_session(store: FileStore, tmp_path: Path) -> None:
+    ns = Namespace("acme", "alice")
+    await store.save(Session(namespace=ns))
+    assert await store.delete(ns) is True
+    assert await store.load(ns) is None
+    assert not (tmp_path / "acme" / "alice.jsonl").exists()
+
+
+async def test_delete_nonexistent_returns_false(store: FileStore) -> None:
+    assert await store.delete(Namespace("nobody")) is False
+
+
+async def test_list_all_sessions(store: FileStore) -> None:
+    for key in ("acme:alice", "acme:bob", "other:carol"):
+        await store.save(Session(namespace=Namespace.parse(key)))
+    assert [ns.key for ns in await store.list()] == ["acme:alice", "acme:bob", "other:carol"]
+
+
+async def test_list_with_prefix(store: FileStore) -> None:
+    for key in ("acme:alice", "acme:bob", "other:carol"):
+        await store.save(Session(namespace=Namespace.parse(key)))
+    listed = await store.list(Namespace("acme"))
+    assert len(listed) == 2
+    assert all(ns.key.startswith("acme:") for ns in listed)
+
+
+async def test_list_empty_directory(store: FileStore) -> None:
+    assert await store.list() == []
+
+
+async def test_list_nonexistent_prefix(store: FileStore) -> None:
+    await store.save(Session(namespace=Namespace("acme", "alice")))
+    assert await store.list(Namespace("nope")) == []
+
+
+async def test_list_missing_base_directory(tmp_path: Path) -> None:
+    assert await FileStore(tmp_path / "not-yet").list() == []
+
+
+async def test_deeply_nested_namespaces(store: FileStore, tmp_path: Path) -> None:
+    ns = Namespace.parse("a:b:c:d:e")
+    await store.save(Session(namespace=ns, messages=[Message.user("deep")]))
+    assert (tmp_path / "a" / "b" / "c" / "d" / "e.jsonl").is_file()
+    assert contents(await store.load(ns)) == ["deep"]
+    assert await store.list(Namespace("a", "b")) == [ns]
+
+
+async def test_overwrite_existing_session(store: FileStore) -> None:
+    ns = Namespace("test")
+    session = Session(namespace=ns, messages=[Message.user("one")])
+    await store.save(session)
+    session.push_message(Message.assistant("two"))
+    await store.save(session)
+    loaded = await store.load(ns)
+    assert loaded is not None and loaded.message_count == 2
+
+
+async def test_list_includes_sessions_at_prefix_level(store: FileStore) -> None:
+    # orra 0.0.2 returned only acme:alice here (spec §5.4/19); the prefix's own session counts.
+    await store.save(Session(namespace=Namespace("acme")))
+    await store.save(Session(namespace=Namespace("acme", "alice")))
+    assert [ns.key for ns in await store.list(Namespace("acme"))] == ["acme", "acme:alice"]
+
+
+# -- file names: no escape, no collision ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("segment", "name"),
+    [
+        ("alice", "alice"),
+        ("Team_42-b", "Team_42-b"),
+        ("..", "%2E%2E"),
+        ("v1.2", "v1%2E2"),
+        ("a/b", "a%2Fb"),
+        ("a\\b", "a%5Cb"),
+        ("50%", "50%25"),
+        ("x y~", "x%20y%7E"),
+        ("é", "%C3%A9"),
+        ("👩", "%F0%9F%91%A9"),
+    ],
+)
+def test_segment_encoding(segment: str, name: str) -> None:
+    assert encode_segment(segment) == name
+    assert decode_segment(name) == segment
+
+
+@pytest.mark.parametrize("name", ["a.b", "%2e", "%41", "%C3", "a%2", "", "x.jsonl"])
+def test_names_the_store_never_writes_do_not_decode(name: str) -> None:
+    assert decode_segment(name) is None
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [("..",), ("..", "..", "etc", "passwd"), ("a", ".."), ("/etc",), ("a/../../b",), (".",)],
+)
+async def test_namespaces_cannot_leave_the_base_directory(
+    tmp_path: Path, segments: tuple[str, ...]
+) -> None:
+    base = tmp_path / "base"
+    store = FileStore(base)
+    ns = Namespace(*segments)
+    await store.append(ns, [Message.user("inside")])
+    async with store.lock(ns, timeout=1):
+        pass
+    inside = await anyio.Path(base).resolve()
+    assert (await anyio.Path(store.path_for(ns)).resolve()).is_relative_to(inside)
+    assert files(tmp_path) == [f"base/{name}" for name in files(base)]
+    assert contents(await store.load(ns)) == ["inside"]
+    assert await store.list() == [ns]
+    assert await store.delete_tree(ns) == 1
+    assert files(tmp_path) == []
+
+
+async def test_dotted_versions_do_not_collide(store: FileStore) -> None:
+    # orra 0.0.2 mapped both to v1.json (spec §5.4/19).
+    await store.append(Namespace("app", "v1.1"), [Message.user("one-one")])
+    await store.append(Namespace("app", "v1.2"), [Message.user("one-two")])
+    await store.append(Namespace("app", "v1"), [Message.user("one")])
+    assert contents(await store.load(Namespace("app", "v1.1"))) == ["one-one"]
+    assert contents(await store.load(Namespace("app", "v1.2"))) == ["one-two"]
+    assert contents(await store.load(Namespace("app", "v1"))) == ["one"]
+    assert [ns.key for ns in await store.list()] == ["app:v1", "app:v1.1", "app:v1.2"]
+
+
+async def test_foreign_files_are_not_sessions(store: FileStore, tmp_path: Path) -> None:
+    await store.append(Namespace("acme", "alice"), [Message.user("x")])
+    (tmp_path / "README.md").write_text("not a session")
+    (tmp_path / "notes.v2.jsonl").write_text("{}\n")
+    (tmp_path / "acme" / "a%3Ab.jsonl").write_text("{}\n")  # would decode to 'a:b'
+    (tmp_path / "some.dir").mkdir()
+    (tmp_path / "some.dir" / "x.jsonl").write_text("{}\n")
+    assert await store.list() == [Namespace("acme", "alice")]
+
+
+# -- the file format ----------------------------------------------------------------------
+
+
+async def test_append_adds_lines_without_rewriting(store: FileStore) -> None:
+    ns = Namespace("acme", "alice")
+    await store.append(ns, [Message.user("1")])
+    path = anyio.Path(store.path_for(ns))
+    before = await path.read_bytes()
+    inode = (await path.stat()).st_ino
+    await store.append(ns, [Message.assistant("2")], metadata={"k": "v"})
+    after = await path.read_bytes()
+    assert after.startswith(before)
+    assert (await path.stat()).st_ino == inode
+    added = [json.loads(line) for line in after[len(before) :].splitlines()]
+    assert added[0] == {"role": "assistant", "content": "2"}
+    assert added[1]["metadata"] == {"k": "v"}
+    assert set(added[1]) == {"updated_at", "metadata"}
+
+
+async def test_header_describes_the_session(store: FileStore) -> None:
+    ns = Namespace("acme", "alice")
+    await store.append(ns, [Message.user("1")], metadata={"k": 1})
+    header = json.loads((await anyio.Path(store.path_for(ns)).read_text()).splitlines()[0])
+    assert header["orra_session"] == 1
+    assert header["namespace"] == {"segments": ["acme", "alice"]}
+    assert header["created_at"].endswith("+00:00")
+
+
+async def test_torn_last_line_is_ignored_and_cut_by_the_next_append(store: FileStore) -> None:
+    ns = Namespace("acme", "alice")
+    await store.append(ns, [Message.user("1"), Message.assistant("2")])
+    path = anyio.Path(store.path_for(ns))
+    async with await anyio.open_file(path, "ab") as file:  # a crash in the middle of a line
+        await file.write(b'{"role":"user","content":"lo')
+    assert contents(await store.load(ns)) == ["1", "2"]
+    await store.append(ns, [Message.user("3")])
+    assert contents(await store.load(ns)) == ["1", "2", "3"]
+    assert b'"lo' not in await path.read_bytes()
+
+
+async def test_corrupt_line_names_file_and_line(store: FileStore) -> None:
+    ns = Namespace("acme", "alice")
+    await store.append(ns, [Message.user("1")])
+    path = anyio.Path(store.path_for(ns))
+    lines = (await path.read_text()).splitlines(keepends=True)
+    await path.write_text(lines[0] + lines[1] + "{not json\n" + "".join(lines[2:]))
+    with pytest.raises(StoreError, match=r"alice\.jsonl is corrupt at line 3"):
+        await store.load(ns)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", "line 1: the header line is missing"),
+        (b'{"orra_session": 1, "namespace"', "line 1: the header line is missing"),
+        (b"[]\n", "line 1: not a session header"),
+        (b'{"orra_session": 2}\n', "line 1: format 2 is not 1"),
+        (b'{"orra_session": 1, "namespace": {}}\n', "line 1: bad header"),
+    ],
+)
+async def test_bad_headers_are_reported(
+    store: FileStore, tmp_path: Path, body: bytes, error: str
+) -> None:
+    (tmp_path / "x.jsonl").write_bytes(body)
+    with pytest.raises(StoreError, match=error):
+        await store.load(Namespace("x"))
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"42", "line 2: not a JSON object"),
+        (b'{"role": "wizard"}', "(?s)line 2: .*role"),
+        (b'{"updated_at": "yesterday"}', "line 2: .*isoformat"),
+        (b'{"updated_at": "2024-01-01T00:00:00+00:00", "metadata": []}', "line 2: metadata"),
+        (b'{"something": "else"}', "line 2: neither a message nor an update"),
+    ],
+)
+async def test_bad_records_are_reported(store: FileStore, line: bytes, error: str) -> None:
+    ns = Namespace("x")
+    await store.save(Session(namespace=ns))
+    async with await anyio.open_file(store.path_for(ns), "ab") as file:
+        await file.write(line + b"\n")
+    with pytest.raises(StoreError, match=error):
+        await store.load(ns)
+
+
+async def test_a_file_holding_another_namespace_is_an_error(store: FileStore) -> None:
+    # What a case-insensitive file system would do to "Alice" and "alice".
+    await store.append(Namespace("Alice"), [Message.user("x")])
+    os.rename(store.path_for(Namespace("Alice")), store.path_for(Namespace("alice")))
+    with pytest.raises(StoreError, match="holds 'Alice', not 'alice'"):
+        await store.load(Namespace("alice"))
+
+
+async def test_metadata_must_be_json(store: FileStore) -> None:
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        await store.append(Namespace("x"), [], metadata={"when": object()})
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        await store.save(Session(namespace=Namespace("x"), metadata={"nan": float("nan")}))
+    assert await store.list() == []
+
+
+async def test_os_errors_become_store_errors(store: FileStore, tmp_path: Path) -> None:
+    (tmp_path / "acme").write_text("a file where a directory should be")
+    with pytest.raises(StoreError, match=r"append to session 'acme:alice' failed on .*acme"):
+        await store.append(Namespace("acme", "alice"), [Message.user("x")])
+    with pytest.raises(StoreError, match="lock session 'acme:alice' failed"):
+        async with store.lock(Namespace("acme", "alice")):
+            pass
+
+
+async def test_delete_tree_removes_directories_and_lock_files(
+    store: FileStore, tmp_path: Path
+) -> None:
+    for key in ("acme", "acme:alice", "acme:alice:x", "acmeother"):
+        ns = Namespace.parse(key)
+        await store.append(ns, [Message.user(key)])
+        async with store.lock(ns):
+            pass
+    assert await store.delete_tree(Namespace("acme")) == 3
+    assert files(tmp_path) == ["acmeother.jsonl", "acmeother.lock"]

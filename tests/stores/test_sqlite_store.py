@@ -1,0 +1,374 @@
+"""SQLiteStore: the conformance suite, plus schema versions, the cross-process lease
+(real processes), the load cache and how database failures are reported."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orra_di.errors import ConfigurationError, SessionBusyError, StoreError
+from orra_di.message import Message
+from orra_di.namespace import Namespace
+from orra_di.session import Session
+from orra_di.stores import SQLiteStore
+from orra_di.stores import sqlite as sqlite_module
+from orra_di.stores.sqlite import MIGRATIONS
+
+from .conformance import ALICE, DurableStoreConformance, StoreFactory, contents
+
+pytestmark = pytest.mark.anyio
+
+SHARED = Namespace("shared")
+
+
+class TestSQLiteStore(DurableStoreConformance):
+    @pytest.fixture
+    def new_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: SQLiteStore(tmp_path / "sessions.db", lease_seconds=1.0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "sessions.db"
+
+
+@pytest.fixture
+async def store(db: Path) -> AsyncIterator[SQLiteStore]:
+    """A store whose database already exists, so raw connections find the tables."""
+    store = SQLiteStore(db, lease_seconds=1.0)
+    await store.list()
+    yield store
+    await store.aclose()
+
+
+@contextmanager
+def raw(db: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection, as another program (or a dead process) would have."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+async def test_schema_version_is_recorded(store: SQLiteStore, db: Path) -> None:
+    await store.list()
+    with raw(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"sessions", "messages", "leases"} <= tables
+
+
+async def test_reopening_keeps_the_schema_and_data(db: Path) -> None:
+    first = SQLiteStore(db)
+    await first.append(ALICE, [Message.user("kept")])
+    await first.aclose()
+    second = SQLiteStore(db)
+    assert contents(await second.load(ALICE)) == ["kept"]
+    await second.aclose()
+
+
+async def test_a_newer_schema_is_refused(db: Path) -> None:
+    first = SQLiteStore(db)
+    await first.list()
+    await first.aclose()
+    with raw(db) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    newer = SQLiteStore(db)
+    with pytest.raises(StoreError, match="schema version 2, newer than this orra-di understands"):
+        await newer.load(ALICE)
+    await newer.aclose()
+
+
+async def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "missing-dir" / "x.db")
+    with pytest.raises(StoreError, match="cannot open the SQLite database"):
+        await store.list()
+    await store.aclose()
+
+
+def test_bad_settings_are_configuration_errors(db: Path) -> None:
+    with pytest.raises(ConfigurationError, match="lease_seconds"):
+        SQLiteStore(db, lease_seconds=0)
+    with pytest.raises(ConfigurationError, match="busy_timeout"):
+        SQLiteStore(db, busy_timeout=-1)
+
+
+async def test_closed_store_refuses_work(store: SQLiteStore) -> None:
+    await store.append(ALICE, [Message.user("x")])
+    await store.aclose()
+    with pytest.raises(StoreError, match="is closed"):
+        await store.load(ALICE)
+    with pytest.raises(StoreError, match="is closed"):
+        await store.append(ALICE, [Message.user("y")])
+
+
+async def test_metadata_must_be_json(store: SQLiteStore) -> None:
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        await store.append(ALICE, [], metadata={"when": object()})
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        await store.save(Session(namespace=ALICE, metadata={"nan": float("nan")}))
+    assert await store.list() == []
+
+
+# -- waiting for other writers --------------------------------------------------------------
+
+
+async def test_an_append_waits_for_another_writer(store: SQLiteStore, db: Path) -> None:
+    await store.append(ALICE, [Message.user("1")])
+    with raw(db) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+
+        async def commit_soon() -> None:
+            await anyio.sleep(0.1)
+            other.execute("COMMIT")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(commit_soon)
+            started = anyio.current_time()
+            await store.append(ALICE, [Message.user("2")])
+            assert anyio.current_time() - started >= 0.09
+    assert contents(await store.load(ALICE)) == ["1", "2"]
+
+
+async def test_a_write_lock_held_too_long_is_a_store_error(db: Path) -> None:
+    store = SQLiteStore(db, busy_timeout=0.05)
+    await store.append(ALICE, [Message.user("1")])
+    with raw(db) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match=r"append to session 'acme:alice' failed: .*locked"):
+            await store.append(ALICE, [Message.user("2")])
+    assert contents(await store.load(ALICE)) == ["1"]
+    await store.aclose()
+
+
+async def test_wal_is_checkpointed_into_the_database(
+    store: SQLiteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.append(ALICE, [Message.user("x" * 20_000)])
+    size = (await anyio.Path(db).stat()).st_size  # automatic checkpoints are off
+    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_EVERY", 3)
+    for _ in range(3):
+        await store.append(ALICE, [Message.user("y" * 20_000)])
+    for _ in range(500):  # the checkpoint runs in the background
+        if (await anyio.Path(db).stat()).st_size > size + 60_000:
+            break
+        await anyio.sleep(0.01)
+    else:
+        pytest.fail("the WAL never reached the database file")
+
+
+async def test_wal_stays_bounded_under_nonstop_writes(
+    store: SQLiteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without ever pausing, the background copy never catches up on its own; the
+    # WAL restarts only because a store operation finishes the copy.
+    monkeypatch.setattr(sqlite_module, "_CHECKPOINT_EVERY", 50)
+    for i in range(1500):  # some 3,000 WAL frames, 12 MB if the WAL never restarted
+        await store.append(ALICE, [Message.user(str(i))])
+    wal = await anyio.Path(f"{db}-wal").stat()
+    assert wal.st_size < 6_000_000
+
+
+# -- the load cache --------------------------------------------------------------------------
+
+
+async def test_cached_load_returns_a_fresh_copy(store: SQLiteStore) -> None:
+    await store.append(ALICE, [Message.user("1")], metadata={"k": [1]})
+    first = await store.load(ALICE)
+    assert first is not None
+    first.messages.append(Message.user("not stored"))
+    first.metadata["k"].append(2)
+    second = await store.load(ALICE)
+    assert second is not None and second is not first
+    assert contents(second) == ["1"]
+    assert second.metadata == {"k": [1]}
+
+
+async def test_cache_is_bounded(db: Path) -> None:
+    store = SQLiteStore(db, cache_sessions=2)
+    for name in ("a", "b", "c"):
+        await store.append(Namespace(name), [Message.user(name)])
+        await store.load(Namespace(name))
+    for name in ("a", "b", "c"):  # evicted or not, every load is right
+        assert contents(await store.load(Namespace(name))) == [name]
+    await store.aclose()
+
+
+async def test_cache_sees_a_raw_write(store: SQLiteStore, db: Path) -> None:
+    await store.append(ALICE, [Message.user("1")])
+    await store.load(ALICE)
+    with raw(db) as conn:
+        conn.execute("UPDATE sessions SET metadata = '{\"edited\": true}', revision = revision + 1")
+    loaded = await store.load(ALICE)
+    assert loaded is not None and loaded.metadata == {"edited": True}
+
+
+async def test_corrupt_rows_are_store_errors(store: SQLiteStore, db: Path) -> None:
+    await store.append(ALICE, [Message.user("1")])
+    with raw(db) as conn:
+        conn.execute('UPDATE messages SET body = \'{"role": "wizard"}\'')
+        conn.execute("UPDATE sessions SET revision = revision + 1")
+    with pytest.raises(StoreError, match=r"load session 'acme:alice' failed: .* corrupt"):
+        await store.load(ALICE)
+
+
+# -- leases ----------------------------------------------------------------------------------
+
+
+async def test_lease_rows_follow_the_lock(store: SQLiteStore, db: Path) -> None:
+    with raw(db) as conn:
+        async with store.lock(ALICE):
+            owner, expires = conn.execute("SELECT owner, expires_at FROM leases").fetchone()
+            assert len(owner) == 32
+            assert time.time() < expires <= time.time() + 1.0
+        assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+
+
+async def test_a_live_foreign_lease_blocks_until_it_expires(store: SQLiteStore, db: Path) -> None:
+    with raw(db) as conn:
+        conn.execute(
+            "INSERT INTO leases VALUES (?, 'other-process', ?)", (ALICE.key, time.time() + 0.3)
+        )
+    with pytest.raises(SessionBusyError):
+        async with store.lock(ALICE, timeout=0.05):
+            pytest.fail("took a live lease")
+    started = anyio.current_time()
+    async with store.lock(ALICE, timeout=5):
+        assert anyio.current_time() - started >= 0.15
+
+
+async def test_an_expired_lease_is_taken_over(store: SQLiteStore, db: Path) -> None:
+    with raw(db) as conn:
+        conn.execute("INSERT INTO leases VALUES (?, 'dead', ?)", (ALICE.key, time.time() - 1))
+    async with store.lock(ALICE, timeout=0):
+        await store.append(ALICE, [Message.user("after takeover")])
+    assert contents(await store.load(ALICE)) == ["after takeover"]
+
+
+async def test_the_lease_is_renewed_while_held(db: Path) -> None:
+    store, other = SQLiteStore(db, lease_seconds=0.3), SQLiteStore(db)
+    async with store.lock(ALICE):
+        with raw(db) as conn:
+            first = conn.execute("SELECT expires_at FROM leases").fetchone()[0]
+            await anyio.sleep(0.45)  # longer than lease_seconds
+            later = conn.execute("SELECT expires_at FROM leases").fetchone()[0]
+        assert later > first + 0.1
+        with pytest.raises(SessionBusyError):
+            async with other.lock(ALICE, timeout=0):
+                pytest.fail("took a renewed lease")
+    await store.aclose()
+    await other.aclose()
+
+
+async def test_a_writer_whose_lease_was_taken_over_is_refused(store: SQLiteStore, db: Path) -> None:
+    other = SQLiteStore(db)
+    async with store.lock(ALICE):
+        await store.append(ALICE, [Message.user("mine")])
+        with raw(db) as conn:  # this process stalled past its lease...
+            conn.execute("UPDATE leases SET expires_at = 0")
+        async with other.lock(ALICE, timeout=0):  # ...and another run took over
+            with pytest.raises(StoreError, match="lock on the session lapsed"):
+                await store.append(ALICE, [Message.user("stale")])
+            with pytest.raises(StoreError, match="lock on the session lapsed"):
+                await store.save(Session(namespace=ALICE))
+            await other.append(ALICE, [Message.user("theirs")])
+    assert contents(await store.load(ALICE)) == ["mine", "theirs"]
+    await other.aclose()
+
+
+# -- real processes ---------------------------------------------------------------------------
+
+
+def _append_in_rounds(
+    path: str, writer: int, start: multiprocessing.synchronize.Barrier, rounds: int
+) -> None:
+    """In a child process: hold the lock ``rounds`` times, appending 5 messages each."""
+
+    async def main() -> None:
+        store = SQLiteStore(path, lease_seconds=5)
+        await store.list()  # opened: now wait for the others so that they all compete
+        start.wait()
+        try:
+            for round_ in range(rounds):
+                await anyio.sleep(0.005)  # let the others in between our holds
+                async with store.lock(SHARED, timeout=60):
+                    before = await store.load(SHARED)
+                    count = 0 if before is None else before.message_count
+                    for i in range(5):
+                        await store.append(SHARED, [Message.user(f"{writer}:{round_}:{i}")])
+                    after = await store.load(SHARED)
+                    assert after is not None and after.message_count == count + 5
+        finally:
+            await store.aclose()
+
+    anyio.run(main)
+
+
+def _hold_until_killed(path: str, held: multiprocessing.synchronize.Event) -> None:
+    async def main() -> None:
+        store = SQLiteStore(path, lease_seconds=0.3)
+        async with store.lock(SHARED):
+            await store.append(SHARED, [Message.user("before the crash")])
+            held.set()
+            await anyio.sleep(60)
+
+    anyio.run(main)
+
+
+async def _join(process: multiprocessing.process.BaseProcess) -> int | None:
+    await anyio.to_thread.run_sync(process.join, 60)
+    return process.exitcode
+
+
+async def test_processes_take_turns_under_the_lock(store: SQLiteStore, db: Path) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(4)
+    writers = [
+        spawn.Process(target=_append_in_rounds, args=(str(db), w, start, 5)) for w in range(4)
+    ]
+    for process in writers:
+        process.start()
+    assert [await _join(p) for p in writers] == [0, 0, 0, 0]
+    written = contents(await store.load(SHARED))
+    assert len(written) == 100
+    holds = [written[k : k + 5] for k in range(0, 100, 5)]
+    for hold in holds:  # each hold's appends are contiguous and in order
+        writer_round = hold[0].rsplit(":", 1)[0]
+        assert hold == [f"{writer_round}:{i}" for i in range(5)]
+    assert len({hold[0] for hold in holds}) == 20
+
+
+async def test_a_killed_holder_frees_the_session_when_its_lease_expires(
+    store: SQLiteStore, db: Path
+) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    held = spawn.Event()
+    child = spawn.Process(target=_hold_until_killed, args=(str(db), held))
+    child.start()
+    try:
+        assert await anyio.to_thread.run_sync(held.wait, 60)
+        with pytest.raises(SessionBusyError):
+            async with store.lock(SHARED, timeout=0.4):  # the live child keeps renewing
+                pytest.fail("took the lease of a live process")
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        assert await _join(child) == -signal.SIGKILL
+        async with store.lock(SHARED, timeout=5):
+            await store.append(SHARED, [Message.user("after the crash")])
+    finally:
+        child.kill()
+    assert contents(await store.load(SHARED)) == ["before the crash", "after the crash"]
