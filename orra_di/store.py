@@ -7,7 +7,9 @@ real product needs:
   step costs the same at message 10 and at message 10,000;
 - ``delete_tree`` erases a namespace and everything below it (GDPR erasure);
 - ``lock`` is the single-writer mechanism: while a run holds it, no other run
-  (in this process or, for shared stores, in another) writes the session.
+  (in this process or, for shared stores, in another) writes the session;
+- ``trim`` and ``prune`` are retention: keep the last N messages of a session,
+  drop sessions idle for longer than a TTL.
 
 Listing is by whole segments: the prefix ``acme`` finds ``acme`` and
 ``acme:alice`` but never ``acmeother``. Results are sorted by key.
@@ -23,7 +25,7 @@ from orra_di.message import Message
 from orra_di.namespace import SEPARATOR, Namespace
 from orra_di.session import Session
 
-__all__ = ["SessionStore", "in_subtree", "subtree_bounds"]
+__all__ = ["SessionStore", "in_subtree", "subtree_bounds", "trim_start"]
 
 
 @runtime_checkable
@@ -71,6 +73,19 @@ class SessionStore(Protocol):
         """
         ...
 
+    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+        """Keep only the newest ``keep_last`` messages of a session; return how many went.
+
+        The cut moves forward past tool-result messages whose call it removed
+        (see :func:`trim_start`), so the kept history is still valid for a
+        provider. A missing session trims nothing.
+        """
+        ...
+
+    async def prune(self, idle_for: float) -> int:
+        """Delete every session not written for ``idle_for`` seconds; return how many."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
@@ -84,3 +99,17 @@ def in_subtree(key: str, prefix_key: str) -> bool:
 def subtree_bounds(prefix_key: str) -> tuple[str, str]:
     """``[low, high)`` such that descendants' keys sort inside it (for indexed range scans)."""
     return prefix_key + SEPARATOR, prefix_key + chr(ord(SEPARATOR) + 1)
+
+
+def trim_start(messages: Sequence[Message], keep_last: int) -> int:
+    """Index of the first message kept when keeping the newest ``keep_last``.
+
+    Moves past leading tool-result messages, whose assistant call would be cut
+    away: providers reject a result without its call.
+    """
+    if keep_last < 0:
+        raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+    start = max(len(messages) - keep_last, 0)
+    while start < len(messages) and messages[start].tool_results:
+        start += 1
+    return start

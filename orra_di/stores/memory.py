@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session, utc_now
-from orra_di.store import in_subtree
+from orra_di.store import in_subtree, trim_start
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["InMemoryStore"]
@@ -59,6 +60,23 @@ class InMemoryStore:
         if prefix is not None:
             keys = [k for k in keys if in_subtree(k, prefix.key)]
         return [self._sessions[k].namespace for k in keys]
+
+    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+        stored = self._sessions.get(namespace.key)
+        if stored is None:
+            return 0
+        start = trim_start(stored.messages, keep_last)
+        if start:
+            del stored.messages[:start]
+            stored.updated_at = utc_now()
+        return start
+
+    async def prune(self, idle_for: float) -> int:
+        cutoff = utc_now() - timedelta(seconds=idle_for)
+        idle = [k for k, s in self._sessions.items() if s.updated_at < cutoff]
+        for key in idle:
+            del self._sessions[key]
+        return len(idle)
 
     def lock(
         self, namespace: Namespace, *, timeout: float | None = None
