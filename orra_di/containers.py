@@ -36,9 +36,10 @@ from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider
+from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
-from orra_di.settings import OrraSettings, StoreSettings, load_settings
+from orra_di.settings import LLMSettings, OrraSettings, StoreSettings, load_settings
 from orra_di.store import SessionStore
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
@@ -84,6 +85,36 @@ def _sqlite_store(settings: StoreSettings) -> SQLiteStore:
                 f"cannot create the data directory {path.parent}: {exc.strerror or exc}"
             ) from exc
     return SQLiteStore(path)
+
+
+def _vendor(kind: str, llm: LLMSettings) -> Provider:
+    """The vendor adapter for ``kind``, its SDK retries off and ours (bounded) around it.
+
+    Imported on use, so the container loads without the vendor extras.
+    """
+    adapter: Provider
+    if kind == "anthropic":
+        from orra_di.providers import anthropic
+
+        adapter = anthropic.AnthropicProvider(
+            llm.resolved_api_key,
+            model=llm.model or anthropic.DEFAULT_MODEL,
+            base_url=llm.base_url,
+            timeout=llm.timeout,
+            max_retries=0,
+        )
+    else:
+        from orra_di.providers import openai
+
+        # A local server (base_url) never receives the OPENAI_API_KEY of the environment.
+        adapter = openai.OpenAIProvider(
+            llm.api_key if llm.base_url else llm.resolved_api_key,
+            model=llm.model or openai.DEFAULT_MODEL,
+            base_url=llm.base_url,
+            timeout=llm.timeout,
+            max_retries=0,
+        )
+    return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
 
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
@@ -161,12 +192,8 @@ class Container(containers.DeclarativeContainer):
             "llm.kind 'scripted'",
             "override container.llm with orra_di.testing.ScriptedProvider([...]) in your test",
         ),
-        anthropic=providers.Singleton(
-            _unavailable, "llm.kind 'anthropic'", "the Anthropic adapter is not released yet"
-        ),
-        openai=providers.Singleton(
-            _unavailable, "llm.kind 'openai'", "the OpenAI adapter is not released yet"
-        ),
+        anthropic=providers.Singleton(_vendor, "anthropic", settings.provided.llm),
+        openai=providers.Singleton(_vendor, "openai", settings.provided.llm),
     )
 
     store = providers.Selector(

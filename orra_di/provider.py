@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from orra_di.message import Message
+from orra_di.message import JsonValue, Message
 from orra_di.tool import ToolDefinition
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallStart",
     "Usage",
+    "parse_tool_arguments",
     "response_events",
 ]
 
@@ -122,6 +123,20 @@ class StreamingProvider(Provider, Protocol):
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         """Yield events as the model produces them; raise ProviderError on failure."""
         ...
+
+
+def parse_tool_arguments(raw: str | None) -> JsonValue:
+    """A model's tool arguments from their JSON text.
+
+    Empty is ``{}``; invalid JSON stays the raw string, so the tool reports
+    an ``invalid input`` error the model can read instead of the run failing.
+    """
+    if not raw or not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 async def response_events(

@@ -17,7 +17,6 @@ The order of steps is orra 0.0.2's (spec §2A.9), with its bugs fixed:
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ from orra_di.provider import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    parse_tool_arguments,
 )
 from orra_di.session import Session
 from orra_di.store import SessionStore
@@ -339,7 +339,7 @@ class Runtime:
             elif isinstance(event, StreamDone):
                 done = event
         calls = [
-            ToolCall(id=i, name=names[i], arguments=_parse_arguments("".join(arguments[i])))
+            ToolCall(id=i, name=names[i], arguments=parse_tool_arguments("".join(arguments[i])))
             for i in names
         ]
         return CompletionResponse(
@@ -482,13 +482,3 @@ def _as_message(message: Message | str) -> Message:
 
 def _error(call: ToolCall, content: str) -> ToolResult:
     return ToolResult(call_id=call.id, content=content, is_error=True)
-
-
-def _parse_arguments(raw: str) -> Any:
-    """Streamed arguments as JSON; an empty buffer is ``{}``, bad JSON stays a string."""
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw

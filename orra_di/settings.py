@@ -16,7 +16,7 @@ Each setting is taken from the first layer that gives it, highest first:
 
        [llm]
        kind = "anthropic"
-       model = "claude-sonnet-4-5"
+       model = "claude-sonnet-5-5"
 
        [runtime]
        max_turns = 20
@@ -169,13 +169,15 @@ class LLMSettings(_Section):
     kind: LLMKind | None = Field(
         None,
         description="one of 'test', 'scripted', 'anthropic', 'openai', or unset to detect it "
-        "from ANTHROPIC_API_KEY / OPENAI_API_KEY",
+        "from ANTHROPIC_API_KEY / OPENAI_API_KEY (or openai when only base_url is set)",
     )
     model: str | None = None
     api_key: SecretStr | None = None
     base_url: str | None = None
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0)
+    max_retry_wait: float = Field(60.0, gt=0)
+    """The longest retry-after worth waiting for; a longer one fails (or falls back) at once."""
 
     @field_validator("api_key")
     @classmethod
@@ -187,9 +189,13 @@ class LLMSettings(_Section):
 
     @property
     def resolved_kind(self) -> LLMKind:
-        """``kind`` if set, else the first vendor whose key variable is set, else ``test``."""
+        """``kind`` if set; else ``openai`` for a ``base_url`` alone (a local
+        OpenAI-compatible server: Ollama, vLLM, llama.cpp); else the first vendor
+        whose key variable is set; else ``test``."""
         if self.kind is not None:
             return self.kind
+        if self.base_url and self.api_key is None:
+            return "openai"
         for kind, variable in VENDOR_KEY_ENV.items():
             if os.environ.get(variable):
                 return kind

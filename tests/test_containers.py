@@ -33,6 +33,7 @@ from orra_di import (
     tool,
 )
 from orra_di.containers import Container, lifespan
+from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime_set import RuntimeMap
 from orra_di.settings import load_settings
 from orra_di.stores.file import FileStore
@@ -110,24 +111,42 @@ def test_llm_kind_scripted_says_to_override_the_provider() -> None:
 
 
 @pytest.mark.parametrize("kind", ["anthropic", "openai"])
-def test_vendor_llm_kinds_are_configuration_errors_for_now(kind: str) -> None:
+def test_a_vendor_kind_without_a_key_says_which_key_is_missing(kind: str) -> None:
     container = make_container(llm={"kind": kind})
-    with pytest.raises(ConfigurationError, match=f"llm.kind '{kind}' is not available"):
+    with pytest.raises(ConfigurationError, match=f"{kind.upper()}_API_KEY"):
         container.llm()
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("variable", "kind"), [("ANTHROPIC_API_KEY", "anthropic"), ("OPENAI_API_KEY", "openai")]
+    ("variable", "kind", "adapter"),
+    [
+        ("ANTHROPIC_API_KEY", "anthropic", "AnthropicProvider"),
+        ("OPENAI_API_KEY", "openai", "OpenAIProvider"),
+    ],
 )
-def test_a_vendor_key_in_the_environment_selects_that_vendor(
-    monkeypatch: pytest.MonkeyPatch, variable: str, kind: str
+async def test_a_vendor_key_in_the_environment_selects_that_vendor(
+    monkeypatch: pytest.MonkeyPatch, variable: str, kind: str, adapter: str
 ) -> None:
     monkeypatch.setenv(variable, "sk-test-not-a-real-key")
-    container = make_container()
+    container = make_container(llm={"max_retries": 3, "max_retry_wait": 5})
     assert container.settings().llm.resolved_kind == kind
-    with pytest.raises(ConfigurationError, match=f"llm.kind '{kind}'") as info:
-        container.llm()
-    assert "sk-test" not in str(info.value)
+    llm = container.llm()
+    assert isinstance(llm, RetryingProvider)
+    assert type(llm.llm).__name__ == adapter
+    assert (llm.max_retries, llm.max_wait) == (3, 5)
+    assert "sk-test" not in repr(llm.llm)
+    await llm.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_base_url_alone_selects_an_openai_compatible_server() -> None:
+    container = make_container(llm={"base_url": "http://127.0.0.1:11434/v1", "model": "llama3"})
+    llm = container.llm()
+    assert isinstance(llm, RetryingProvider)
+    assert type(llm.llm).__name__ == "OpenAIProvider"
+    assert "11434" in repr(llm.llm)
+    await llm.aclose()
 
 
 def test_llm_kind_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,12 @@
-"""Providers made of providers: fall back to another on failure, or swap at run time.
+"""Providers made of providers: retry, fall back to another, or swap at run time.
 
-Retries with backoff live in the vendor SDKs (``llm.max_retries`` configures
-them, and they honour the server's retry-after); what these add is what a
-retry cannot do: move to another vendor or model when one is rate limited or
-down, and replace the provider while the application runs (orra's
-``DynamicProvider``, spec §2B.3).
+:class:`RetryingProvider` retries rate limits and outages with exponential
+backoff, honouring the server's retry-after but never sleeping longer than
+``max_wait`` (the vendor SDKs would sleep whatever the server says; the
+container gives them ``max_retries=0`` and wraps them in this instead).
+:class:`FallbackProvider` moves to another vendor or model when one is rate
+limited or down; :class:`DynamicProvider` replaces the provider while the
+application runs (orra's hot swap, spec §2B.3).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from orra_di.provider import (
     response_events,
 )
 
-__all__ = ["DynamicProvider", "FallbackProvider", "PlaceholderProvider", "stream_from"]
+__all__ = [
+    "DynamicProvider",
+    "FallbackProvider",
+    "PlaceholderProvider",
+    "RetryingProvider",
+    "stream_from",
+]
 
 log = logging.getLogger("orra_di.providers")
 
@@ -50,6 +58,77 @@ def stream_from(llm: Provider, request: CompletionRequest) -> AsyncIterator[Stre
 async def _replayed(llm: Provider, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
     async for event in response_events(await llm.complete(request)):
         yield event
+
+
+class RetryingProvider:
+    """Retries ``llm`` on rate limits and outages, ``max_retries`` times at most.
+
+    The pause doubles from ``base_delay``, or is the server's retry-after when
+    it sent one. A retry-after longer than ``max_wait`` is not waited for: the
+    error is raised at once, so a :class:`FallbackProvider` around this can
+    move on instead of the run hanging for an hour. A stream is retried only
+    before its first event.
+    """
+
+    def __init__(
+        self,
+        llm: Provider,
+        *,
+        max_retries: int = 2,
+        base_delay: float = 0.5,
+        max_wait: float = 60.0,
+        retry_on: tuple[type[ProviderError], ...] = FALLBACK_ON,
+    ) -> None:
+        if max_retries < 0 or base_delay < 0 or max_wait < 0:
+            raise ConfigurationError("retries and delays must not be negative")
+        self.llm = llm
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_wait = max_wait
+        self.retry_on = retry_on
+
+    def _pause(self, attempt: int, error: ProviderError) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if attempt >= self.max_retries:
+            return None
+        hint = getattr(error, "retry_after_ms", None)
+        delay = hint / 1000 if hint is not None else self.base_delay * 2**attempt
+        return delay if delay <= self.max_wait else None
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        attempt = 0
+        while True:
+            try:
+                return await self.llm.complete(request)
+            except self.retry_on as exc:
+                pause = self._pause(attempt, exc)
+                if pause is None:
+                    raise
+                log.warning("provider failed (%s); retrying in %.2fs", exc, pause)
+                await anyio.sleep(pause)
+                attempt += 1
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        attempt = 0
+        while True:
+            started = False
+            try:
+                async for event in stream_from(self.llm, request):
+                    started = True
+                    yield event
+                return
+            except self.retry_on as exc:
+                pause = None if started else self._pause(attempt, exc)
+                if pause is None:
+                    raise
+                log.warning("provider failed (%s); retrying in %.2fs", exc, pause)
+                await anyio.sleep(pause)
+                attempt += 1
+
+    async def aclose(self) -> None:
+        close = getattr(self.llm, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class FallbackProvider:

@@ -16,7 +16,12 @@ from orra_di import (
     Runtime,
     TextDelta,
 )
-from orra_di.providers.resilience import DynamicProvider, FallbackProvider, PlaceholderProvider
+from orra_di.providers.resilience import (
+    DynamicProvider,
+    FallbackProvider,
+    PlaceholderProvider,
+    RetryingProvider,
+)
 from orra_di.testing import ScriptedProvider, reply
 
 pytestmark = pytest.mark.anyio
@@ -89,4 +94,39 @@ async def test_with_provider_starts_configured_and_streams() -> None:
     dynamic = DynamicProvider(ScriptedProvider([reply("streamed")]))
     assert dynamic.is_configured
     events = [e async for e in dynamic.stream(REQUEST)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "streamed"
+
+
+async def test_retries_honour_retry_after_and_then_succeed() -> None:
+    flaky = ScriptedProvider(
+        [RateLimitedError(1), ProviderUnavailableError("502"), reply("third time")]
+    )
+    llm = RetryingProvider(flaky, max_retries=2, base_delay=0.001)
+    assert (await llm.complete(REQUEST)).message.content == "third time"
+    assert len(flaky.requests) == 3
+
+
+async def test_retries_stop_after_max_retries() -> None:
+    down = ScriptedProvider([ProviderUnavailableError("a"), ProviderUnavailableError("b")])
+    with pytest.raises(ProviderUnavailableError, match="b"):
+        await RetryingProvider(down, max_retries=1, base_delay=0.001).complete(REQUEST)
+
+
+async def test_a_retry_after_beyond_max_wait_is_raised_at_once() -> None:
+    slow_down = ScriptedProvider([RateLimitedError(3_600_000), reply("never")])
+    with pytest.raises(RateLimitedError):
+        await RetryingProvider(slow_down, max_retries=5, max_wait=60).complete(REQUEST)
+    assert len(slow_down.requests) == 1
+
+
+async def test_errors_that_would_repeat_are_not_retried() -> None:
+    bad = ScriptedProvider([ProviderBadRequestError("schema"), reply("never")])
+    with pytest.raises(ProviderBadRequestError):
+        await RetryingProvider(bad, base_delay=0.001).complete(REQUEST)
+    assert len(bad.requests) == 1
+
+
+async def test_streams_are_retried_before_the_first_event() -> None:
+    flaky = ScriptedProvider([ProviderUnavailableError("x"), reply("streamed")])
+    events = [e async for e in RetryingProvider(flaky, base_delay=0.001).stream(REQUEST)]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "streamed"
