@@ -56,6 +56,7 @@ from orra_di.provider import (
     ToolCallStart,
     Usage,
 )
+from orra_di.providers._http import one_line, retry_after_ms
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -210,7 +211,7 @@ class AnthropicProvider:
             raise self._error(exc) from exc
         if not isinstance(getattr(message, "content", None), list):
             raise ProviderUnavailableError(
-                f"the API answered with something that is not a message: {_snippet(str(message))}"
+                f"the API answered with something that is not a message: {one_line(str(message))}"
             )
         response = _response(message)
         self._remember(params["model"], response.message, message)
@@ -328,7 +329,7 @@ class AnthropicProvider:
             body = (
                 exc.body if isinstance(exc.body, str) or exc.body is None else json.dumps(exc.body)
             )
-            detail = _snippet(body or "") or "(empty body)"
+            detail = one_line(body or "") or "(empty body)"
         if exc.status_code >= 400:
             status: int = exc.status_code
             label = f"HTTP {status}"
@@ -342,7 +343,7 @@ class AnthropicProvider:
             return ProviderAuthError(text)
         if status == 429:
             headers = exc.response.headers if exc.status_code == 429 else {}
-            return RateLimitedError(_retry_after_ms(headers), text)
+            return RateLimitedError(retry_after_ms(headers), text)
         if status == 413 or (status == 400 and _TOO_LONG.search(text)):
             return ContextLengthExceededError(text)
         if status in (408, 504):
@@ -427,19 +428,3 @@ def _finish(stop_reason: str | None) -> FinishReason | str:
 def _usage(reported: Any) -> Usage:
     """Billed tokens; the cache counts are absent (None) when caching was not involved."""
     return Usage(**{name: getattr(reported, name, None) or 0 for name in _USAGE_FIELDS})
-
-
-def _retry_after_ms(headers: Any) -> int | None:
-    """The wait a 429 asked for: ``retry-after-ms``, else ``retry-after`` in seconds."""
-    for name, scale in (("retry-after-ms", 1.0), ("retry-after", 1000.0)):
-        try:
-            return max(0, round(float(headers.get(name)) * scale))
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def _snippet(text: str, limit: int = 200) -> str:
-    """A short, one-line excerpt of a body that was not the JSON the API documents."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

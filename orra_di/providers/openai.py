@@ -24,11 +24,9 @@ of being silently replaced by ``{}``.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,6 +56,7 @@ from orra_di.provider import (
     Usage,
     parse_tool_arguments,
 )
+from orra_di.providers._http import one_line, retry_after_ms
 from orra_di.tool import ToolDefinition
 
 if TYPE_CHECKING:
@@ -189,7 +188,7 @@ class OpenAIProvider:
             raise _not_an_api("a body that is not JSON") from None
         choices = getattr(completion, "choices", None)
         if not isinstance(choices, list) or not choices or choices[0].message is None:
-            raise _not_an_api(_shorten(str(completion)))
+            raise _not_an_api(one_line(str(completion)))
         choice = completion.choices[0]
         calls = [
             ToolCall(
@@ -290,7 +289,7 @@ class OpenAIProvider:
             # Not RateLimitedError: retrying or falling back will not refill the account.
             return ProviderError(f"quota exhausted, check the plan and billing: {message}")
         if isinstance(exc, openai.APIStatusError) and status == 429:
-            return RateLimitedError(_retry_after_ms(exc.response.headers), message)
+            return RateLimitedError(retry_after_ms(exc.response.headers), message)
         if codes & _CONTEXT_CODES or _CONTEXT_WORDS.search(_error_message(exc.body) or ""):
             return ContextLengthExceededError(message)
         if status is None or status >= 500 or status in (408, 409):
@@ -461,32 +460,6 @@ def _describe(exc: openai.APIError, status: int | None) -> str:
     label = next((c for c in (exc.code, exc.type) if c and not c.isdigit()), None)
     head = " ".join(p for p in ("" if status is None else f"HTTP {status}", label or "") if p)
     detail = _error_message(exc.body) or (exc.message if status is None else "")
-    text = ": ".join(p for p in (head, _shorten(detail)) if p) or "unknown error"
+    text = ": ".join(p for p in (head, one_line(detail)) if p) or "unknown error"
     request_id = getattr(exc, "request_id", None)
     return f"{text} (request {request_id})" if request_id else text
-
-
-def _shorten(text: str, limit: int = 300) -> str:
-    """One line of at most ``limit`` characters (an HTML error page would be long)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _retry_after_ms(headers: Mapping[str, str]) -> int | None:
-    """The server's wait hint: ``retry-after-ms``, else ``retry-after`` (seconds or a date)."""
-    for name, scale in (("retry-after-ms", 1.0), ("retry-after", 1000.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0, round(float(value) * scale))
-        except (ValueError, OverflowError):  # not a number, or "inf"
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0, round((when.timestamp() - time.time()) * 1000))

@@ -50,10 +50,10 @@ from orra_di import (
     Usage,
     tool,
 )
+from orra_di.providers._http import retry_after_ms
 from orra_di.providers.openai import (
     PLACEHOLDER_API_KEY,
     OpenAIProvider,
-    _retry_after_ms,
     token_parameter_for,
 )
 
@@ -689,12 +689,12 @@ async def test_429_retry_after_in_seconds(httpserver: HTTPServer) -> None:
 
 def test_retry_after_forms() -> None:
     in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
-    assert 55_000 <= (_retry_after_ms({"retry-after": in_a_minute}) or 0) <= 60_000
-    assert _retry_after_ms({"retry-after-ms": "250", "retry-after": "1"}) == 250
-    assert _retry_after_ms({"retry-after": "1.5"}) == 1500
-    assert _retry_after_ms({"retry-after": "soon"}) is None
-    assert _retry_after_ms({"retry-after": "inf"}) is None
-    assert _retry_after_ms({}) is None
+    assert 55_000 <= (retry_after_ms({"retry-after": in_a_minute}) or 0) <= 60_000
+    assert retry_after_ms({"retry-after-ms": "250", "retry-after": "1"}) == 250
+    assert retry_after_ms({"retry-after": "1.5"}) == 1500
+    assert retry_after_ms({"retry-after": "soon"}) is None
+    assert retry_after_ms({"retry-after": "inf"}) is None
+    assert retry_after_ms({}) is None
 
 
 @pytest.mark.parametrize("code", ["insufficient_quota", "credit_balance_exhausted"])
