@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import importlib
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -305,6 +306,89 @@ def sessions_delete(
         err.print(f"[red]error:[/red] no session {escape(ns.key)}")
         raise typer.Exit(1)
     out.print(f"deleted {count} session{'s' if count != 1 else ''}")
+
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<unit>[smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(duration: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s`` or plain seconds (``3600``), as seconds."""
+    match = _DURATION.fullmatch(duration.strip().lower())
+    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]] if match else 0
+    if seconds <= 0:
+        raise ValueError(
+            f"--idle {duration!r} is not a duration; use e.g. 30d, 12h, 90m or 3600 (seconds)"
+        )
+    return seconds
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@sessions_app.command("prune")
+def sessions_prune(
+    prefix: Annotated[
+        str | None,
+        typer.Argument(metavar="PREFIX", help="Trim only this namespace and below (--keep-last)."),
+    ] = None,
+    idle: Annotated[
+        str | None,
+        typer.Option(
+            "--idle",
+            metavar="DURATION",
+            help="Delete sessions not written for this long: 30d, 12h, 90m or seconds "
+            "(default: store.session_ttl). Applies to the whole store.",
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last",
+            min=0,
+            metavar="N",
+            help="Keep only the newest N messages of each session.",
+        ),
+    ] = None,
+) -> None:
+    """Delete idle sessions and trim long ones; prints what went."""
+    with _one_line_errors():
+        scope = Namespace.parse(prefix) if prefix else None
+        idle_for = _seconds(idle) if idle is not None else None
+        # A prefix scopes the command: the store-wide prune would reach past it.
+        if scope is not None and idle_for is not None:
+            raise ValueError(
+                "--idle prunes the whole store and cannot be limited to a PREFIX; "
+                "run it without PREFIX (PREFIX limits --keep-last)"
+            )
+        if scope is not None and keep_last is None:
+            raise ValueError("PREFIX limits --keep-last; give --keep-last N")
+
+    async def job(container: Container) -> tuple[int | None, int, int]:
+        ttl = container.settings().store.session_ttl
+        seconds = ttl if idle_for is None and scope is None else idle_for
+        if seconds is None and keep_last is None:
+            raise ConfigurationError(
+                "nothing to prune: give --idle (or set store.session_ttl, "
+                "ORRA_STORE__SESSION_TTL) or --keep-last"
+            )
+        store: SessionStore = container.store()
+        pruned = None if seconds is None else await store.prune(seconds)
+        trimmed = sessions = 0
+        if keep_last is not None:
+            for ns in await store.list(scope):
+                removed = await store.trim(ns, keep_last)
+                if removed:
+                    trimmed += removed
+                    sessions += 1
+        return pruned, trimmed, sessions
+
+    pruned, trimmed, sessions = _run(job)
+    if pruned is not None:
+        out.print(f"pruned {_plural(pruned, 'idle session')}")
+    if keep_last is not None:
+        out.print(f"trimmed {_plural(trimmed, 'message')} from {_plural(sessions, 'session')}")
 
 
 @app.command()

@@ -41,17 +41,19 @@ from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
 from orra_di.settings import LLMSettings, OrraSettings, StoreSettings, load_settings
 from orra_di.store import SessionStore
+from orra_di.stores import open_store
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.testing import TestModel
 from orra_di.tool import Tool
+from orra_di.tools import builtin_tools
 
 __all__ = ["Container", "lifespan", "no_hooks", "no_tools", "shared_policies"]
 
 
 def no_tools(profile: AgentProfile) -> Sequence[Tool]:
-    """The default tool factory: agents get no application tools."""
+    """The default tool factory: no application tools (settings' built-ins still apply)."""
     return ()
 
 
@@ -84,7 +86,15 @@ def _sqlite_store(settings: StoreSettings) -> SQLiteStore:
             raise StoreError(
                 f"cannot create the data directory {path.parent}: {exc.strerror or exc}"
             ) from exc
-    return SQLiteStore(path)
+    return SQLiteStore(path, lease_seconds=settings.lease_seconds)
+
+
+def _server_store(store: Any, *, session_ttl: bool = False) -> providers.Singleton[SessionStore]:
+    """A PostgreSQL or Redis store from the URL, with the lease (and Redis's native TTL)."""
+    options: dict[str, Any] = {"lease_seconds": store.lease_seconds}
+    if session_ttl:
+        options["session_ttl"] = store.session_ttl
+    return providers.Singleton(open_store, store.url, **options)
 
 
 def _vendor(kind: str, llm: LLMSettings) -> Provider:
@@ -142,7 +152,7 @@ def _agent_runtime(
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
-    tools = list(tool_factory(profile))
+    tools = [*builtin_tools(settings.tools), *tool_factory(profile)]
     agent_policies = policy_factory(profile, policies)
     hooks = list(hook_factory(profile))
     if rt.enable_delegation and len(runtimes) > 1:
@@ -201,15 +211,9 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(_sqlite_store, settings.provided.store),
         memory=providers.Singleton(InMemoryStore),
         file=providers.Singleton(FileStore, settings.provided.store.path),
-        postgresql=providers.Singleton(
-            _unavailable, "store 'postgresql://'", "the PostgreSQL store is not released yet"
-        ),
-        redis=providers.Singleton(
-            _unavailable, "store 'redis://'", "the Redis store is not released yet"
-        ),
-        rediss=providers.Singleton(
-            _unavailable, "store 'rediss://'", "the Redis store is not released yet"
-        ),
+        postgresql=_server_store(settings.provided.store),
+        redis=_server_store(settings.provided.store, session_ttl=True),
+        rediss=_server_store(settings.provided.store, session_ttl=True),
     )
 
     tokenizer = providers.Singleton(settings.provided.context.make_tokenizer.call())

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import unquote
 
 from pydantic import (
     AfterValidator,
@@ -81,6 +80,7 @@ from orra_di.errors import ConfigurationError
 from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.runtime import RuntimeConfig
+from orra_di.stores import STORE_URL_FORMS, split_store_url
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -108,6 +108,8 @@ DEFAULT_CONFIG_FILE = Path("orra.toml")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
 LLMKind = Literal["test", "scripted", "anthropic", "openai"]
+BuiltinTool = Literal["calculate", "current_time"]
+"""The names of ``orra_di.tools.BUILTIN_TOOLS`` (a test keeps the two in step)."""
 VENDOR_KEY_ENV: Mapping[LLMKind, str] = {
     "anthropic": "ANTHROPIC_API_KEY",
     "openai": "OPENAI_API_KEY",
@@ -118,11 +120,6 @@ _HIDDEN = "**********"
 
 # -- URLs ----------------------------------------------------------------------
 
-_STORE_SCHEMES = ("sqlite", "memory", "file", "postgresql", "redis", "rediss")
-_STORE_FORMS = (
-    "sqlite:///relative.db or sqlite:////absolute/path.db, memory://, file:///absolute/dir, "
-    "postgresql://user:password@host/db, redis://host:6379/0 or rediss://…"
-)
 # user:password@ up to the last "@" of the token, so an unescaped "@" in a password is masked too.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#\s\"']*):[^\s\"']*@")
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#\s\"']*", re.IGNORECASE)
@@ -132,13 +129,6 @@ def _mask_url(text: str) -> str:
     """Replace every URL password in ``text`` (userinfo or ``?password=``) with ``***``."""
     text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
     return _QUERY_PASSWORD.sub(r"\g<head>***", text)
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme:
-        raise ValueError("not a URL")
-    return scheme.lower(), rest
 
 
 def _user_data_dir() -> Path:
@@ -212,28 +202,29 @@ class LLMSettings(_Section):
 
 
 class StoreSettings(_Section):
-    """Where sessions live, as one URL.
+    """Where sessions live, as one URL, and how long they and their locks last.
 
     ``sqlite:///`` is followed by a file path as SQLAlchemy reads it: relative to
     the working directory (``sqlite:///sessions.db``, ``sqlite:///./data/s.db``)
     or absolute with a fourth slash (``sqlite:////var/lib/orra/s.db``).
-    ``file:///dir`` is an absolute directory (RFC 8089).
+    ``file:///dir`` is an absolute directory (RFC 8089). The rules are
+    :func:`orra_di.stores.split_store_url`'s.
     """
 
-    url: str = Field(default_factory=_default_store_url, description=_STORE_FORMS)
+    url: str = Field(default_factory=_default_store_url, description=STORE_URL_FORMS)
+    session_ttl: float | None = Field(
+        None, gt=0, description="a number of seconds > 0, or unset to keep sessions"
+    )
+    """Sessions idle for longer are dropped: by Redis itself, and by
+    ``orra-di sessions prune`` (which uses it when ``--idle`` is not given) elsewhere."""
+    lease_seconds: float = Field(30.0, gt=0)
+    """How long a crashed process keeps its sessions locked (SQLite, PostgreSQL, Redis);
+    a live holder renews its lease well within it."""
 
     @field_validator("url")
     @classmethod
     def _known_form(cls, url: str) -> str:
-        scheme, rest = _split_url(url)
-        if scheme not in _STORE_SCHEMES:
-            raise ValueError(f"unknown store scheme {scheme!r}")
-        if scheme == "sqlite" and (not rest.startswith("/") or len(rest) < 2):
-            raise ValueError("a SQLite URL needs a file after three slashes")
-        if scheme == "memory" and rest:
-            raise ValueError("the in-memory store takes no path")
-        if scheme == "file" and not rest.startswith(("/", "localhost/")):
-            raise ValueError("a file store needs an absolute directory")
+        split_store_url(url)
         return url
 
     @field_serializer("url")
@@ -243,24 +234,23 @@ class StoreSettings(_Section):
     @property
     def scheme(self) -> str:
         """The URL scheme, lower-cased: ``sqlite``, ``memory``, ``file``, ``postgresql``, …"""
-        return _split_url(self.url)[0]
+        return split_store_url(self.url)[0]
 
     @property
     def path(self) -> Path | None:
         """The database file (sqlite) or directory (file); ``None`` for other schemes."""
-        scheme, rest = _split_url(self.url)
-        if scheme == "sqlite":
-            return Path(rest[1:])
-        if scheme == "file":
-            return Path(unquote(rest.removeprefix("localhost")))
-        return None
+        return split_store_url(self.url)[1]
 
     def masked(self) -> str:
         """The URL with any password replaced by ``***``, safe to log or show."""
         return _mask_url(self.url)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The URL masked; the other fields only when set (a short, safe repr)."""
         yield "url", self.masked()
+        for name, value in super().__repr_args__():
+            if name != "url" and name in self.model_fields_set:
+                yield name, value
 
 
 class ContextSettings(_Section):
@@ -420,6 +410,11 @@ class OrraSettings(BaseSettings):
     )
     prompt: PromptSettings = Field(
         default_factory=PromptSettings, description="a table of prompt settings"
+    )
+    tools: list[BuiltinTool] = Field(
+        default_factory=lambda: list(get_args(BuiltinTool)),
+        description="built-in tools every agent gets, from 'calculate' and 'current_time' "
+        "(JSON in an environment variable; [] for none)",
     )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)

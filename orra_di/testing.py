@@ -108,8 +108,8 @@ class TestModel:
     """Calls each offered tool once with schema-generated arguments, then answers.
 
     Needs no network and no key: the CLI uses it when no model is configured.
-    The final answer lists the tools' results as JSON, or, when no tool was
-    offered, repeats what the user said.
+    The final answer repeats what the user said and lists the tools' results
+    as JSON.
     """
 
     __test__ = False  # not a pytest test class
@@ -131,14 +131,15 @@ class TestModel:
             return tool_calls(*calls, usage=_usage(request, calls))
         if self.answer is not None:
             text = self.answer
-        elif called:
-            names = {c.id: c.name for m in turn for c in m.tool_calls}
-            text = json.dumps(
-                {names.get(r.call_id, r.call_id): r.content for m in turn for r in m.tool_results}
-            )
         else:
             said = turn[0].content if turn else ""
             text = f"(test model, no LLM configured) You said: {said}"
+            if called:
+                names = {c.id: c.name for m in turn for c in m.tool_calls}
+                results = {
+                    names.get(r.call_id, r.call_id): r.content for m in turn for r in m.tool_results
+                }
+                text += f"\nTool results: {json.dumps(results, ensure_ascii=False)}"
         return reply(text, usage=_usage(request, text))
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
@@ -177,6 +178,8 @@ def example(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
         return schema["enum"][0]
     if "default" in schema:
         return schema["default"]
+    if schema.get("examples"):
+        return schema["examples"][0]
     for key in ("anyOf", "oneOf", "allOf"):
         if key in schema:
             options: Iterable[dict[str, Any]] = schema[key]

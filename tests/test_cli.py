@@ -36,6 +36,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.upper().startswith("ORRA_") or name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ORRA_STORE__URL", f"sqlite:///{tmp_path}/s.sqlite3")  # 4 slashes
+    monkeypatch.setenv("ORRA_TOOLS", "[]")  # answers are then plain echoes; see the tools test
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("COLUMNS", "200")  # rich tables wide enough not to fold values
     monkeypatch.setenv("LOGNAME", "tester")  # the default namespace is cli:<user>
@@ -173,7 +174,8 @@ def test_the_test_model_calls_the_spawn_tool(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ORRA_RUNTIME__ENABLE_SPAWN", "true")
     payload = json.loads(ok("ask", "go", "-n", "acme", "--json").stdout)
     assert payload["turns"] == 2
-    answer = json.loads(payload["answer"])  # the test model reports each tool's result
+    # the test model reports each tool's result after what the user said
+    answer = json.loads(payload["answer"].split("Tool results: ", 1)[1])
     assert "Sub-agent responded" in answer["spawn_agent"]
     listed = ok("sessions", "list", "acme").stdout.splitlines()
     assert listed[0] == "acme"
@@ -388,6 +390,7 @@ def test_the_console_script_as_a_real_process(tmp_path: Path) -> None:
         if not k.upper().startswith("ORRA_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
     }
     env["ORRA_STORE__URL"] = f"sqlite:///{tmp_path}/s.sqlite3"
+    env["ORRA_TOOLS"] = "[]"
     done = subprocess.run(
         [*cli_command(), "ask", "hello from a process", "-n", "proc:one"],
         env=env,
@@ -408,3 +411,14 @@ def test_the_console_script_as_a_real_process(tmp_path: Path) -> None:
         "hello from a process",
         OFFLINE + "hello from a process",
     ]
+
+
+def test_the_default_built_in_tools_run_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORRA_TOOLS")
+    result = ok("ask", "--json", "what time is it?")
+    answer = json.loads(result.stdout)["answer"]
+    assert answer.startswith(OFFLINE + "what time is it?\nTool results: ")
+    results = json.loads(answer.split("Tool results: ", 1)[1])
+    assert results["calculate"] == "112.5"
+    assert "T" in results["current_time"]
+    assert json.loads(result.stdout)["turns"] == 2

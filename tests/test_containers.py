@@ -57,8 +57,10 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def make_container(**settings: Any) -> Container:
-    """A container whose settings are ``load_settings(**settings)``, in memory by default."""
+    """A container whose settings are ``load_settings(**settings)``: in memory and with no
+    built-in tools unless a test says otherwise, so tool lists show only what it adds."""
     settings.setdefault("store", {"url": "memory://"})
+    settings.setdefault("tools", [])
     container = Container()
     container.settings.override(providers.Object(load_settings(**settings)))
     return container
@@ -200,19 +202,24 @@ def test_file_url_is_a_file_store_under_that_directory(tmp_path: Path) -> None:
     assert store.path_for(Namespace("acme", "alice")) == str(base / "acme" / "alice.jsonl")
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("url", "name"),
+    ("url", "cls", "options"),
     [
-        ("postgresql://orra:secret@localhost/orra", "PostgreSQL"),
-        ("redis://localhost:6379/0", "Redis"),
-        ("rediss://localhost:6380/0", "Redis"),
+        ("postgresql://orra:secret@127.0.0.1/orra", "PostgresStore", {}),
+        ("redis://127.0.0.1:6379/0", "RedisStore", {"session_ttl": 60}),
+        ("rediss://:secret@127.0.0.1:6380/0", "RedisStore", {}),
     ],
 )
-def test_server_stores_are_configuration_errors_for_now(url: str, name: str) -> None:
-    container = make_container(store={"url": url})
-    with pytest.raises(ConfigurationError, match=f"the {name} store is not released yet") as info:
-        container.store()
-    assert "secret" not in str(info.value)
+async def test_server_stores_come_from_the_url_with_the_store_settings(
+    url: str, cls: str, options: dict[str, Any]
+) -> None:
+    container = make_container(store={"url": url, "lease_seconds": 7, **options})
+    store = container.store()
+    assert type(store).__name__ == cls
+    assert store is container.store()
+    assert "secret" not in repr(store)
+    await store.aclose()  # built lazily: nothing was connected
 
 
 @pytest.mark.parametrize(
@@ -736,3 +743,10 @@ async def test_lifespan_closes_an_llm_client_that_can_be_closed() -> None:
     async with lifespan(container):
         assert not llm.closed
     assert llm.closed
+
+
+def test_built_in_tools_come_from_settings_before_the_applications() -> None:
+    container = make_container(tools=["current_time", "calculate"])
+    container.tool_factory.override(providers.Object(lambda profile: [lookup]))
+    assert tool_names(container.runtimes()["atlas"]) == ["current_time", "calculate", "lookup"]
+    assert tool_names(make_container(tools=[]).runtimes()["atlas"]) == []

@@ -56,6 +56,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     no_secrets.mkdir()
     monkeypatch.setenv("ORRA_SECRETS_DIR", str(no_secrets))  # not /run/secrets
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # a default store stays here
+    monkeypatch.setenv("ORRA_TOOLS", "[]")  # only the example's own tool
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -1,25 +1,33 @@
-"""What every persistent store writes the same way: times, metadata, messages, waits."""
+"""What every persistent store does the same way: times, metadata, messages, waits, leases."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from pydantic import TypeAdapter
 
 from orra_di.errors import SessionBusyError, StoreError
 from orra_di.message import Message
+from orra_di.session import Session
 
 __all__ = [
+    "EncodedSession",
     "dump_messages",
     "dump_metadata",
+    "encode_session",
+    "hold_lease",
     "load_messages",
     "poll_until",
     "time_text",
 ]
+
+_log = logging.getLogger("orra_di.stores")
 
 _MESSAGES = TypeAdapter(list[Message])
 FIRST_POLL = 0.002
@@ -54,15 +62,48 @@ def load_messages(bodies: Iterable[str]) -> list[Message]:
     return _MESSAGES.validate_json(f"[{','.join(bodies)}]")
 
 
+class EncodedSession(NamedTuple):
+    """A session as ``save`` writes it, and as a later load will return it."""
+
+    bodies: list[str]
+    metadata: str
+    created_at: str
+    updated_at: str
+    reloaded: Session
+    """Timestamps in UTC and metadata through JSON: what to cache, so that cache
+    hits and misses agree."""
+
+
+def encode_session(session: Session, what: str) -> EncodedSession:
+    metadata = dump_metadata(session.metadata, what)
+    created, updated = time_text(session.created_at), time_text(session.updated_at)
+    reloaded = Session(
+        namespace=session.namespace,
+        messages=list(session.messages),
+        created_at=datetime.fromisoformat(created),
+        updated_at=datetime.fromisoformat(updated),
+        metadata=json.loads(metadata),
+    )
+    return EncodedSession(dump_messages(session.messages), metadata, created, updated, reloaded)
+
+
 async def poll_until(
-    attempt: Callable[[], Awaitable[bool]], key: str, wait: float | None
+    attempt: Callable[[], Awaitable[bool]],
+    key: str,
+    wait: float | None,
+    *,
+    started: float | None = None,
 ) -> None:
     """Retry ``attempt`` with a growing pause until it succeeds or ``wait`` runs out.
 
     The lock of a store shared between processes cannot be awaited, only
-    tried; this is that loop. Raises SessionBusyError naming ``key``.
+    tried; this is that loop. ``started`` (``anyio.current_time()``, default
+    now) is when the caller began to wait, so that time spent on the
+    in-process lock counts against ``wait`` too. Raises SessionBusyError
+    naming ``key``.
     """
-    started = anyio.current_time()
+    if started is None:
+        started = anyio.current_time()
     delay = FIRST_POLL
     while not await attempt():
         waited = anyio.current_time() - started
@@ -70,3 +111,68 @@ async def poll_until(
             raise SessionBusyError(key, wait)
         await anyio.sleep(delay if wait is None else min(delay, max(wait - waited, 0)))
         delay = min(delay * 2, MAX_POLL)
+
+
+@asynccontextmanager
+async def hold_lease(
+    key: str,
+    wait: float | None,
+    *,
+    claim: Callable[[], Awaitable[bool]],
+    renew: Callable[[], Awaitable[bool]],
+    drop: Callable[[], Awaitable[None]],
+    renew_every: float,
+    started: float | None = None,
+) -> AsyncIterator[None]:
+    """Hold a lease that other processes respect, for as long as the block runs.
+
+    ``claim`` is retried as by :func:`poll_until`; ``renew`` runs every
+    ``renew_every`` seconds while held and returns ``False`` once another run
+    took the lease over (renewal stops: the store's fenced writes refuse the
+    stale holder from then on). ``drop`` runs shielded on the way out, and
+    also when the claim itself was interrupted, since the server may have
+    committed it; it should log rather than raise, as the lease expires anyway.
+    Errors of the block reach the caller as themselves, not in a group.
+    """
+    try:
+        await poll_until(claim, key, wait, started=started)
+    except SessionBusyError:
+        raise
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await drop()
+        raise
+    released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
+    failure: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_keep_renewing, key, renew, renew_every, released)
+            try:
+                yield
+            finally:
+                released.set()
+    except BaseExceptionGroup as group:
+        # The renewer never raises: the group only wraps the block's own error.
+        failure = group.exceptions[0] if len(group.exceptions) == 1 else group
+    finally:
+        with anyio.CancelScope(shield=True):
+            await drop()
+    if failure is not None:
+        raise failure
+
+
+async def _keep_renewing(
+    key: str, renew: Callable[[], Awaitable[bool]], every: float, released: anyio.Event
+) -> None:
+    while True:
+        with anyio.move_on_after(every):
+            await released.wait()
+            return
+        try:
+            held = await renew()
+        except StoreError as exc:
+            _log.warning("%s; retrying at the next renewal", exc)
+            continue
+        if not held:
+            _log.warning("the lock on session %r lapsed and was taken over", key)
+            return

@@ -29,6 +29,15 @@ The single-writer lock is the in-process lock plus ``flock`` on a sidecar
 ``<name>.lock`` file, which other processes on the host respect.
 ``delete_tree`` removes those lock files too (an erased namespace leaves no
 file named after it): erase a subtree while none of its sessions is held.
+
+Retention: ``trim`` rewrites the file atomically like ``save``, and holds the
+session's lock while it does, so that a run's appends (in this process or
+another) cannot land in the file being replaced; do not call it while
+holding that lock yourself. ``prune`` reads when each session was last
+written (its last update line, else its header) and deletes the idle ones
+under their lock, skipping a session some run holds; it leaves the
+directories in place.
+
 The file system should be case-sensitive: on a case-insensitive one ``Alice``
 and ``alice`` share a file, which load reports as an error.
 """
@@ -45,7 +54,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from os import PathLike
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
@@ -53,10 +62,12 @@ from urllib.parse import unquote_to_bytes
 import anyio
 from pydantic import ValidationError
 
-from orra_di.errors import NamespaceError, SessionBusyError, StoreError
+from orra_di.errors import NamespaceError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session, utc_now
+from orra_di.store import trim_start
+from orra_di.stores._codec import dump_messages, dump_metadata, poll_until, time_text
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["FileStore", "decode_segment", "encode_segment"]
@@ -66,8 +77,7 @@ _SUFFIX: Final = ".jsonl"
 _LOCK_SUFFIX: Final = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
-_FIRST_POLL = 0.002
-_MAX_POLL = 0.05
+_CHUNK = 65536
 
 
 def encode_segment(segment: str) -> str:
@@ -86,20 +96,6 @@ def decode_segment(name: str) -> str | None:
     return segment if encode_segment(segment) == name else None
 
 
-def _time_text(moment: datetime) -> str:
-    """UTC ISO 8601 with microseconds; naive means UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
-
-
 def _header(
     namespace: Namespace,
     created_at: datetime,
@@ -110,11 +106,11 @@ def _header(
     header = {
         "orra_session": _FORMAT_VERSION,
         "namespace": {"segments": list(namespace.segments)},
-        "created_at": _time_text(created_at),
-        "updated_at": _time_text(updated_at),
+        "created_at": time_text(created_at),
+        "updated_at": time_text(updated_at),
         "metadata": dict(metadata),
     }
-    return _json(header, what)
+    return dump_metadata(header, what)  # only the metadata in it can fail to serialise
 
 
 def _oserror(what: str, path: str | PathLike[str], exc: OSError) -> StoreError:
@@ -144,7 +140,7 @@ class FileStore:
                 session.namespace, session.created_at, session.updated_at, session.metadata, what
             )
         ]
-        lines += [m.model_dump_json() for m in session.messages]
+        lines += dump_messages(session.messages)
         await anyio.to_thread.run_sync(self._replace, session.namespace, lines, what)
 
     async def append(
@@ -156,10 +152,10 @@ class FileStore:
     ) -> None:
         what = f"append to session {namespace.key!r}"
         now = utc_now()
-        update: dict[str, Any] = {"updated_at": _time_text(now)}
+        update: dict[str, Any] = {"updated_at": time_text(now)}
         if metadata is not None:
             update["metadata"] = dict(metadata)
-        lines = [m.model_dump_json() for m in messages] + [_json(update, what)]
+        lines = [*dump_messages(messages), dump_metadata(update, what)]
         header = _header(namespace, now, now, metadata or {}, what)
         await anyio.to_thread.run_sync(self._append, namespace, header, lines, what)
 
@@ -214,6 +210,15 @@ class FileStore:
     ) -> AbstractAsyncContextManager[None]:
         return self._hold(namespace, timeout)
 
+    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+        what = f"trim session {namespace.key!r}"
+        async with self._hold(namespace, None):
+            return await anyio.to_thread.run_sync(self._trim, namespace, keep_last, what)
+
+    async def prune(self, idle_for: float) -> int:
+        cutoff = utc_now() - timedelta(seconds=idle_for)
+        return await anyio.to_thread.run_sync(self._prune, cutoff)
+
     async def aclose(self) -> None:
         return None
 
@@ -225,17 +230,19 @@ class FileStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             path = self._stem(namespace) + _LOCK_SUFFIX
-            delay = _FIRST_POLL
-            while (fd := await anyio.to_thread.run_sync(_try_flock, path, key)) is None:
-                waited = anyio.current_time() - started
-                if wait is not None and waited >= wait:
-                    raise SessionBusyError(key, wait)
-                await anyio.sleep(delay if wait is None else min(delay, wait - waited))
-                delay = min(delay * 2, _MAX_POLL)
+            fd: int | None = None
+
+            async def attempt() -> bool:
+                nonlocal fd
+                fd = await anyio.to_thread.run_sync(_try_flock, path, key)
+                return fd is not None
+
             try:
+                await poll_until(attempt, key, wait, started=started)
                 yield
             finally:
-                os.close(fd)  # releases the flock; never blocks, so safe in cleanup
+                if fd is not None:
+                    os.close(fd)  # releases the flock; never blocks, so safe in cleanup
 
     # -- blocking helpers (run in worker threads) ----------------------------------------
 
@@ -284,6 +291,39 @@ class FileStore:
             finally:
                 os.close(fd)
             return
+
+    def _trim(self, namespace: Namespace, keep_last: int, what: str) -> int:
+        session = self._load(namespace)
+        if session is None:
+            return 0
+        start = trim_start(session.messages, keep_last)
+        if start:
+            header = _header(namespace, session.created_at, utc_now(), session.metadata, what)
+            kept = dump_messages(session.messages[start:])
+            self._replace(namespace, [header, *kept], what)
+        return start
+
+    def _prune(self, cutoff: datetime) -> int:
+        """Delete the sessions last written before ``cutoff`` that no run holds."""
+        pruned = 0
+        for namespace in self._sessions_in(self._base, "prune sessions"):
+            path = self.path_for(namespace)
+            if not _written_before(path, cutoff):
+                continue
+            lock_path = self._stem(namespace) + _LOCK_SUFFIX
+            fd = _try_flock(lock_path, namespace.key)
+            if fd is None:
+                continue  # a run holds it: not idle
+            try:
+                if _written_before(path, cutoff):  # again: it may have changed meanwhile
+                    os.unlink(path)
+                    _unlink_quietly(lock_path)
+                    pruned += 1
+            except OSError as exc:
+                raise _oserror(f"prune session {namespace.key!r}", path, exc) from exc
+            finally:
+                os.close(fd)
+        return pruned
 
     def _sessions_in(self, directory: str, what: str) -> builtins.list[Namespace]:
         """Every session stored below ``directory`` (not the one beside it)."""
@@ -380,6 +420,38 @@ def _parse(data: bytes, namespace: Namespace, path: str) -> Session:
     return session
 
 
+def _written_before(path: str, cutoff: datetime) -> bool:
+    """Whether the session in ``path`` was last written before ``cutoff`` (as load would
+    report it: the last update line, else the header); ``False`` if the file is gone.
+
+    Reads the file's first and last lines only, so pruning does not parse histories.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _oserror("prune sessions", path, exc) from exc
+    try:
+        end = _rfind_newline(fd, os.fstat(fd).st_size)  # a torn last line does not count
+        if end < 0:
+            raise ValueError("the header line is missing or incomplete")
+        begin = _rfind_newline(fd, end) + 1
+        record = json.loads(os.pread(fd, end - begin, begin))
+        if isinstance(record, dict) and "role" in record:  # a message: the header has it
+            record = json.loads(_first_line(fd))
+        if not isinstance(record, dict) or not isinstance(record.get("updated_at"), str):
+            raise ValueError("no time of last update where one should be")
+        written = datetime.fromisoformat(record["updated_at"])
+    except ValueError as exc:
+        raise StoreError(f"session file {path} is corrupt: {exc}") from exc
+    except OSError as exc:
+        raise _oserror("prune sessions", path, exc) from exc
+    finally:
+        os.close(fd)
+    return written < cutoff
+
+
 def _try_flock(path: str, key: str) -> int | None:
     """An fd holding ``flock`` on ``path``, or ``None`` if another holder has it.
 
@@ -453,15 +525,34 @@ def _cut_torn_tail(fd: int) -> None:
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return
-    end = size
+    newline = _rfind_newline(fd, size)
+    if newline < 0:
+        raise OSError(errno.EINVAL, "no complete header line; the file was cut short")
+    os.ftruncate(fd, newline + 1)
+
+
+def _rfind_newline(fd: int, before: int) -> int:
+    """The offset of the last newline before offset ``before``, or -1."""
+    end = before
     while end > 0:
-        start = max(0, end - 65536)
+        start = max(0, end - _CHUNK)
         newline = os.pread(fd, end - start, start).rfind(b"\n")
         if newline >= 0:
-            os.ftruncate(fd, start + newline + 1)
-            return
+            return start + newline
         end = start
-    raise OSError(errno.EINVAL, "no complete header line; the file was cut short")
+    return -1
+
+
+def _first_line(fd: int) -> bytes:
+    """The file's first line (the header), without its newline."""
+    chunks: list[bytes] = []
+    while chunk := os.pread(fd, _CHUNK, _CHUNK * len(chunks)):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            chunks.append(chunk[:newline])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:

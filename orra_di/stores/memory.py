@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from typing import Any
 
 from orra_di.message import Message

@@ -41,6 +41,15 @@ check, in the same transaction, that the lease is still its own: a holder
 that stalled past its lease and was taken over gets a
 :class:`~orra_di.errors.StoreError` instead of interleaving with the new run.
 
+Retention
+---------
+``trim`` is one ``DELETE`` of a session's oldest rows, whose cut moves past
+leading tool results with SQLite's JSON functions (so it parses only the
+rows it skips); ``next_seq`` keeps new messages numbered after the kept
+ones. ``prune`` is one ``DELETE`` over the index on ``updated_at`` that
+leaves alone sessions under a live lease; messages go with their session
+(``ON DELETE CASCADE``).
+
 Load cache
 ----------
 Sessions carry ``(row id, revision)``; the revision is bumped by every write
@@ -59,20 +68,27 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from os import PathLike, fspath
 from typing import Any, Final, TypeVar
 
 import anyio
-from pydantic import TypeAdapter
 
-from orra_di.errors import ConfigurationError, SessionBusyError, StoreError
+from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session, utc_now
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
+from orra_di.stores._codec import (
+    dump_messages,
+    dump_metadata,
+    encode_session,
+    hold_lease,
+    load_messages,
+    time_text,
+)
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -105,14 +121,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             expires_at REAL NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (  # 2: retention; next_seq numbers messages on after a trim removed the first ones
+        "ALTER TABLE sessions ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0",
+        "UPDATE sessions SET next_seq = message_count",
+        "CREATE INDEX sessions_by_updated_at ON sessions (updated_at)",
+    ),
 )
 """Schema steps; ``PRAGMA user_version`` counts those applied. Only ever append."""
 
-_MESSAGES: Final = TypeAdapter(list[Message])
 _INLINE_APPEND_BYTES = 64 * 1024
 _CHECKPOINT_EVERY = 256
-_FIRST_POLL = 0.002
-_MAX_POLL = 0.05
 
 _SELECT_VERSION = "SELECT id, revision FROM sessions WHERE key = ?"
 _SELECT_SESSION = (
@@ -122,26 +140,44 @@ _SELECT_BODIES = "SELECT body FROM messages WHERE session_id = ? ORDER BY seq"
 _INSERT_MESSAGE = "INSERT INTO messages (session_id, seq, body) VALUES (?, ?, ?)"
 _BUMP_SESSION = """
     UPDATE sessions
-    SET revision = revision + 1, updated_at = ?, message_count = message_count + ?,
-        metadata = coalesce(?, metadata)
-    WHERE key = ?
-    RETURNING id, revision, message_count
+    SET revision = revision + 1, updated_at = ?1, message_count = message_count + ?2,
+        next_seq = next_seq + ?2, metadata = coalesce(?3, metadata)
+    WHERE key = ?4
+    RETURNING id, revision, next_seq
 """
 _CREATE_SESSION = """
     INSERT INTO sessions
-        (key, segments, created_at, updated_at, metadata, revision, message_count)
-    VALUES (?, ?, ?, ?, ?, 1, ?)
-    RETURNING id, revision, message_count
+        (key, segments, created_at, updated_at, metadata, revision, message_count, next_seq)
+    VALUES (?1, ?2, ?3, ?3, ?4, 1, ?5, ?5)
+    RETURNING id, revision, next_seq
 """
 _REPLACE_SESSION = """
     INSERT INTO sessions
-        (key, segments, created_at, updated_at, metadata, revision, message_count)
-    VALUES (?, ?, ?, ?, ?, 1, ?)
+        (key, segments, created_at, updated_at, metadata, revision, message_count, next_seq)
+    VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
     ON CONFLICT (key) DO UPDATE SET
         created_at = excluded.created_at, updated_at = excluded.updated_at,
         metadata = excluded.metadata, message_count = excluded.message_count,
-        revision = revision + 1
+        next_seq = excluded.next_seq, revision = revision + 1
     RETURNING id, revision
+"""
+# Keep the messages from seq ?2 on, the cut moved past tool results (store.trim_start).
+_TRIM_MESSAGES = """
+    DELETE FROM messages WHERE session_id = ?1 AND seq < coalesce(
+        (SELECT seq FROM messages
+         WHERE session_id = ?1 AND seq >= ?2
+           AND coalesce(json_array_length(body, '$.tool_results'), 0) = 0
+         ORDER BY seq LIMIT 1),
+        ?3)
+"""
+_TRIMMED_SESSION = """
+    UPDATE sessions
+    SET message_count = message_count - ?1, revision = revision + 1, updated_at = ?2
+    WHERE id = ?3
+"""
+_PRUNE = """
+    DELETE FROM sessions
+    WHERE updated_at < ? AND key NOT IN (SELECT key FROM leases WHERE expires_at > ?)
 """
 _CLAIM_LEASE = """
     INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
@@ -155,20 +191,6 @@ _DROP_LEASE = "DELETE FROM leases WHERE key = ? AND owner = ?"
 
 class _Miss(Enum):
     MISS = "miss"
-
-
-def _time_text(moment: datetime) -> str:
-    """Fixed-width UTC ISO 8601, so text order is time order; naive means UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
-    try:
-        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -255,23 +277,12 @@ class SQLiteStore:
         namespace = session.namespace
         key = namespace.key
         what = f"save session {key!r}"
-        bodies = [m.model_dump_json() for m in session.messages]
-        metadata = _dump_metadata(session.metadata, what)
-        created, updated = _time_text(session.created_at), _time_text(session.updated_at)
-        # What a later load would return, so cache hits and misses agree.
-        cached = Session(
-            namespace=namespace,
-            messages=list(session.messages),
-            created_at=datetime.fromisoformat(created),
-            updated_at=datetime.fromisoformat(updated),
-            metadata=json.loads(metadata),
-        )
+        bodies, metadata, created, updated, cached = encode_session(session, what)
         token = self._held.get(key)
 
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                if token is not None:
-                    self._fence(conn, key, token, what)
+                self._fence(conn, key, token, what)
                 row = conn.execute(
                     _REPLACE_SESSION,
                     (key, _segments(namespace), created, updated, metadata, len(bodies)),
@@ -292,33 +303,25 @@ class SQLiteStore:
         key = namespace.key
         what = f"append to session {key!r}"
         added = tuple(messages)
-        bodies = [m.model_dump_json() for m in added]
-        new_metadata = None if metadata is None else _dump_metadata(metadata, what)
+        bodies = dump_messages(added)
+        new_metadata = None if metadata is None else dump_metadata(metadata, what)
         now = utc_now()
-        stamp = _time_text(now)
+        stamp = time_text(now)
         token = self._held.get(key)
 
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                if token is not None:
-                    self._fence(conn, key, token, what)
+                self._fence(conn, key, token, what)
                 row = conn.execute(
                     _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
                 ).fetchone()
                 if row is None:
                     row = conn.execute(
                         _CREATE_SESSION,
-                        (
-                            key,
-                            _segments(namespace),
-                            stamp,
-                            stamp,
-                            new_metadata or "{}",
-                            len(bodies),
-                        ),
+                        (key, _segments(namespace), stamp, new_metadata or "{}", len(bodies)),
                     ).fetchone()
-                session_id, revision, count = row
-                first = count - len(bodies)
+                session_id, revision, next_seq = row
+                first = next_seq - len(bodies)
                 conn.executemany(
                     _INSERT_MESSAGE,
                     ((session_id, first + i, body) for i, body in enumerate(bodies)),
@@ -387,6 +390,42 @@ class SQLiteStore:
     ) -> AbstractAsyncContextManager[None]:
         return self._hold(namespace.key, timeout)
 
+    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+        if keep_last < 0:
+            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+        key = namespace.key
+        what = f"trim session {key!r}"
+        stamp = time_text(utc_now())
+        token = self._held.get(key)
+
+        def trim(conn: sqlite3.Connection) -> int:
+            with self._writing(conn):
+                self._fence(conn, key, token, what)
+                row = conn.execute("SELECT id, next_seq FROM sessions WHERE key = ?", (key,))
+                found = row.fetchone()
+                if found is None:
+                    return 0
+                session_id, next_seq = found
+                removed: int = conn.execute(
+                    _TRIM_MESSAGES, (session_id, next_seq - keep_last, next_seq)
+                ).rowcount
+                if removed:
+                    conn.execute(_TRIMMED_SESSION, (removed, stamp, session_id))
+                    self._cache.discard(key)
+            return removed
+
+        return await self._run(what, trim, inline=False)
+
+    async def prune(self, idle_for: float) -> int:
+        cutoff = time_text(utc_now() - timedelta(seconds=idle_for))
+
+        def prune(conn: sqlite3.Connection) -> int:
+            with self._writing(conn):
+                pruned: int = conn.execute(_PRUNE, (cutoff, time.time())).rowcount
+            return pruned  # stale cache entries fail their version check and go on sight
+
+        return await self._run("prune idle sessions", prune, inline=False)
+
     async def aclose(self) -> None:
         if self._checkpointer is not None:
             await anyio.to_thread.run_sync(self._checkpointer.join)
@@ -399,79 +438,52 @@ class SQLiteStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             token = secrets.token_hex(16)
-            await self._take_lease(key, token, wait, started)
-            self._held[key] = token
-            released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
-            failure: BaseException | None = None
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._keep_lease, key, token, released)
-                    try:
-                        yield
-                    finally:
-                        released.set()
-            except BaseExceptionGroup as group:
-                # _keep_lease never raises: the group only wraps the block's own error,
-                # which must reach the caller as itself.
-                failure = group.exceptions[0] if len(group.exceptions) == 1 else group
-            finally:
-                del self._held[key]
-                with anyio.CancelScope(shield=True):
-                    await self._drop_lease(key, token)
-            if failure is not None:
-                raise failure
 
-    async def _take_lease(self, key: str, token: str, wait: float | None, started: float) -> None:
-        def claim(conn: sqlite3.Connection) -> bool:
-            now = time.time()
-            with self._writing(conn):
-                cursor = conn.execute(_CLAIM_LEASE, (key, token, now + self._lease_seconds, now))
-            return cursor.rowcount == 1
+            def claim(conn: sqlite3.Connection) -> bool:
+                now = time.time()
+                with self._writing(conn):
+                    expires = now + self._lease_seconds
+                    return conn.execute(_CLAIM_LEASE, (key, token, expires, now)).rowcount == 1
 
-        delay = _FIRST_POLL
-        while not await self._run(f"lock session {key!r}", claim):
-            waited = anyio.current_time() - started
-            if wait is not None and waited >= wait:
-                raise SessionBusyError(key, wait)
-            await anyio.sleep(delay if wait is None else min(delay, wait - waited))
-            delay = min(delay * 2, _MAX_POLL)
+            def renew(conn: sqlite3.Connection) -> bool:
+                with self._writing(conn):
+                    expires = time.time() + self._lease_seconds
+                    return conn.execute(_RENEW_LEASE, (expires, key, token)).rowcount == 1
 
-    async def _keep_lease(self, key: str, token: str, released: anyio.Event) -> None:
-        def renew(conn: sqlite3.Connection) -> bool:
-            with self._writing(conn):
-                cursor = conn.execute(_RENEW_LEASE, (time.time() + self._lease_seconds, key, token))
-            return cursor.rowcount == 1
+            def drop(conn: sqlite3.Connection) -> None:
+                with self._writing(conn):
+                    conn.execute(_DROP_LEASE, (key, token))
 
-        while True:
-            with anyio.move_on_after(self._lease_seconds / 3):
-                await released.wait()
-                return
-            try:
-                held = await self._run(f"renew the lock on session {key!r}", renew)
-            except StoreError as exc:
-                _log.warning("%s; retrying at the next renewal", exc)
-                continue
-            if not held:
-                _log.warning("the lock on session %r lapsed and was taken over", key)
-                return
+            async def dropped() -> None:
+                try:
+                    await self._run(f"unlock session {key!r}", drop)
+                except StoreError as exc:  # the lease still expires on its own
+                    _log.warning("%s; the session stays locked until its lease expires", exc)
 
-    async def _drop_lease(self, key: str, token: str) -> None:
-        def drop(conn: sqlite3.Connection) -> None:
-            with self._writing(conn):
-                conn.execute(_DROP_LEASE, (key, token))
+            async with hold_lease(
+                key,
+                wait,
+                claim=lambda: self._run(f"lock session {key!r}", claim),
+                renew=lambda: self._run(f"renew the lock on session {key!r}", renew),
+                drop=dropped,
+                renew_every=self._lease_seconds / 3,
+                started=started,
+            ):
+                self._held[key] = token
+                try:
+                    yield
+                finally:
+                    del self._held[key]
 
-        try:
-            await self._run(f"unlock session {key!r}", drop)
-        except StoreError as exc:  # the lease still expires on its own
-            _log.warning("%s; the session stays locked until its lease expires", exc)
-
-    def _fence(self, conn: sqlite3.Connection, key: str, token: str, what: str) -> None:
+    def _fence(self, conn: sqlite3.Connection, key: str, token: str | None, what: str) -> None:
         """Refuse a write under a lease that another run has taken over.
 
-        A lease of ours that expired but was not taken over still protects the
-        session: taking it over is a write, which this transaction excludes.
+        ``token`` is this store's lease on ``key``, if it holds one (else any
+        write goes). A lease of ours that expired but was not taken over still
+        protects the session: taking it over is a write, which this
+        transaction excludes.
         """
-        if conn.execute(_OWN_LEASE, (key, token)).fetchone() is None:
+        if token is not None and conn.execute(_OWN_LEASE, (key, token)).fetchone() is None:
             raise StoreError(
                 f"{what} refused: this run's lock on the session lapsed (not renewed within "
                 f"lease_seconds={self._lease_seconds:g}) and another run took it over"
@@ -568,7 +580,7 @@ class SQLiteStore:
         try:
             session = Session(
                 namespace=Namespace(*json.loads(segments)),
-                messages=_MESSAGES.validate_json(f"[{','.join(body for (body,) in bodies)}]"),
+                messages=load_messages(body for (body,) in bodies),
                 created_at=datetime.fromisoformat(created),
                 updated_at=datetime.fromisoformat(updated),
                 metadata=json.loads(metadata),

@@ -6,23 +6,48 @@ and overrides the ``new_store`` fixture with a factory of store objects that
 all share one fresh backing storage (a directory, a database file, a schema).
 The suite opens a second object through that factory to check persistence,
 caching and cross-object locking, as a second process would see them.
+
+Optional fixtures, each with a default that skips what it enables:
+
+- ``store_url`` (default ``None``): a URL that :func:`orra_di.stores.open_store`
+  opens onto that same storage. Worker *processes* open the store through it
+  (and so does the parent, to check what they wrote);
+- ``store_options`` (default ``{}``): keyword options for ``open_store`` in
+  those tests; give a short ``lease_seconds`` where the store has leases, as
+  the crash test waits for a killed worker's lease to expire;
+- ``break_connection`` (default ``None``): an async callable taking a store
+  object that drops its connection (or restarts its server) and returns once
+  the server is reachable again.
+
+The process tests use namespaces under a random segment, so a storage shared
+between tests (one database) does not disturb them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import multiprocessing
+import os
+import secrets
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import anyio
 import pytest
 
-from orra_di.errors import SessionBusyError
+from orra_di import stores
+from orra_di.errors import NamespaceError, SessionBusyError, StoreError
 from orra_di.message import Message, ToolCall, ToolResult
 from orra_di.namespace import Namespace
+from orra_di.runtime import INTERRUPTED
 from orra_di.session import Session
-from orra_di.store import SessionStore
+from orra_di.store import SessionStore, trim_start
+
+from . import workers
 
 StoreFactory = Callable[[], SessionStore]
+BreakConnection = Callable[[SessionStore], Awaitable[None]]
 
 ALICE = Namespace("acme", "alice")
 
@@ -57,6 +82,42 @@ def contents(session: Session | None) -> list[str]:
     return [m.content for m in session.messages]
 
 
+def tool_turn(i: int) -> list[Message]:
+    """Question, tool call, its result, answer: the result must never lead a history."""
+    return [
+        Message.user(f"q{i}"),
+        Message.assistant("", [ToolCall(id=f"c{i}", name="lookup", arguments={"i": i})]),
+        Message.tool_result([ToolResult(call_id=f"c{i}", content=f"r{i}")]),
+        Message.assistant(f"a{i}"),
+    ]
+
+
+def fresh_namespace() -> Namespace:
+    return Namespace("conformance", secrets.token_hex(6))
+
+
+# Quotes, SQL, escapes, LIKE and GLOB wildcards, NUL and other control characters,
+# and the line separators JSON leaves raw.
+HOSTILE_TEXT = (
+    "it's \"quoted\" '; DROP TABLE sessions; -- \\ \\' %_% [a-z]*? $1 {x} "
+    "nul\x00byte \x01\x1b[31m\r\n\u2028\u2029 \ufeff"
+)
+HOSTILE_SEGMENTS = [
+    *("it's", 'say "hi"', "'; DROP TABLE sessions; --", "a\\b", "\\'", "100%", "%", "a_b"),
+    *("_", "*", "?", "[ab]", "$1", "{x}", "..", ".", " "),
+]
+# A prefix and a key that the prefix, read as a LIKE or GLOB pattern, would match.
+LOOKALIKES = [
+    *(("a_b", "axb"), ("100%", "100x"), ("%", "x"), ("_", "y"), ("\\", "z")),
+    *(("[ab]", "a"), ("*", "star"), ("?", "q")),
+]
+
+
+async def join(process: multiprocessing.process.BaseProcess) -> int | None:
+    await anyio.to_thread.run_sync(process.join, 120)
+    return process.exitcode
+
+
 class StoreConformance:
     """Tests for the :class:`~orra_di.store.SessionStore` contract."""
 
@@ -84,6 +145,32 @@ class StoreConformance:
     @pytest.fixture
     def store(self, open_store: StoreFactory) -> SessionStore:
         return open_store()
+
+    @pytest.fixture
+    def store_url(self) -> str | None:
+        """Override: an ``open_store`` URL for the storage ``new_store`` uses (module doc)."""
+        return None
+
+    @pytest.fixture
+    def store_options(self) -> dict[str, Any]:
+        """Override: ``open_store`` options for the process tests, e.g. a short lease."""
+        return {}
+
+    @pytest.fixture
+    def break_connection(self) -> BreakConnection | None:
+        """Override: drop a store object's connection or restart its server (module doc)."""
+        return None
+
+    @pytest.fixture
+    async def url_store(
+        self, store_url: str | None, store_options: dict[str, Any]
+    ) -> AsyncIterator[SessionStore]:
+        """The store opened from ``store_url``, as the worker processes open it."""
+        if store_url is None:
+            pytest.skip("no store_url: this store cannot be shared with another process")
+        store = stores.open_store(store_url, **store_options)
+        yield store
+        await store.aclose()
 
     # -- load and save ----------------------------------------------------------------------
 
@@ -426,6 +513,235 @@ class StoreConformance:
         await store.save(Session(namespace=ALICE, messages=[Message.assistant(big)]))
         assert contents(await store.load(ALICE)) == [big]
 
+    # -- hostile input -----------------------------------------------------------------------
+
+    async def test_hostile_namespaces_and_contents(self, store: SessionStore) -> None:
+        namespaces = [Namespace("hostile", segment) for segment in HOSTILE_SEGMENTS]
+        for ns in namespaces:
+            call = ToolCall(id=HOSTILE_TEXT, name="t", arguments={HOSTILE_TEXT: [HOSTILE_TEXT]})
+            turn = [
+                Message.user(ns.key),
+                Message.assistant(HOSTILE_TEXT, [call]),
+                Message.tool_result([ToolResult(call_id=HOSTILE_TEXT, content=HOSTILE_TEXT)]),
+            ]
+            await store.append(ns, turn, metadata={HOSTILE_TEXT: HOSTILE_TEXT})
+        for ns in namespaces:
+            loaded = await store.load(ns)
+            assert loaded is not None and loaded.namespace == ns
+            assert contents(loaded) == [ns.key, HOSTILE_TEXT, ""]
+            assert loaded.messages[1].tool_calls[0].arguments == {HOSTILE_TEXT: [HOSTILE_TEXT]}
+            assert loaded.messages[2].tool_results[0].content == HOSTILE_TEXT
+            assert loaded.metadata == {HOSTILE_TEXT: HOSTILE_TEXT}
+        by_key = sorted(namespaces, key=lambda ns: ns.key)
+        assert await store.list(Namespace("hostile")) == by_key
+        assert await store.list() == by_key
+
+    async def test_wildcards_in_a_prefix_match_only_themselves(self, store: SessionStore) -> None:
+        for prefix, lookalike in LOOKALIKES:
+            for segments in ((prefix,), (prefix, "child"), (lookalike, "child")):
+                await store.append(Namespace("w", *segments), [Message.user("x")])
+        for prefix, _ in LOOKALIKES:
+            listed = await store.list(Namespace("w", prefix))
+            assert listed == [Namespace("w", prefix), Namespace("w", prefix, "child")]
+        for prefix, _ in LOOKALIKES:
+            assert await store.delete_tree(Namespace("w", prefix)) == 2
+        kept = [Namespace("w", other, "child") for _, other in LOOKALIKES]
+        assert await store.list() == sorted(kept, key=lambda ns: ns.key)
+
+    async def test_nul_is_content_but_never_part_of_a_namespace(self, store: SessionStore) -> None:
+        for bad in ("nul\x00", "tab\t", "new\nline", "del\x7f"):
+            with pytest.raises(NamespaceError, match="control character"):
+                Namespace("acme", bad)
+            with pytest.raises(NamespaceError, match="control character"):
+                Namespace.parse(f"acme:{bad}")
+        nul = Session(namespace=ALICE, messages=[Message.user("\x00")], metadata={"\x00": "\x00"})
+        await store.save(nul)
+        await store.append(ALICE, [Message.assistant("a\x00b\x00")])
+        loaded = await store.load(ALICE)
+        assert contents(loaded) == ["\x00", "a\x00b\x00"]
+        assert loaded is not None and loaded.metadata == {"\x00": "\x00"}
+
+    async def test_a_10_mb_message(self, store: SessionStore) -> None:
+        big = HOSTILE_TEXT + "0123456789abcdef" * 655_360  # 10 MiB and a bit
+        await store.append(ALICE, [Message.user("small"), Message.assistant(big)])
+        await store.append(ALICE, [Message.user("after")])
+        loaded = await store.load(ALICE)
+        assert loaded is not None and len(loaded.messages) == 3
+        assert loaded.messages[1].content == big
+        assert contents(loaded)[::2] == ["small", "after"]
+
+    async def test_100k_messages_in_one_session(self, store: SessionStore) -> None:
+        await store.append(ALICE, [Message.user(str(i)) for i in range(100_000)])
+        assert contents(await store.load(ALICE)) == [str(i) for i in range(100_000)]
+        assert await store.trim(ALICE, 1) == 99_999
+        assert contents(await store.load(ALICE)) == ["99999"]
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def test_trim_keeps_the_newest_and_never_starts_with_a_result(
+        self, store: SessionStore
+    ) -> None:
+        history = [m for i in range(3) for m in tool_turn(i)]
+        created = datetime(2024, 1, 2, tzinfo=UTC)
+        await store.save(
+            Session(namespace=ALICE, messages=history, created_at=created, metadata={"k": "v"})
+        )
+        assert await store.trim(ALICE, 12) == 0
+        # The newest 6 start with turn 1's tool result, whose call is cut: it goes too.
+        assert trim_start(history, 6) == 7
+        assert await store.trim(ALICE, 6) == 7
+        loaded = await store.load(ALICE)
+        assert loaded is not None and loaded.messages == history[7:]
+        assert loaded.metadata == {"k": "v"} and loaded.created_at == created
+        await store.append(ALICE, [Message.user("after")])  # numbered after the kept ones
+        loaded = await store.load(ALICE)
+        assert loaded is not None and loaded.messages == [*history[7:], Message.user("after")]
+        assert await store.trim(ALICE, 5) == 1  # cut at turn 2's question
+        assert await store.trim(ALICE, 4) == 1  # cut at an assistant's call: its result stays
+        loaded = await store.load(ALICE)
+        assert loaded is not None and loaded.messages == [*history[9:], Message.user("after")]
+
+    async def test_trim_to_nothing_keeps_an_empty_session(self, store: SessionStore) -> None:
+        await store.append(ALICE, tool_turn(0), metadata={"k": 1})
+        assert await store.trim(ALICE, 0) == 4
+        loaded = await store.load(ALICE)
+        assert loaded is not None and loaded.messages == [] and loaded.metadata == {"k": 1}
+        assert await store.list() == [ALICE]
+        assert await store.trim(ALICE, 0) == 0
+
+    async def test_trim_of_a_missing_session_and_a_bad_count(self, store: SessionStore) -> None:
+        assert await store.trim(ALICE, 3) == 0
+        assert await store.list() == []
+        await store.append(ALICE, [Message.user("x")])
+        with pytest.raises(ValueError, match="keep_last"):
+            await store.trim(ALICE, -1)
+        assert contents(await store.load(ALICE)) == ["x"]
+
+    async def test_prune_drops_only_idle_sessions(self, store: SessionStore) -> None:
+        long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+        idle = [Namespace("idle"), Namespace("acme", "idle"), Namespace("acme", "revived")]
+        for ns in idle:
+            await store.save(
+                Session(
+                    namespace=ns,
+                    messages=[Message.user(ns.key)],
+                    created_at=long_ago,
+                    updated_at=long_ago,
+                )
+            )
+        await anyio.sleep(0.4)  # idle for real too, for a store that stamps its own time
+        await store.append(Namespace("acme", "revived"), [Message.user("back")])
+        await store.append(ALICE, [Message.user("new")])
+        await store.save(Session(namespace=Namespace("saved")))
+        assert await store.prune(0.3) == 2
+        assert [ns.key for ns in await store.list()] == ["acme:alice", "acme:revived", "saved"]
+        assert contents(await store.load(Namespace("acme", "revived"))) == ["acme:revived", "back"]
+        assert await store.load(Namespace("idle")) is None
+        assert await store.prune(0.3) == 0
+
+    # -- worker processes -----------------------------------------------------------------
+
+    async def test_worker_processes_keep_every_turn_whole(
+        self, url_store: SessionStore, store_url: str, store_options: dict[str, Any]
+    ) -> None:
+        base = fresh_namespace()
+        keys = [base.child(name).key for name in ("a", "b", "c")]
+        count, turns = 4, 6
+        spawn = multiprocessing.get_context("spawn")
+        start = spawn.Barrier(count)
+        processes = [
+            spawn.Process(
+                target=workers.run_turns, args=(store_url, store_options, keys, w, turns, start)
+            )
+            for w in range(count)
+        ]
+        for process in processes:
+            process.start()
+        try:
+            assert [await join(p) for p in processes] == [0] * count
+        finally:
+            for process in processes:
+                process.kill()
+        for key in keys:
+            ran = [
+                f"w{w}-t{t}"
+                for w in range(count)
+                for t in range(turns)
+                if keys[(w + t) % len(keys)] == key
+            ]
+            loaded = await url_store.load(Namespace.parse(key))
+            assert loaded is not None
+            tags = workers.turn_tags(loaded.messages)  # whole turns, each contiguous
+            assert sorted(tags) == sorted(ran)
+            for w in range(count):  # and each worker's in the order it ran them
+                assert [t for t in tags if t.startswith(f"w{w}-")] == [
+                    t for t in ran if t.startswith(f"w{w}-")
+                ]
+            assert workers.unanswered(loaded.messages) == []
+
+    async def test_a_worker_killed_mid_turn_leaves_a_usable_session(
+        self, url_store: SessionStore, store_url: str, store_options: dict[str, Any]
+    ) -> None:
+        ns = fresh_namespace()
+        spawn = multiprocessing.get_context("spawn")
+        blocked = spawn.Event()
+        worker = spawn.Process(
+            target=workers.run_until_blocked, args=(store_url, store_options, ns.key, blocked)
+        )
+        worker.start()
+        try:
+            assert await anyio.to_thread.run_sync(blocked.wait, 60), "the tool never ran"
+            assert worker.pid is not None
+            os.kill(worker.pid, signal.SIGKILL)
+            assert await join(worker) == -signal.SIGKILL
+        finally:
+            worker.kill()
+        loaded = await url_store.load(ns)
+        assert loaded is not None
+        assert workers.turn_tags(loaded.messages[:4]) == ["before"]
+        assert contents(loaded)[4:] == [workers.BLOCKING, ""]
+        assert [c.id for c in loaded.messages[5].tool_calls] == [f"{workers.BLOCKING}-call"]
+        # Once the dead worker's lock is gone, the next run answers its call and goes on.
+        with anyio.fail_after(60):
+            await workers.runtime(url_store).run(ns, "after")
+        loaded = await url_store.load(ns)
+        assert loaded is not None
+        assert loaded.messages[6].tool_results == (
+            ToolResult(call_id=f"{workers.BLOCKING}-call", content=INTERRUPTED, is_error=True),
+        )
+        assert workers.turn_tags(loaded.messages[7:]) == ["after"]
+        assert workers.unanswered(loaded.messages) == []
+
+    # -- a dropped connection -------------------------------------------------------------
+
+    async def test_a_dropped_connection_is_a_store_error_and_nothing_half_written(
+        self, store: SessionStore, break_connection: BreakConnection | None
+    ) -> None:
+        if break_connection is None:
+            pytest.skip("break_connection is None: this store has no connection to drop")
+        before = [Message.user("before")]
+        step = tool_turn(0)[1:3]  # a call and its result: both or neither
+        await store.append(ALICE, before)
+        await break_connection(store)
+        try:
+            await store.append(ALICE, step)
+            appended = True
+        except StoreError:  # the error in flight, as our own type
+            appended = False
+        loaded = await store.load(ALICE)  # reconnected
+        assert loaded is not None
+        assert loaded.messages in (before, before + step)
+        assert not appended or loaded.messages == before + step
+        await break_connection(store)
+        try:
+            again = await store.load(ALICE)
+            assert again is not None and again.messages == loaded.messages
+        except StoreError:
+            pass
+        await store.append(ALICE, [Message.user("after")])
+        final = await store.load(ALICE)
+        assert final is not None and final.messages == [*loaded.messages, Message.user("after")]
+
 
 class DurableStoreConformance(StoreConformance):
     """More tests for stores whose sessions outlive the store object."""
@@ -520,3 +836,34 @@ class DurableStoreConformance(StoreConformance):
             async with theirs.lock(ALICE, timeout=5):
                 await theirs.append(ALICE, [Message.user("theirs")])
         assert contents(await theirs.load(ALICE)) == ["mine", "theirs"]
+
+    async def test_hostile_content_as_another_store_object_reads_it(
+        self, open_store: StoreFactory
+    ) -> None:
+        mine, theirs = open_store(), open_store()
+        hostile = Namespace("hostile", *HOSTILE_SEGMENTS)
+        await mine.append(hostile, tool_turn(0), metadata={HOSTILE_TEXT: [HOSTILE_TEXT]})
+        await mine.append(hostile, [Message.user(HOSTILE_TEXT)])
+        loaded = await theirs.load(hostile)
+        assert loaded is not None and loaded.namespace == hostile
+        assert loaded.messages == [*tool_turn(0), Message.user(HOSTILE_TEXT)]
+        assert loaded.metadata == {HOSTILE_TEXT: [HOSTILE_TEXT]}
+        assert await theirs.list(Namespace("hostile", *HOSTILE_SEGMENTS[:3])) == [hostile]
+
+    async def test_trim_and_prune_are_seen_by_another_store_object(
+        self, open_store: StoreFactory
+    ) -> None:
+        mine, theirs = open_store(), open_store()
+        await mine.append(ALICE, tool_turn(0) + tool_turn(1))
+        await mine.append(Namespace("idle"), [Message.user("x")])
+        assert len(contents(await mine.load(ALICE))) == 8  # cached, if mine caches
+        assert await theirs.trim(ALICE, 3) == 5
+        assert (await mine.load(ALICE)) == (await theirs.load(ALICE))
+        await mine.append(ALICE, [Message.user("more")])
+        loaded = await theirs.load(ALICE)
+        assert loaded is not None and loaded.messages == [*tool_turn(1)[1:], Message.user("more")]
+        await anyio.sleep(0.3)
+        await mine.append(ALICE, [Message.user("fresh")])
+        assert await theirs.prune(0.2) == 1
+        assert await mine.load(Namespace("idle")) is None
+        assert await mine.list() == [ALICE]

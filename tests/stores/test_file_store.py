@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -26,6 +27,10 @@ class TestFileStore(DurableStoreConformance):
     @pytest.fixture
     def new_store(self, tmp_path: Path) -> StoreFactory:
         return lambda: FileStore(tmp_path / "sessions")
+
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> str:
+        return (tmp_path / "sessions").as_uri()
 
 
 @pytest.fixture
@@ -327,3 +332,73 @@ async def test_delete_tree_removes_directories_and_lock_files(
             pass
     assert await store.delete_tree(Namespace("acme")) == 3
     assert files(tmp_path) == ["acmeother.jsonl", "acmeother.lock"]
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+async def test_trim_replaces_the_file_whole(store: FileStore, tmp_path: Path) -> None:
+    ns = Namespace("acme", "alice")
+    await store.append(ns, [Message.user(str(i)) for i in range(5)], metadata={"k": 1})
+    path = anyio.Path(store.path_for(ns))
+    inode = (await path.stat()).st_ino
+    assert await store.trim(ns, 2) == 3
+    assert (await path.stat()).st_ino != inode  # renamed into place, never edited in place
+    lines = (await path.read_text()).splitlines()
+    assert len(lines) == 3  # the header, then the kept messages
+    assert json.loads(lines[0])["metadata"] == {"k": 1}
+    assert files(tmp_path) == ["acme/alice.jsonl", "acme/alice.lock"]
+
+
+async def test_trim_waits_for_the_run_holding_the_session(tmp_path: Path) -> None:
+    ns = Namespace("acme", "alice")
+    runner, cleaner = FileStore(tmp_path), FileStore(tmp_path)  # as two processes would
+    await runner.append(ns, [Message.user("old")])
+    held = anyio.Event()
+
+    async def run() -> None:
+        async with runner.lock(ns):
+            held.set()
+            await anyio.sleep(0.1)
+            await runner.append(ns, [Message.user("question"), Message.assistant("answer")])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await held.wait()
+        assert await cleaner.trim(ns, 2) == 1  # after the run: its messages are not lost
+    assert contents(await cleaner.load(ns)) == ["question", "answer"]
+
+
+async def test_prune_spares_held_sessions_and_removes_lock_files(
+    store: FileStore, tmp_path: Path
+) -> None:
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    busy, idle = Namespace("busy"), Namespace("a", "idle")
+    for ns in (busy, idle):
+        await store.save(Session(namespace=ns, messages=[Message.user("x")], updated_at=old))
+        async with store.lock(ns):
+            pass
+    async with FileStore(tmp_path).lock(busy):  # a run in another process
+        assert await store.prune(3600) == 1
+    assert files(tmp_path) == ["busy.jsonl", "busy.lock"]  # the directory "a" stays, empty
+    assert await store.prune(3600) == 1
+    assert files(tmp_path) == []
+
+
+async def test_prune_reads_the_last_complete_line(store: FileStore) -> None:
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    saved, appended = Namespace("saved"), Namespace("appended")
+    for ns in (saved, appended):
+        await store.save(Session(namespace=ns, messages=[Message.user("x")], updated_at=old))
+    await store.append(appended, [Message.user("y")])  # the header still says 2020
+    for ns in (saved, appended):  # a crash in the middle of a line, left for the next append
+        async with await anyio.open_file(store.path_for(ns), "ab") as file:
+            await file.write(b'{"updated_at": "2099-01-01T00:00:00+00:0')
+    assert await store.prune(3600) == 1
+    assert await store.list() == [appended]
+
+
+async def test_prune_reports_a_corrupt_file(store: FileStore, tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl").write_bytes(b'{"orra_session": 1}\n')
+    with pytest.raises(StoreError, match=r"x\.jsonl is corrupt: no time of last update"):
+        await store.prune(3600)
