@@ -212,6 +212,7 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryStore),
         file=providers.Singleton(FileStore, settings.provided.store.path),
         postgresql=_server_store(settings.provided.store),
+        postgres=_server_store(settings.provided.store),
         redis=_server_store(settings.provided.store, session_ttl=True),
         rediss=_server_store(settings.provided.store, session_ttl=True),
     )

@@ -207,6 +207,7 @@ def test_file_url_is_a_file_store_under_that_directory(tmp_path: Path) -> None:
     ("url", "cls", "options"),
     [
         ("postgresql://orra:secret@127.0.0.1/orra", "PostgresStore", {}),
+        ("postgres://orra:secret@127.0.0.1/orra", "PostgresStore", {}),
         ("redis://127.0.0.1:6379/0", "RedisStore", {"session_ttl": 60}),
         ("rediss://:secret@127.0.0.1:6380/0", "RedisStore", {}),
     ],

@@ -30,7 +30,7 @@ __all__ = [
     "split_store_url",
 ]
 
-STORE_SCHEMES = ("memory", "sqlite", "file", "postgresql", "redis", "rediss")
+STORE_SCHEMES = ("memory", "sqlite", "file", "postgresql", "postgres", "redis", "rediss")
 STORE_URL_FORMS = (
     "sqlite:///relative.db or sqlite:////absolute/path.db, memory://, file:///absolute/dir, "
     "postgresql://user:password@host/db, redis://host:6379/0 or rediss://…"
@@ -39,6 +39,7 @@ STORE_URL_FORMS = (
 # scheme -> (module under orra_di.stores, class, pip extra, what to call it)
 _SERVER_STORES = {
     "postgresql": ("postgres", "PostgresStore", "postgres", "PostgreSQL"),
+    "postgres": ("postgres", "PostgresStore", "postgres", "PostgreSQL"),
     "redis": ("redis", "RedisStore", "redis", "Redis"),
     "rediss": ("redis", "RedisStore", "redis", "Redis"),
 }

@@ -39,6 +39,11 @@ class SessionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def version(self, key: str) -> object | None:
+        """The version ``key`` is cached at, or ``None``; does not count as a use."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     def get(self, key: str, version: object) -> Session | None:
         """A snapshot of the cached session if it is at ``version``; else ``None``."""
         entry = self._entries.get(key)
