@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import anyio
 from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from orra_di.errors import SessionBusyError, StoreError
 from orra_di.message import Message
@@ -54,7 +55,10 @@ def dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
 
 def dump_messages(messages: Iterable[Message]) -> list[str]:
     """One JSON document per message, in order (empty tool lists omitted)."""
-    return [m.model_dump_json() for m in messages]
+    try:
+        return [m.model_dump_json() for m in messages]
+    except PydanticSerializationError as exc:  # e.g. arguments nested too deep
+        raise StoreError(f"cannot store a message as JSON: {exc}") from exc
 
 
 def load_messages(bodies: Iterable[str]) -> list[Message]:
