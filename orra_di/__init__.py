@@ -13,7 +13,7 @@ from orra_di.agent import (
     detect_agent_mention,
     resolve_agents,
 )
-from orra_di.context import CharEstimator, ContextBudget, ContextWindow, Tokenizer
+from orra_di.context import CharEstimator, ContextBudget, ContextMemory, ContextWindow, Tokenizer
 from orra_di.errors import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -79,6 +79,7 @@ __all__ = [
     "ConfigurationError",
     "ContextBudget",
     "ContextLengthExceededError",
+    "ContextMemory",
     "ContextWindow",
     "FinishReason",
     "FunctionTool",
