@@ -14,6 +14,7 @@ from orra_di.agent import (
     resolve_agents,
 )
 from orra_di.context import CharEstimator, ContextBudget, ContextMemory, ContextWindow, Tokenizer
+from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -63,6 +64,7 @@ from orra_di.runtime import (
     TurnCompleted,
     TurnResult,
 )
+from orra_di.runtime_set import RuntimeMap, build_runtime
 from orra_di.session import Session
 from orra_di.store import SessionStore
 from orra_di.stores.memory import InMemoryStore
@@ -107,6 +109,7 @@ __all__ = [
     "RunStream",
     "Runtime",
     "RuntimeConfig",
+    "RuntimeMap",
     "RuntimeStreamEvent",
     "Session",
     "SessionBusyError",
@@ -135,7 +138,10 @@ __all__ = [
     "TurnCompleted",
     "TurnResult",
     "Usage",
+    "build_runtime",
+    "delegate_to_agent_tool",
     "detect_agent_mention",
     "resolve_agents",
+    "spawn_agent_tool",
     "tool",
 ]

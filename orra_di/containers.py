@@ -8,7 +8,9 @@ Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
-and an override of any provider shows through the map at once.
+and an override of ``llm``, ``store``, ``tokenizer``, ``policies`` or any factory
+shows through the map at once (``settings`` is read when the map is built:
+override it first, or ``reset_singletons()``).
 
 The provider is named ``llm`` on purpose: every dependency-injector provider
 already has a ``.provider`` attribute, so a provider named ``provider``
@@ -35,7 +37,8 @@ from orra_di.hook import Hook
 from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry
 from orra_di.prompt import PromptBuilder
-from orra_di.provider import Provider
+from orra_di.provider import Provider, close_provider
+from orra_di.providers.offline import TestModel
 from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
@@ -45,7 +48,6 @@ from orra_di.stores import open_store
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
-from orra_di.testing import TestModel
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
 
@@ -167,7 +169,7 @@ def _agent_runtime(
                 llm=llm,
                 store=store,
                 config=config,
-                tools=tool_factory(profile),
+                tools=[*builtin_tools(settings.tools), *tool_factory(profile)],
                 hooks=hooks,
                 policies=agent_policies,
                 tokenizer=tokenizer,
@@ -255,7 +257,7 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
 
     Building them up front and reading from the store once makes a bad store
     URL or path, or a missing extra, fail at start-up, not on the first
-    message. On exit the store (and an LLM client with ``aclose``) is closed
+    message. On exit the store and the LLM client are closed
     and its singleton reset, like a dependency-injector ``Resource`` after
     ``shutdown_resources()``: entering the lifespan again opens a fresh one.
     Keep a reference (``store = container.store()`` inside the block) to
@@ -273,10 +275,8 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
                 await store.aclose()
             finally:
                 _reset(container.store)
-                close = getattr(llm, "aclose", None)
-                if close is not None:
-                    await close()
-                    _reset(container.llm)
+                await close_provider(llm)
+                _reset(container.llm)
 
 
 def _reset(selector: providers.Provider[Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from orra_di.errors import ConfigurationError
 from orra_di.message import Message, Role
+from orra_di.tool import ToolDefinition
 
 __all__ = ["CharEstimator", "ContextBudget", "ContextMemory", "ContextWindow", "Tokenizer"]
 
@@ -74,6 +75,10 @@ def _compact_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _is_question(message: Message) -> bool:
+    return message.role == Role.USER and not message.tool_results
+
+
 def _exchanges(messages: Sequence[Message]) -> list[tuple[int, int]]:
     """Split into [start, end) runs that must be kept or dropped together.
 
@@ -106,12 +111,12 @@ class ContextMemory:
     """Messages whose estimate is remembered (oldest first out)."""
 
     def __init__(self) -> None:
-        self.estimates: dict[int, tuple[Message, Tokenizer, int]] = {}
+        self.estimates: dict[int, tuple[object, Tokenizer, int]] = {}
         self.tallies: dict[str, tuple[Message, Tokenizer, int, int]] = {}
         self.scales: dict[str, float] = {}
 
-    def remember_estimate(self, message: Message, tokenizer: Tokenizer, count: int) -> None:
-        self.estimates[id(message)] = (message, tokenizer, count)
+    def remember_estimate(self, item: object, tokenizer: Tokenizer, count: int) -> None:
+        self.estimates[id(item)] = (item, tokenizer, count)
         if len(self.estimates) > self.max_estimates:
             del self.estimates[next(iter(self.estimates))]
 
@@ -146,6 +151,23 @@ class ContextWindow:
         for result in message.tool_results:
             total += count(result.content) + 5
         self.memory.remember_estimate(message, self.tokenizer, total)
+        return total
+
+    def estimate_tools_tokens(self, definitions: Sequence[ToolDefinition]) -> int:
+        """What the tool definitions add to a request (their compact JSON).
+
+        orra left them out, so a request with many tools could overflow the
+        window while the messages alone looked within budget.
+        """
+        total = 0
+        for definition in definitions:
+            cached = self.memory.estimates.get(id(definition))
+            if cached is not None and cached[0] is definition and cached[1] is self.tokenizer:
+                total += cached[2]
+                continue
+            count = self.tokenizer.count_tokens(_compact_json(definition.model_dump())) + 5
+            self.memory.remember_estimate(definition, self.tokenizer, count)
+            total += count
         return total
 
     calibration_weight = 0.3
@@ -199,16 +221,20 @@ class ContextWindow:
     def tokens_remaining(self, messages: Sequence[Message]) -> int:
         return max(self.budget.available_for_input - self.estimate_total_tokens(messages), 0)
 
-    def truncate_to_fit(self, messages: Sequence[Message], *, scale: float = 1.0) -> list[Message]:
+    def truncate_to_fit(
+        self, messages: Sequence[Message], *, scale: float = 1.0, reserved: int = 0
+    ) -> list[Message]:
         """Drop the oldest exchanges until the request fits the budget.
 
-        Kept always: leading system messages, the first plain user message,
-        and the newest exchange. Of the rest, the newest contiguous exchanges
+        Kept always: leading system messages, the first plain user message (the
+        session's task), the latest plain user message (the question being
+        answered) and the newest exchange. Of the rest, the newest contiguous exchanges
         that fit are kept; the result stays in chronological order. When the
         kept-always part alone is over budget, that part is returned.
-        ``scale`` corrects the estimates (see :meth:`calibrate`).
+        ``scale`` corrects the estimates (see :meth:`calibrate`); ``reserved``
+        is what the rest of the request (tool definitions) takes.
         """
-        budget = int(self.budget.available_for_input / scale)
+        budget = int(self.budget.available_for_input / scale) - reserved
         sizes = [self.estimate_message_tokens(m) for m in messages]
         if sum(sizes) <= budget:
             return list(messages)
@@ -218,11 +244,8 @@ class ContextWindow:
             if messages[start].role != Role.SYSTEM:
                 break
             pinned.add(r)
-        for r, (start, _end) in enumerate(runs):
-            m = messages[start]
-            if m.role == Role.USER and not m.tool_results:
-                pinned.add(r)
-                break
+        asked = [r for r, (start, _end) in enumerate(runs) if _is_question(messages[start])]
+        pinned.update(asked[:1] + asked[-1:])
         run_size = [sum(sizes[s:e]) for s, e in runs]
         used = sum(run_size[r] for r in pinned)
         keep = set(pinned)

@@ -31,6 +31,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallStart",
     "Usage",
+    "close_provider",
     "parse_tool_arguments",
     "response_events",
 ]
@@ -160,3 +161,10 @@ async def response_events(
             if piece:
                 yield ToolCallDelta(call.id, piece)
     yield StreamDone(response.usage, response.finish_reason)
+
+
+async def close_provider(llm: object) -> None:
+    """Close ``llm``'s connections if it holds any (providers may have ``aclose``)."""
+    close = getattr(llm, "aclose", None)
+    if close is not None:
+        await close()

@@ -27,7 +27,12 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from orra_di.context import CharEstimator, ContextBudget, ContextWindow, Tokenizer
-from orra_di.errors import ConfigurationError, MaxTurnsExceeded, ToolError
+from orra_di.errors import (
+    ConfigurationError,
+    MaxTurnsExceeded,
+    ProviderUnavailableError,
+    ToolError,
+)
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
 from orra_di.message import Message, ToolCall, ToolResult
 from orra_di.namespace import Namespace
@@ -263,22 +268,24 @@ class Runtime:
     def _request(
         self, session: Session, policy: ToolPolicy, model: str | None
     ) -> tuple[CompletionRequest, int]:
-        """The next request, trimmed to the budget, and our estimate of its messages."""
+        """The next request, trimmed to the budget, and our estimate of its size."""
         model = model or self.config.model
+        tools = policy.filter_definitions(self.tools.definitions())
         history = session.messages
         messages = self._system + history
-        used = self.window.history_tokens(session.namespace.key, history)
+        reserved = self.window.estimate_tools_tokens(tools)
+        used = self.window.history_tokens(session.namespace.key, history) + reserved
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
         scale = self.window.scale(model or "")
         if used * scale > self.window.budget.available_for_input:
-            messages = self.window.truncate_to_fit(messages, scale=scale)
-            used = self.window.estimate_total_tokens(messages)
+            messages = self.window.truncate_to_fit(messages, scale=scale, reserved=reserved)
+            used = self.window.estimate_total_tokens(messages) + reserved
         # model_construct: the messages are validated already, and re-validating
         # a long history on every step would make a turn's cost grow with it.
         request = CompletionRequest.model_construct(
             messages=messages,
-            tools=policy.filter_definitions(self.tools.definitions()),
+            tools=tools,
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             model=model,
@@ -324,7 +331,7 @@ class Runtime:
         text: list[str] = []
         names: dict[str, str] = {}
         arguments: dict[str, list[str]] = {}
-        done = StreamDone()
+        done: StreamDone | None = None
         async for event in llm.stream(request):
             if isinstance(event, TextDelta):
                 text.append(event.text)
@@ -338,6 +345,8 @@ class Runtime:
                     arguments[event.id].append(event.arguments_delta)
             elif isinstance(event, StreamDone):
                 done = event
+        if done is None:  # a cut stream must not be saved as a finished answer
+            raise ProviderUnavailableError("the stream ended before the model finished its answer")
         calls = [
             ToolCall(id=i, name=names[i], arguments=parse_tool_arguments("".join(arguments[i])))
             for i in names
@@ -388,30 +397,49 @@ class Runtime:
     async def _execute(
         self, namespace: Namespace, call: ToolCall, policy: ToolPolicy
     ) -> ToolResult:
-        original_id = call.id
+        """One call's result, always answering the model's own call id.
+
+        The policy is checked before the hooks (an approval hook should not ask a
+        human about a call that is refused anyway) and again after them (a hook
+        may rename the call). ``after_tool_call`` sees every result, refusals too.
+        """
+        model_id = call.id
+        if not policy.is_allowed(call.name):
+            result = _error(call, f"tool '{call.name}' is not allowed in this session")
+            return await self._after(call, result, model_id)
         try:
             call = await self.hooks.before_tool_call(namespace, call)
         except ToolCallDenied as denied:
-            return ToolResult(call_id=original_id, content=denied.reason, is_error=True)
-        if not policy.is_allowed(call.name):
-            return _error(call, f"tool '{call.name}' is not allowed in this session")
+            return ToolResult(call_id=model_id, content=denied.reason, is_error=True)
+        call = call if call.id == model_id else call.model_copy(update={"id": model_id})
         tool = self.tools.get(call.name)
-        if tool is None:
-            return _error(call, f"unknown tool: {call.name}")
+        if not policy.is_allowed(call.name):
+            result = _error(call, f"tool '{call.name}' is not allowed in this session")
+        elif tool is None:
+            result = _error(call, f"unknown tool: {call.name}")
+        else:
+            result = await self._call_tool(namespace, call, tool)
+        return await self._after(call, result, model_id)
+
+    async def _call_tool(self, namespace: Namespace, call: ToolCall, tool: Tool) -> ToolResult:
+        limit = self.config.tool_timeout
         try:
-            with anyio.fail_after(self.config.tool_timeout):
+            with anyio.move_on_after(limit) as scope:
                 content = await tool.execute(call.arguments, ToolContext(namespace, call.id))
-            result = ToolResult(call_id=call.id, content=self.window.truncate_tool_result(content))
+            if scope.cancelled_caught:
+                return _error(call, f"execution failed: timed out after {limit:g}s")
+            return ToolResult(call_id=call.id, content=self.window.truncate_tool_result(content))
         except ToolError as exc:
-            result = _error(call, str(exc))
-        except TimeoutError:
-            result = _error(
-                call, f"execution failed: timed out after {self.config.tool_timeout:g}s"
-            )
+            return _error(call, str(exc))
         except Exception as exc:
             log.exception("tool %s raised", call.name)
-            result = _error(call, f"execution failed: {type(exc).__name__}: {exc}")
-        return await self.hooks.after_tool_call(call, result)
+            return _error(call, f"execution failed: {type(exc).__name__}: {exc}")
+
+    async def _after(self, call: ToolCall, result: ToolResult, model_id: str) -> ToolResult:
+        result = await self.hooks.after_tool_call(call, result)
+        if result.call_id != model_id:  # a hook's replacement still answers the model's call
+            result = result.model_copy(update={"call_id": model_id})
+        return result
 
 
 class RunStream:

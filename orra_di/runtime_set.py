@@ -41,6 +41,11 @@ class RuntimeMap(Mapping[str, Runtime]):
             )
         self._profiles: dict[str, AgentProfile] = {}
         for profile in agents:
+            if profile.key in self._profiles:
+                raise ConfigurationError(
+                    f"two agents are named {profile.name!r} (names are case-insensitive); "
+                    "rename one"
+                )
             self._profiles[profile.key] = profile
         self.default_agent = agents[0].name
         self._build = build

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import UnionType
 from typing import (
     Annotated,
@@ -62,7 +62,6 @@ class ToolContext:
 
     namespace: Namespace
     call_id: str = ""
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -210,7 +209,11 @@ class FunctionTool:
         if self._is_async:
             result = await self._func(**kwargs)
         else:
-            result = await anyio.to_thread.run_sync(lambda: self._func(**kwargs))
+            # Abandoned on timeout or cancellation: the run goes on, the thread
+            # finishes on its own (Python cannot stop it).
+            result = await anyio.to_thread.run_sync(
+                lambda: self._func(**kwargs), abandon_on_cancel=True
+            )
         return _as_text(result)
 
     async def __call__(self, **kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orra_di.context import CharEstimator, ContextBudget, ContextWindow
-from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.message import Message, Role, ToolCall, ToolResult
 
 ESTIMATOR = CharEstimator()
 SETTINGS = settings(max_examples=200, deadline=None)
@@ -99,9 +99,12 @@ def _kept_indices(original: list[Message], result: list[Message]) -> list[int]:
 
 
 def _always_kept(case: Case) -> set[int]:
-    """System prompt, first user message, and the newest message with its partner."""
+    """System prompt, first and latest plain user messages, the newest message with its
+    partner."""
     msgs = case.messages
     required = {0, 1} if case.has_system else {0}
+    questions = [i for i, m in enumerate(msgs) if m.role == Role.USER and not m.tool_results]
+    required.add(questions[-1])
     last = len(msgs) - 1
     required.add(last)
     if msgs[last].tool_results:

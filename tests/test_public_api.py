@@ -10,6 +10,7 @@ import orra_di
 CORE_MODULES = [
     "agent",
     "context",
+    "delegation",
     "errors",
     "hook",
     "message",
@@ -18,6 +19,7 @@ CORE_MODULES = [
     "prompt",
     "provider",
     "runtime",
+    "runtime_set",
     "session",
     "store",
     "tool",
@@ -25,7 +27,11 @@ CORE_MODULES = [
 
 # Public in their module, but used through it rather than from the package root.
 MODULE_LEVEL_ONLY = {
+    "DELEGATION_PREFIX",
     "INTERRUPTED",
+    "SPAWN_PREFIX",
+    "close_provider",
+    "delegation_chain",
     "JsonValue",
     "MAX_KEY_LENGTH",
     "PolicyMode",

@@ -126,7 +126,7 @@ def test_store_urls(url: str, scheme: str, path: Path | None) -> None:
     [
         ("sessions.db", "not a URL"),
         ("mysql://db/orra", "unknown store scheme 'mysql'"),
-        ("mysql://db/orra", "unknown store scheme 'mysql'"),
+        ("mongodb://db/orra", "unknown store scheme 'mongodb'"),
         ("sqlite://", "a SQLite URL needs a file after three slashes"),
         ("sqlite:///", "a SQLite URL needs a file after three slashes"),
         ("memory://here", "the in-memory store takes no path"),

@@ -29,6 +29,7 @@ from orra_di.provider import (
     Provider,
     StreamEvent,
     StreamingProvider,
+    close_provider,
     response_events,
 )
 
@@ -126,9 +127,7 @@ class RetryingProvider:
                 attempt += 1
 
     async def aclose(self) -> None:
-        close = getattr(self.llm, "aclose", None)
-        if close is not None:
-            await close()
+        await close_provider(self.llm)
 
 
 class FallbackProvider:
@@ -173,10 +172,15 @@ class FallbackProvider:
                 log.warning("provider %d failed (%s); falling back", position, exc)
 
     async def aclose(self) -> None:
+        """Close every provider, even when one of them fails to close."""
+        failures: list[Exception] = []
         for llm in self.providers:
-            close = getattr(llm, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                await close_provider(llm)
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 class PlaceholderProvider:
@@ -198,7 +202,6 @@ class DynamicProvider:
     def __init__(self, llm: Provider | None = None) -> None:
         self._llm: Provider = llm or PlaceholderProvider()
         self._configured = llm is not None
-        self._lock = anyio.Lock()
 
     @classmethod
     def placeholder(cls) -> DynamicProvider:
@@ -214,8 +217,7 @@ class DynamicProvider:
 
     async def swap(self, llm: Provider) -> Provider:
         """Install ``llm``; returns the previous provider (close it when you are done)."""
-        async with self._lock:
-            previous, self._llm, self._configured = self._llm, llm, True
+        previous, self._llm, self._configured = self._llm, llm, True
         return previous
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
@@ -225,6 +227,4 @@ class DynamicProvider:
         return stream_from(self._llm, request)
 
     async def aclose(self) -> None:
-        close = getattr(self._llm, "aclose", None)
-        if close is not None:
-            await close()
+        await close_provider(self._llm)

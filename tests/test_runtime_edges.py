@@ -1,0 +1,234 @@
+"""Edge cases of the runtime, tools and test doubles, found by review and fixed.
+
+Each test states a behaviour the code or its documentation promises.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from orra_di.agent import AgentProfile
+from orra_di.context import CharEstimator, ContextBudget
+from orra_di.errors import ConfigurationError, ProviderError
+from orra_di.hook import Hook
+from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.namespace import Namespace
+from orra_di.provider import CompletionRequest, CompletionResponse, StreamEvent, TextDelta
+from orra_di.runtime import Runtime, RuntimeConfig
+from orra_di.runtime_set import RuntimeMap
+from orra_di.stores.memory import InMemoryStore
+from orra_di.testing import ScriptedProvider, TestModel, call, reply, tool_calls
+from orra_di.tool import FunctionTool, tool
+
+NS = Namespace("review")
+
+
+@tool
+def echo(text: str) -> str:
+    """Echo the text."""
+    return text
+
+
+def unanswered(messages: list[Message]) -> list[str]:
+    """Ids of tool calls in a history that no tool result answers."""
+    answered = {r.call_id for m in messages for r in m.tool_results}
+    return [c.id for m in messages for c in m.tool_calls if c.id not in answered]
+
+
+async def history(store: InMemoryStore, ns: Namespace = NS) -> list[Message]:
+    session = await store.load(ns)
+    assert session is not None
+    return session.messages
+
+
+# -- 1. a hook that replaces the call or the result leaves the call unanswered ------------
+
+
+class RewriteCall(Hook):
+    """A hook that returns a replacement call, as ``before_tool_call`` allows."""
+
+    async def before_tool_call(self, namespace: Namespace, call: ToolCall) -> ToolCall | None:
+        return ToolCall(id=f"{call.id}-rewritten", name=call.name, arguments=call.arguments)
+
+
+class RewriteResult(Hook):
+    """A redacting hook that builds a fresh result, as ``after_tool_call`` allows."""
+
+    async def after_tool_call(self, call: ToolCall, result: ToolResult) -> ToolResult | None:
+        return ToolResult(call_id="redacted", content="[redacted]", is_error=result.is_error)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("hook", [RewriteCall(), RewriteResult()], ids=["before", "after"])
+async def test_a_hook_replacing_the_call_or_result_still_answers_the_models_call(
+    hook: Hook,
+) -> None:
+    store = InMemoryStore()
+    llm = ScriptedProvider([tool_calls(call("echo", {"text": "a"}, id="c1")), reply("done")])
+    rt = Runtime(llm, store, tools=[echo], hooks=[hook])
+    result = await rt.run(NS, "go")
+    assert [r.call_id for r in result.turns[0].tool_results] == ["c1"]
+    assert unanswered(await history(store)) == []
+
+
+# -- 2. a synchronous tool escapes tool_timeout and cancellation ------------------------
+
+
+def blocking_tool(release: threading.Event) -> FunctionTool:
+    def stuck() -> str:
+        """Blocks its worker thread until released (at most 3 s)."""
+        release.wait(3)
+        return "late"
+
+    return FunctionTool(stuck)
+
+
+@pytest.mark.anyio
+async def test_a_hanging_sync_tool_times_out() -> None:
+    release = threading.Event()
+    llm = ScriptedProvider([tool_calls(call("stuck", {})), reply("done")])
+    rt = Runtime(
+        llm, InMemoryStore(), tools=[blocking_tool(release)], config=RuntimeConfig(tool_timeout=0.1)
+    )
+    started = time.monotonic()
+    try:
+        result = await rt.run(NS, "go")
+    finally:
+        release.set()
+    elapsed = time.monotonic() - started
+    (res,) = result.turns[0].tool_results
+    assert res.is_error and "timed out" in res.content, res
+    assert elapsed < 1.5
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_run_does_not_wait_for_a_sync_tool() -> None:
+    release = threading.Event()
+    store = InMemoryStore()
+    llm = ScriptedProvider([tool_calls(call("stuck", {})), reply("done")])
+    rt = Runtime(
+        llm, store, tools=[blocking_tool(release)], config=RuntimeConfig(tool_timeout=None)
+    )
+    started = time.monotonic()
+    try:
+        with anyio.move_on_after(0.1):
+            await rt.run(NS, "go")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert elapsed < 1.5
+    assert unanswered(await history(store)) == []
+
+
+# -- 3. a tool's own TimeoutError is reported as the runtime's timeout ---------------------
+
+
+@pytest.mark.anyio
+async def test_a_tools_own_timeout_error_is_not_reported_as_the_tool_timeout() -> None:
+    @tool
+    async def query() -> str:
+        """A database call whose driver raises TimeoutError."""
+        raise TimeoutError("database did not answer within 5s")
+
+    llm = ScriptedProvider([tool_calls(call("query", {})), reply("done")])
+    rt = Runtime(llm, InMemoryStore(), tools=[query])
+    (res,) = (await rt.run(NS, "go")).turns[0].tool_results
+    assert res.is_error
+    assert "database did not answer" in res.content, res.content
+
+
+# -- 4. tool definitions are not counted against the input budget --------------------------
+
+
+@pytest.mark.anyio
+async def test_tool_definitions_count_against_the_input_budget() -> None:
+    big = FunctionTool(echo._func, description="Echo. " + "x" * 2000)  # ~500 tokens of schema
+    budget = ContextBudget(max_tokens=1000, reserved_for_output=0)
+    store = InMemoryStore()
+    await store.append(NS, [Message.user("u" * 400), Message.assistant("a" * 400)] * 4)
+    llm = ScriptedProvider([reply("ok")])
+    rt = Runtime(llm, store, tools=[big], config=RuntimeConfig(context_budget=budget))
+    await rt.run(NS, "hi")
+    (request,) = llm.requests
+    count = CharEstimator().count_tokens
+    messages = sum(rt.window.estimate_message_tokens(m) for m in request.messages)
+    tools = count(json.dumps([t.model_dump() for t in request.tools], separators=(",", ":")))
+    # Fitting is possible: the first user message, the new one and the tools take ~610.
+    assert messages + tools <= budget.available_for_input, (messages, tools)
+
+
+# -- 5. a stream that stops without StreamDone is saved as a complete answer ---------------
+
+
+class CutStream:
+    """A streaming provider whose connection drops mid-answer without an error."""
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        raise AssertionError("the runtime streams")
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("The answer is")
+
+
+@pytest.mark.anyio
+async def test_a_stream_cut_before_stream_done_is_a_provider_error() -> None:
+    store = InMemoryStore()
+    rt = Runtime(CutStream(), store)
+    with pytest.raises(ProviderError):
+        async with rt.run_streaming(NS, "question") as events:
+            async for _ in events:
+                pass
+    assert [m.role.value for m in await history(store)] == ["user"]
+
+
+# -- 6. the offline TestModel reuses tool-call ids across turns -----------------------------
+
+
+@pytest.mark.anyio
+async def test_test_model_tool_call_ids_are_unique_within_a_session() -> None:
+    store = InMemoryStore()
+    rt = Runtime(TestModel(), store, tools=[echo])
+    await rt.run(NS, "one")
+    await rt.run(NS, "two")
+    ids = [c.id for m in await history(store) for c in m.tool_calls]
+    assert len(ids) == 2
+    assert len(set(ids)) == len(ids), ids
+
+
+# -- 7. the offline TestModel recurses forever on a recursive tool schema -------------------
+
+
+class Node(BaseModel):
+    name: str
+    children: list[Node]
+
+
+@pytest.mark.anyio
+async def test_test_model_handles_a_recursive_argument_schema() -> None:
+    @tool
+    def walk(tree: Node) -> str:
+        """Walk a tree."""
+        return tree.name
+
+    rt = Runtime(TestModel(), InMemoryStore(), tools=[walk])
+    result = await rt.run(NS, "go")  # RecursionError today, outside the OrraError tree
+    assert result.final_message.content
+
+
+# -- 8. RuntimeMap silently lets a later profile shadow the default agent -------------------
+
+
+def test_runtime_map_refuses_two_agents_with_the_same_key() -> None:
+    profiles = [
+        AgentProfile(name="Atlas", personality="first"),
+        AgentProfile(name="atlas", personality="second"),
+    ]
+    with pytest.raises(ConfigurationError):
+        RuntimeMap(profiles)
