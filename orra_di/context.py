@@ -10,6 +10,7 @@ and the newest exchange.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -111,19 +112,21 @@ class ContextMemory:
     """Messages whose estimate is remembered (oldest first out)."""
 
     def __init__(self) -> None:
-        self.estimates: dict[int, tuple[object, Tokenizer, int]] = {}
-        self.tallies: dict[str, tuple[Message, Tokenizer, int, int]] = {}
+        # OrderedDict: evicting the oldest is O(1); on a plain dict, next(iter())
+        # walks past every slot earlier deletions left behind.
+        self.estimates: OrderedDict[int, tuple[object, Tokenizer, int]] = OrderedDict()
+        self.tallies: OrderedDict[str, tuple[Message, Tokenizer, int, int]] = OrderedDict()
         self.scales: dict[str, float] = {}
 
     def remember_estimate(self, item: object, tokenizer: Tokenizer, count: int) -> None:
         self.estimates[id(item)] = (item, tokenizer, count)
         if len(self.estimates) > self.max_estimates:
-            del self.estimates[next(iter(self.estimates))]
+            self.estimates.popitem(last=False)
 
     def remember_tally(self, key: str, entry: tuple[Message, Tokenizer, int, int]) -> None:
         self.tallies[key] = entry
         if len(self.tallies) > self.max_tallies:
-            del self.tallies[next(iter(self.tallies))]
+            self.tallies.popitem(last=False)
 
 
 class ContextWindow:
@@ -200,15 +203,19 @@ class ContextWindow:
         """The estimate of a session's history, counting only what is new since last time.
 
         Remembers, per session key, how many messages were counted and the last
-        of them; messages are frozen and shared between a store's cached copies,
-        so when that same object still sits at that position the earlier total
-        holds. Anything else (another process rewrote the session) recounts.
+        of them. When that message (the same object, as a store's cache shares
+        them, or an equal one, as a store without a cache reloads them) still
+        sits at that position, the earlier total holds; otherwise (the history
+        was rewritten or trimmed) everything is recounted.
         """
         tally = self.memory.tallies.pop(key, None)
         counted, total = 0, 0
         if tally is not None:
             last, tokenizer, n, t = tally
-            if tokenizer is self.tokenizer and 0 < n <= len(messages) and messages[n - 1] is last:
+            same = 0 < n <= len(messages) and (
+                messages[n - 1] is last or messages[n - 1] == last
+            )
+            if tokenizer is self.tokenizer and same:
                 counted, total = n, t
         total += self.estimate_total_tokens(messages[counted:])
         if messages:
