@@ -8,9 +8,10 @@ Tool results travel on a *user* message, as in orra (there is no tool role).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     SerializerFunctionWrapHandler,
@@ -21,6 +22,24 @@ __all__ = ["JsonValue", "Message", "Role", "ToolCall", "ToolResult"]
 
 JsonValue = Any
 """Any JSON-compatible value (dict, list, str, int, float, bool, None)."""
+
+
+def _storable(text: str) -> str:
+    """Lone surrogates (from a broken decoder or a tool) become U+FFFD.
+
+    No store, JSON encoder or vendor API accepts them; replacing the one bad
+    code point keeps the rest of the text instead of failing the whole step.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class Role(StrEnum):
@@ -45,7 +64,7 @@ class ToolResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     call_id: str
-    content: str
+    content: Text
     is_error: bool = False
 
 
@@ -55,7 +74,7 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     role: Role
-    content: str = ""
+    content: Text = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_results: tuple[ToolResult, ...] = ()
 

@@ -151,3 +151,13 @@ def test_tool_result_accepts_a_tuple() -> None:
     results = (ToolResult(call_id="a", content="1"), ToolResult(call_id="b", content="2"))
     msg = Message.tool_result(results)
     assert [r.call_id for r in msg.tool_results] == ["a", "b"]
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    """No store or vendor accepts them; one bad code point must not fail a whole step."""
+    msg = Message.user("ok \udcff then é")
+    assert msg.content == "ok \ufffd then é"
+    assert Message.model_validate_json(msg.model_dump_json()) == msg
+    result = ToolResult(call_id="c", content="\ud800")
+    assert result.content == "\ufffd"
+    assert Message.user("plain ascii").content == "plain ascii"
