@@ -9,21 +9,46 @@ file store, spec §5.4/19, had both bugs), and ``.jsonl``, ``.lock`` and
 
 File format, one JSON value per line:
 
-- line 1, the header: ``{"orra_session": 1, "namespace": {"segments": [...]},
-  "created_at": ..., "updated_at": ..., "metadata": {...}}``;
+- line 1, the header: ``{"orra_session": 1, "file_id": "<16 hex digits>",
+  "namespace": {"segments": [...]}, "created_at": ..., "updated_at": ...,
+  "metadata": {...}}``; ``file_id`` is random, new for every file written
+  whole (see the load cache below), and optional on load;
 - a message: the message's JSON (it has a ``"role"``);
 - an update: ``{"updated_at": ...}`` plus ``"metadata"`` when it changed.
 
-``append`` adds lines in one ``write`` to a file opened in append mode, so its
-cost does not grow with the session; the last update line wins on load. A
-new session's file appears whole: a complete, fsynced temporary file is
-linked into place, so no reader or crash ever sees a file without its header.
-``save`` rewrites the file atomically (temporary file in the same directory,
-fsync, rename). A crash in the middle of an append leaves a final line
-without its newline: load ignores it and the next append cuts it off, so
-everything written before survives; any other bad line is a ``StoreError``
-naming the file and the line. Appends are not fsynced (like SQLite's
-``synchronous=NORMAL``): they survive a process crash, not a power cut.
+``append`` adds lines to a file opened in append mode, so its cost does not
+grow with the session; the last update line wins on load. It writes while
+holding an exclusive ``flock`` on the session file itself (not the session
+lock: appends need no ``lock()``), so appends from several processes never
+interleave, and a line without its newline seen under that ``flock`` is one
+whose writer died. A new session's file appears whole: a complete, fsynced
+temporary file is linked into place, so no reader or crash ever sees a file
+without its header. ``save`` rewrites the file atomically (temporary file in
+the same directory, fsync, rename); an append running at the same time lands
+whole in the new file or in the replaced one (as if the save came after it),
+and an append that waited for the ``flock`` of a file replaced or deleted
+meanwhile goes to the file now in place. A crash in the middle
+of an append leaves a final line without its newline: load ignores it and the
+next append cuts it off, so everything written before survives; any other bad
+line is a ``StoreError`` naming the file and the line. Appends are not fsynced
+(like SQLite's ``synchronous=NORMAL``): they survive a process crash, not a
+power cut.
+
+Load cache: each store object keeps the sessions it loaded or wrote (up to
+``cache_sessions``), each with the version of the file it is: device, inode,
+size, ``st_mtime_ns`` and the file's first bytes (which hold ``file_id``). A
+load opens the file, calls ``fstat`` and reads those first bytes; if they match,
+it returns a copy of the cached session without parsing, whatever the
+session's length. This store's appends update the cached session in place
+when the file was at the cached version as they took its ``flock``. Since a
+file is only ever appended to, its size tells its states apart, and a rewrite
+is a new file; a new file may get a freed inode number back (and have the
+same size, and the same ``st_mtime_ns``, which only moves every few
+milliseconds), but not the same ``file_id``. What can go unseen: a file
+changed in place by another program, to the same size, within one tick of the
+file system's clock; and, for a file without ``file_id`` (written by an
+earlier version), a rewrite that gets all of inode, size and that tick.
+Sessions are cached only when the file ends with a complete line.
 
 The single-writer lock is the in-process lock plus ``flock`` on a sidecar
 ``<name>.lock`` file, which other processes on the host respect.
@@ -31,12 +56,12 @@ The single-writer lock is the in-process lock plus ``flock`` on a sidecar
 file named after it): erase a subtree while none of its sessions is held.
 
 Retention: ``trim`` rewrites the file atomically like ``save``, and holds the
-session's lock while it does, so that a run's appends (in this process or
-another) cannot land in the file being replaced; do not call it while
-holding that lock yourself. ``prune`` reads when each session was last
-written (its last update line, else its header) and deletes the idle ones
-under their lock, skipping a session some run holds; it leaves the
-directories in place.
+session's lock and the file's ``flock`` while it does, so that appends (a
+run's, or unlocked ones, in this process or another) cannot land in the file
+being replaced; do not call it while holding the session lock yourself.
+``prune`` reads when each session was last written (its last update line, else
+its header) and deletes the idle ones under their lock, skipping a session
+some run holds; it leaves the directories in place.
 
 The file system should be case-sensitive: on a case-insensitive one ``Alice``
 and ``alice`` share a file, which load reports as an error.
@@ -52,11 +77,12 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from os import PathLike
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 import anyio
@@ -67,7 +93,14 @@ from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session, utc_now
 from orra_di.store import trim_start
-from orra_di.stores._codec import dump_messages, dump_metadata, poll_until, time_text
+from orra_di.stores._cache import SessionCache
+from orra_di.stores._codec import (
+    dump_messages,
+    dump_metadata,
+    encode_session,
+    poll_until,
+    time_text,
+)
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["FileStore", "decode_segment", "encode_segment"]
@@ -78,6 +111,9 @@ _LOCK_SUFFIX: Final = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
 _CHUNK = 65536
+_HEAD = 64
+"""How many first bytes of a file its cached version keeps: the header up to past its
+``file_id`` (``{"orra_session": 1, "file_id": "<16 hex digits>", `` is 51 bytes)."""
 
 
 def encode_segment(segment: str) -> str:
@@ -105,6 +141,7 @@ def _header(
 ) -> str:
     header = {
         "orra_session": _FORMAT_VERSION,
+        "file_id": secrets.token_hex(8),
         "namespace": {"segments": list(namespace.segments)},
         "created_at": time_text(created_at),
         "updated_at": time_text(updated_at),
@@ -113,16 +150,35 @@ def _header(
     return dump_metadata(header, what)  # only the metadata in it can fail to serialise
 
 
+class _Version(NamedTuple):
+    """The state of a session file a cached session was read at (module docstring)."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    head: bytes
+
+
+def _version(stat: os.stat_result, head: bytes) -> _Version:
+    return _Version(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, head[:_HEAD])
+
+
 def _oserror(what: str, path: str | PathLike[str], exc: OSError) -> StoreError:
     return StoreError(f"{what} failed on {os.fspath(path)}: {exc.strerror or exc}")
 
 
 class FileStore:
-    """One JSON Lines file per session under ``base_dir`` (see the module docstring)."""
+    """One JSON Lines file per session under ``base_dir`` (see the module docstring).
 
-    def __init__(self, base_dir: str | PathLike[str]) -> None:
+    ``cache_sessions`` bounds the load cache (``0`` turns it off).
+    """
+
+    def __init__(self, base_dir: str | PathLike[str], *, cache_sessions: int = 1000) -> None:
         self._base = os.path.abspath(base_dir)
         self._locks = KeyedLocks()
+        self._cache = SessionCache(cache_sessions)
+        self._mutex = threading.Lock()  # guards the cache, used from worker threads
 
     def path_for(self, namespace: Namespace) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
@@ -134,14 +190,17 @@ class FileStore:
         return await anyio.to_thread.run_sync(self._load, namespace)
 
     async def save(self, session: Session) -> None:
-        what = f"save session {session.namespace.key!r}"
-        lines = [
-            _header(
-                session.namespace, session.created_at, session.updated_at, session.metadata, what
-            )
-        ]
-        lines += dump_messages(session.messages)
-        await anyio.to_thread.run_sync(self._replace, session.namespace, lines, what)
+        namespace = session.namespace
+        what = f"save session {namespace.key!r}"
+        encoded = encode_session(session, what)
+        header = _header(namespace, session.created_at, session.updated_at, session.metadata, what)
+
+        def save() -> None:
+            version = self._replace(namespace, [header, *encoded.bodies], what)
+            with self._mutex:
+                self._cache.put(namespace.key, version, encoded.reloaded)
+
+        await anyio.to_thread.run_sync(save)
 
     async def append(
         self,
@@ -151,13 +210,22 @@ class FileStore:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         what = f"append to session {namespace.key!r}"
+        added = tuple(messages)
         now = utc_now()
         update: dict[str, Any] = {"updated_at": time_text(now)}
         if metadata is not None:
             update["metadata"] = dict(metadata)
-        lines = [*dump_messages(messages), dump_metadata(update, what)]
+        update_line = dump_metadata(update, what)
+        lines = [*dump_messages(added), update_line]
         header = _header(namespace, now, now, metadata or {}, what)
-        await anyio.to_thread.run_sync(self._append, namespace, header, lines, what)
+        # What a load will make of the update line: the time in UTC, metadata through JSON.
+        written = json.loads(update_line)
+        change = _Change(
+            added,
+            datetime.fromisoformat(written["updated_at"]),
+            written.get("metadata"),
+        )
+        await anyio.to_thread.run_sync(self._append, namespace, header, lines, change, what)
 
     async def delete(self, namespace: Namespace) -> bool:
         path = self.path_for(namespace)
@@ -169,6 +237,9 @@ class FileStore:
                 return False
             except OSError as exc:
                 raise _oserror(f"delete session {namespace.key!r}", path, exc) from exc
+            finally:
+                with self._mutex:
+                    self._cache.discard(namespace.key)
             return True
 
         return await anyio.to_thread.run_sync(delete)
@@ -188,6 +259,9 @@ class FileStore:
                 _unlink_quietly(stem + _LOCK_SUFFIX)
             except OSError as exc:
                 raise _oserror(what, exc.filename or stem, exc) from exc
+            finally:
+                with self._mutex:
+                    self._cache.discard_tree(namespace.key)
             return count
 
         return await anyio.to_thread.run_sync(delete_tree)
@@ -211,6 +285,8 @@ class FileStore:
         return self._hold(namespace, timeout)
 
     async def trim(self, namespace: Namespace, keep_last: int) -> int:
+        if keep_last < 0:
+            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         what = f"trim session {namespace.key!r}"
         async with self._hold(namespace, None):
             return await anyio.to_thread.run_sync(self._trim, namespace, keep_last, what)
@@ -250,58 +326,144 @@ class FileStore:
         return os.path.join(self._base, *map(encode_segment, namespace.segments))
 
     def _load(self, namespace: Namespace) -> Session | None:
+        key = namespace.key
         path = self.path_for(namespace)
+        what = f"load session {key!r}"
         try:
-            with open(path, "rb") as file:
-                data = file.read()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
+            with self._mutex:
+                self._cache.discard(key)
             return None
         except OSError as exc:
-            raise _oserror(f"load session {namespace.key!r}", path, exc) from exc
-        return _parse(data, namespace, path)
-
-    def _replace(self, namespace: Namespace, lines: builtins.list[str], what: str) -> None:
-        path = self.path_for(namespace)
-        tmp = _write_new(path, lines, what)
+            raise _oserror(what, path, exc) from exc
         try:
-            os.replace(tmp, path)
+            stat = os.fstat(fd)
+            with self._mutex:
+                cached = self._cache.version(key)
+            if cached is not None:
+                version = _version(stat, os.pread(fd, _HEAD, 0))
+                with self._mutex:
+                    hit = self._cache.get(key, version)
+                if hit is not None:
+                    return hit
+            # Up to the size just read: later bytes would not be part of that version.
+            data = _read(fd, stat.st_size)
+        except OSError as exc:
+            raise _oserror(what, path, exc) from exc
+        finally:
+            os.close(fd)
+        session = _parse(data, namespace, path)
+        if len(data) != stat.st_size or not data.endswith(b"\n"):
+            # Cut short meanwhile (not by this store), or ending with a line that an
+            # append is still writing or that a crash left torn: not a state to cache.
+            return session
+        result = session.snapshot()
+        with self._mutex:
+            self._cache.put(key, _version(stat, data), session)
+        return result
+
+    def _replace(self, namespace: Namespace, lines: builtins.list[str], what: str) -> _Version:
+        """Write the file anew and rename it into place; the version it is at."""
+        path = self.path_for(namespace)
+        tmp, version = _write_new(path, lines, what)
+        try:
+            os.replace(tmp, path)  # the inode, size and mtime stay those of the new file
         except OSError as exc:
             _unlink_quietly(tmp)
             raise _oserror(what, path, exc) from exc
+        return version
 
     def _append(
-        self, namespace: Namespace, header: str, lines: builtins.list[str], what: str
+        self,
+        namespace: Namespace,
+        header: str,
+        lines: builtins.list[str],
+        change: _Change,
+        what: str,
     ) -> None:
+        key = namespace.key
         path = self.path_for(namespace)
         data = "".join(line + "\n" for line in lines).encode()
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             except FileNotFoundError:
-                if _create(path, [header, *lines], what):
-                    return
-                continue  # another writer created it first: append to theirs
+                created = _create(path, [header, *lines], what)
+                if created is None:
+                    continue  # another writer created it first: append to theirs
+                session = Session(
+                    namespace=namespace,
+                    messages=list(change.messages),
+                    created_at=change.updated_at,
+                    updated_at=change.updated_at,
+                    metadata=change.metadata or {},
+                )
+                with self._mutex:
+                    self._cache.put(key, created, session)
+                return
             except OSError as exc:
                 raise _oserror(what, path, exc) from exc
             try:
-                _cut_torn_tail(fd)
+                # Every append takes this flock: a line found incomplete under it is
+                # torn (its writer died), never one that another append is writing.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                before = os.fstat(fd)
+                if not _is_at(path, before):
+                    continue  # replaced or deleted while we waited: write to what is there
+                head = os.pread(fd, _HEAD, 0)
+                size = _cut_torn_tail(fd, before.st_size)
                 _write_all(fd, data)
+                after = os.fstat(fd)
+            except OSError as exc:
+                raise _oserror(what, path, exc) from exc
+            finally:
+                os.close(fd)  # and with it the flock
+            with self._mutex:
+                if size == before.st_size and after.st_size == size + len(data):
+                    self._cache.advance(
+                        key,
+                        _version(before, head),
+                        _version(after, head),
+                        change.messages,
+                        updated_at=change.updated_at,
+                        metadata=change.metadata,
+                    )
+                else:  # a torn line cut, or a writer that does not take the flock
+                    self._cache.discard(key)
+            return
+
+    def _trim(self, namespace: Namespace, keep_last: int, what: str) -> int:
+        path = self.path_for(namespace)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return 0
+            except OSError as exc:
+                raise _oserror(what, path, exc) from exc
+            try:
+                # Appends wait for the new file (they hold this flock while they write).
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                stat = os.fstat(fd)
+                if not _is_at(path, stat):
+                    continue
+                session = _parse(_read(fd, stat.st_size), namespace, path)
+                start = trim_start(session.messages, keep_last)
+                if not start:
+                    return 0
+                now = datetime.fromisoformat(time_text(utc_now()))
+                session.messages = session.messages[start:]
+                session.updated_at = now
+                header = _header(namespace, session.created_at, now, session.metadata, what)
+                version = self._replace(namespace, [header, *dump_messages(session.messages)], what)
             except OSError as exc:
                 raise _oserror(what, path, exc) from exc
             finally:
                 os.close(fd)
-            return
-
-    def _trim(self, namespace: Namespace, keep_last: int, what: str) -> int:
-        session = self._load(namespace)
-        if session is None:
-            return 0
-        start = trim_start(session.messages, keep_last)
-        if start:
-            header = _header(namespace, session.created_at, utc_now(), session.metadata, what)
-            kept = dump_messages(session.messages[start:])
-            self._replace(namespace, [header, *kept], what)
-        return start
+            with self._mutex:
+                self._cache.put(namespace.key, version, session)
+            return start
 
     def _prune(self, cutoff: datetime) -> int:
         """Delete the sessions last written before ``cutoff`` that no run holds."""
@@ -319,6 +481,8 @@ class FileStore:
                     os.unlink(path)
                     _unlink_quietly(lock_path)
                     pruned += 1
+                    with self._mutex:
+                        self._cache.discard(namespace.key)
             except OSError as exc:
                 raise _oserror(f"prune session {namespace.key!r}", path, exc) from exc
             finally:
@@ -348,6 +512,14 @@ class FileStore:
                 except NamespaceError:
                     continue
         return found
+
+
+class _Change(NamedTuple):
+    """An append as a load will see it (UTC time, metadata through JSON)."""
+
+    messages: tuple[Message, ...]
+    updated_at: datetime
+    metadata: dict[str, Any] | None
 
 
 def _decode_all(names: Sequence[str]) -> builtins.list[str] | None:
@@ -488,8 +660,9 @@ def _tmp_name(path: str) -> str:
     return f"{path.removesuffix(_SUFFIX)}.{secrets.token_hex(4)}.tmp"
 
 
-def _write_new(path: str, lines: list[str], what: str) -> str:
-    """Write ``lines`` to a fresh, fsynced temporary file beside ``path``; its name."""
+def _write_new(path: str, lines: list[str], what: str) -> tuple[str, _Version]:
+    """Write ``lines`` to a fresh, fsynced temporary file beside ``path``: its name and
+    version (which a rename or link into place keeps)."""
     data = "".join(line + "\n" for line in lines).encode()
     tmp = _tmp_name(path)
     try:
@@ -498,37 +671,62 @@ def _write_new(path: str, lines: list[str], what: str) -> str:
         try:
             _write_all(fd, data)
             os.fsync(fd)
+            stat = os.fstat(fd)
         finally:
             os.close(fd)
     except OSError as exc:
         _unlink_quietly(tmp)
         raise _oserror(what, path, exc) from exc
-    return tmp
+    return tmp, _version(stat, data)
 
 
-def _create(path: str, lines: list[str], what: str) -> bool:
-    """Create ``path`` whole (header included) unless it exists; ``True`` if created."""
-    tmp = _write_new(path, lines, what)
+def _create(path: str, lines: list[str], what: str) -> _Version | None:
+    """Create ``path`` whole (header included) unless it exists; its version if created."""
+    tmp, version = _write_new(path, lines, what)
     try:
         os.link(tmp, path)  # unlike rename, fails when another writer got there first
     except FileExistsError:
-        return False
+        return None
     except OSError as exc:
         raise _oserror(what, path, exc) from exc
     finally:
         _unlink_quietly(tmp)
-    return True
+    return version
 
 
-def _cut_torn_tail(fd: int) -> None:
-    """Drop an incomplete last line (left by a crash) so new lines start clean."""
-    size = os.fstat(fd).st_size
+def _is_at(path: str, stat: os.stat_result) -> bool:
+    """Whether the file ``stat`` describes is still the one at ``path``."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (current.st_dev, current.st_ino) == (stat.st_dev, stat.st_ino)
+
+
+def _read(fd: int, size: int) -> bytes:
+    """The file's first ``size`` bytes (fewer if it is shorter now)."""
+    chunks: list[bytes] = []
+    done = 0
+    while done < size and (chunk := os.pread(fd, size - done, done)):
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)
+
+
+def _cut_torn_tail(fd: int, size: int) -> int:
+    """Drop an incomplete last line so new lines start clean; the size after.
+
+    Only while holding the file's ``flock``: every append writes under it, so an
+    incomplete line then was left by a writer that died. Without it, the line
+    could be one that another process is writing, lost once cut.
+    """
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-        return
+        return size
     newline = _rfind_newline(fd, size)
     if newline < 0:
         raise OSError(errno.EINVAL, "no complete header line; the file was cut short")
     os.ftruncate(fd, newline + 1)
+    return newline + 1
 
 
 def _rfind_newline(fd: int, before: int) -> int:

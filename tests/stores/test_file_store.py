@@ -4,11 +4,14 @@ bugs of §5.4/19 fixed), and the file format's own guarantees."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from orra_di.errors import StoreError
@@ -16,9 +19,10 @@ from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session
 from orra_di.stores import FileStore
+from orra_di.stores import file as file_module
 from orra_di.stores.file import decode_segment, encode_segment
 
-from .conformance import DurableStoreConformance, StoreFactory, contents
+from .conformance import DurableStoreConformance, StoreFactory, contents, join
 
 pytestmark = pytest.mark.anyio
 
@@ -334,6 +338,180 @@ async def test_delete_tree_removes_directories_and_lock_files(
     assert files(tmp_path) == ["acmeother.jsonl", "acmeother.lock"]
 
 
+# -- the load cache -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the files parsed from now on (a cached load parses none)."""
+    parsed: list[str] = []
+    parse = file_module._parse
+
+    def counting(data: bytes, namespace: Namespace, path: str) -> Session:
+        parsed.append(path)
+        return parse(data, namespace, path)
+
+    monkeypatch.setattr(file_module, "_parse", counting)
+    return parsed
+
+
+async def test_loads_of_an_unchanged_session_do_not_parse(
+    store: FileStore, tmp_path: Path, parses: list[str]
+) -> None:
+    ns = Namespace("acme", "alice")
+    await store.append(ns, [Message.user("1")], metadata={"k": (1, 2)})  # created: cached
+    await store.append(ns, [Message.assistant("2")])  # appended: the cached copy follows
+    for _ in range(3):
+        loaded = await store.load(ns)
+        assert contents(loaded) == ["1", "2"]
+        assert loaded is not None and loaded.metadata == {"k": [1, 2]}  # as JSON has it
+    assert parses == []
+    loaded.messages.clear()  # a copy: the next load is whole again
+    loaded.metadata["k"].append(3)
+    assert contents(await store.load(ns)) == ["1", "2"]
+    assert (await store.load(ns)) == (await FileStore(tmp_path).load(ns))
+    assert len(parses) == 1  # only the fresh store object's load
+    await store.save(Session(namespace=ns, messages=[Message.user("saved")]))
+    await store.trim(ns, 1)
+    assert contents(await store.load(ns)) == ["saved"]
+    assert len(parses) == 2  # the trim's own read; its result is cached
+
+
+async def test_a_second_store_objects_append_is_seen(tmp_path: Path, parses: list[str]) -> None:
+    mine, theirs = FileStore(tmp_path), FileStore(tmp_path)
+    ns = Namespace("acme", "alice")
+    await mine.append(ns, [Message.user("1")])
+    assert contents(await mine.load(ns)) == ["1"]
+    await theirs.append(ns, [Message.user("2")])
+    await mine.append(ns, [Message.user("3")])  # the file was not at mine's cached version
+    assert contents(await mine.load(ns)) == ["1", "2", "3"]
+    assert contents(await mine.load(ns)) == ["1", "2", "3"]
+    assert len(parses) == 1  # the load after the other's append; the next one is cached
+
+
+async def test_a_rewrite_with_the_same_inode_size_and_mtime_is_seen(
+    tmp_path: Path, parses: list[str]
+) -> None:
+    # What a rewrite elsewhere that gets the freed inode number back would look like,
+    # within one tick of the file system's clock: only the header's file_id differs.
+    mine, theirs = FileStore(tmp_path), FileStore(tmp_path)
+    ns = Namespace("acme", "alice")
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    await mine.save(Session(namespace=ns, messages=[Message.user("mine")], updated_at=when))
+    assert contents(await mine.load(ns)) == ["mine"]
+    path = mine.path_for(ns)
+    before = os.stat(path)
+    os.link(path, f"{path}.kept")
+    await theirs.save(Session(namespace=ns, messages=[Message.user("ours")], updated_at=when))
+    rewritten = await anyio.Path(path).read_bytes()
+    async with await anyio.open_file(f"{path}.kept", "r+b") as file:  # the first inode
+        await file.write(rewritten)  # written over in place
+    assert len(rewritten) == before.st_size
+    os.utime(f"{path}.kept", ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(f"{path}.kept", path)
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert contents(await mine.load(ns)) == ["ours"]
+    assert parses == [path]
+
+
+async def test_each_file_written_whole_gets_its_own_id(store: FileStore) -> None:
+    ns = Namespace("acme", "alice")
+
+    async def file_id() -> str:
+        header = (await anyio.Path(store.path_for(ns)).read_text()).splitlines()[0]
+        value = json.loads(header)["file_id"]
+        assert isinstance(value, str) and header.index(value) + len(value) < file_module._HEAD
+        return value
+
+    await store.append(ns, [Message.user("1")])
+    created = await file_id()
+    await store.append(ns, [Message.user("2")])
+    assert await file_id() == created  # an append keeps the file
+    await store.save(Session(namespace=ns, messages=[Message.user("1")]))
+    saved = await file_id()
+    await store.trim(ns, 0)
+    assert len({created, saved, await file_id()}) == 3
+
+
+async def test_a_file_without_file_id_loads_and_is_cached(
+    store: FileStore, tmp_path: Path, parses: list[str]
+) -> None:
+    header = {
+        "orra_session": 1,
+        "namespace": {"segments": ["old"]},
+        "created_at": "2024-01-01T00:00:00.000000+00:00",
+        "updated_at": "2024-01-01T00:00:00.000000+00:00",
+        "metadata": {},
+    }
+    (tmp_path / "old.jsonl").write_text(json.dumps(header) + "\n")
+    await store.append(Namespace("old"), [Message.user("new")])
+    for _ in range(2):
+        assert contents(await store.load(Namespace("old"))) == ["new"]
+    assert len(parses) == 1
+
+
+async def test_a_line_being_written_is_not_cached(
+    store: FileStore, tmp_path: Path, parses: list[str]
+) -> None:
+    ns = Namespace("x")
+    await store.append(ns, [Message.user("1")])
+    path = anyio.Path(store.path_for(ns))
+    async with await anyio.open_file(path, "ab") as file:  # half of another's line, so far
+        await file.write(b'{"role":"user","content":"2"')
+        await file.flush()
+        assert contents(await store.load(ns)) == ["1"]
+        assert contents(await store.load(ns)) == ["1"]
+        assert len(parses) == 2
+        await file.write(b"}\n")
+    assert contents(await store.load(ns)) == ["1", "2"]
+
+
+async def test_unlocked_appends_and_trims_from_two_store_objects(tmp_path: Path) -> None:
+    # Trims hold the file's flock: an append cannot land between a trim's read and its
+    # rename, so what is kept is always the newest messages, with no gap.
+    writer, cleaner = FileStore(tmp_path), FileStore(tmp_path)
+    ns = Namespace("acme", "alice")
+    count = 300
+
+    async def append_all() -> None:
+        for n in range(count):
+            await writer.append(ns, [Message.user(str(n))])
+
+    async def trim_repeatedly() -> None:
+        while True:
+            await cleaner.trim(ns, 5)
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(trim_repeatedly)
+        await append_all()
+        tg.cancel_scope.cancel()
+    for reader in (writer, cleaner, FileStore(tmp_path)):
+        kept = [int(text) for text in contents(await reader.load(ns))]
+        assert kept == list(range(count - len(kept), count)), kept
+
+
+async def test_concurrent_appends_of_one_process_without_the_lock(tmp_path: Path) -> None:
+    stores = [FileStore(tmp_path), FileStore(tmp_path)]
+    ns = Namespace("acme", "alice")
+
+    async def append_some(worker: int) -> None:
+        for n in range(20):
+            await stores[worker % 2].append(ns, [Message.user(f"w{worker}-{n}")])
+
+    async with anyio.create_task_group() as tg:
+        for worker in range(8):
+            tg.start_soon(append_some, worker)
+    expected = sorted(f"w{w}-{n}" for w in range(8) for n in range(20))
+    for reader in (*stores, FileStore(tmp_path)):
+        assert sorted(contents(await reader.load(ns))) == expected
+
+
 # -- retention ----------------------------------------------------------------------------
 
 
@@ -402,3 +580,57 @@ async def test_prune_reports_a_corrupt_file(store: FileStore, tmp_path: Path) ->
     (tmp_path / "x.jsonl").write_bytes(b'{"orra_session": 1}\n')
     with pytest.raises(StoreError, match=r"x\.jsonl is corrupt: no time of last update"):
         await store.prune(3600)
+
+
+# -- several processes, one session ---------------------------------------------------------
+
+
+def append_without_the_lock(
+    base: str, key: str, worker: int, count: int, start: multiprocessing.synchronize.Barrier
+) -> None:
+    """Append ``count`` messages ``w<worker>-<n>`` (each some pages long) one by one, unlocked."""
+    padding = " " + "x" * 12_000  # a write of several pages: a reader can see it half done
+
+    async def main() -> None:
+        store = FileStore(base)
+        ns = Namespace.parse(key)
+        await anyio.to_thread.run_sync(start.wait)
+        for n in range(count):
+            await store.append(ns, [Message.user(f"w{worker}-{n}{padding}")])
+
+    anyio.run(main)
+
+
+async def test_processes_appending_to_one_session_without_the_lock_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    # Each append used to check for a torn last line and cut it off, unlocked: a line
+    # another process was still writing looked torn, and was cut once it was written.
+    ns = Namespace("acme", "shared")
+    await FileStore(tmp_path).append(ns, [Message.user("first")])
+    count, appends = 6, 250
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(count)
+    processes = [
+        spawn.Process(
+            target=append_without_the_lock, args=(str(tmp_path), ns.key, w, appends, start)
+        )
+        for w in range(count)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        assert [await join(p) for p in processes] == [0] * count
+    finally:
+        for process in processes:
+            process.kill()
+    loaded = await FileStore(tmp_path).load(ns)
+    assert loaded is not None
+    tags = [m.content.split(" ", 1)[0] for m in loaded.messages]
+    assert tags[0] == "first"
+    expected = [f"w{w}-{n}" for w in range(count) for n in range(appends)]
+    lost = set(expected) - set(tags)
+    assert not lost, f"{len(lost)} of {len(expected)} messages lost"
+    assert sorted(tags[1:]) == sorted(expected)  # and none twice
+    for w in range(count):  # each process's in the order it appended them
+        assert [t for t in tags if t.startswith(f"w{w}-")] == [f"w{w}-{n}" for n in range(appends)]
