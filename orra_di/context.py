@@ -212,9 +212,7 @@ class ContextWindow:
         counted, total = 0, 0
         if tally is not None:
             last, tokenizer, n, t = tally
-            same = 0 < n <= len(messages) and (
-                messages[n - 1] is last or messages[n - 1] == last
-            )
+            same = 0 < n <= len(messages) and (messages[n - 1] is last or messages[n - 1] == last)
             if tokenizer is self.tokenizer and same:
                 counted, total = n, t
         total += self.estimate_total_tokens(messages[counted:])
