@@ -46,7 +46,13 @@ class FinishReason(StrEnum):
 
 
 class Usage(BaseModel):
-    """Tokens billed for one call (or summed over a run)."""
+    """Tokens billed for one call (or summed over a run).
+
+    ``input_tokens`` counts every input token, cached or not (OpenAI's
+    convention); the two cache fields say how many of them were read from or
+    written to the vendor's prompt cache. Adapters normalise to this, so totals
+    and the budget calibration mean the same for every vendor.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0

@@ -426,5 +426,13 @@ def _finish(stop_reason: str | None) -> FinishReason | str:
 
 
 def _usage(reported: Any) -> Usage:
-    """Billed tokens; the cache counts are absent (None) when caching was not involved."""
-    return Usage(**{name: getattr(reported, name, None) or 0 for name in _USAGE_FIELDS})
+    """Billed tokens, with input normalised to include the cached part.
+
+    Anthropic's ``input_tokens`` leaves out cache reads and writes; ours counts
+    them (see :class:`~orra_di.provider.Usage`). The cache counts are absent
+    (None) when caching was not involved.
+    """
+    counts = {name: getattr(reported, name, None) or 0 for name in _USAGE_FIELDS}
+    counts["input_tokens"] += counts["cache_read_input_tokens"]
+    counts["input_tokens"] += counts["cache_creation_input_tokens"]
+    return Usage(**counts)
