@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -32,6 +33,7 @@ __all__ = [
     "ToolCallStart",
     "Usage",
     "close_provider",
+    "closing_stream",
     "parse_tool_arguments",
     "response_events",
 ]
@@ -174,3 +176,20 @@ async def close_provider(llm: object) -> None:
     close = getattr(llm, "aclose", None)
     if close is not None:
         await close()
+
+
+@asynccontextmanager
+async def closing_stream(
+    events: AsyncIterator[StreamEvent],
+) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+    """Iterate a provider's stream and close it on leaving, even early.
+
+    Without this, a stream abandoned mid-way (an error, a cancelled run) keeps
+    its HTTP response open until the garbage collector finds it.
+    """
+    try:
+        yield events
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()

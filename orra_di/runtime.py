@@ -48,6 +48,7 @@ from orra_di.provider import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    closing_stream,
     parse_tool_arguments,
 )
 from orra_di.session import Session
@@ -332,19 +333,20 @@ class Runtime:
         names: dict[str, str] = {}
         arguments: dict[str, list[str]] = {}
         done: StreamDone | None = None
-        async for event in llm.stream(request):
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-                await emit(event)
-            elif isinstance(event, ToolCallStart):
-                names[event.id] = event.name
-                arguments[event.id] = []
-                await emit(ToolCallStarted(event.id, event.name))
-            elif isinstance(event, ToolCallDelta):
-                if event.id in arguments:
-                    arguments[event.id].append(event.arguments_delta)
-            elif isinstance(event, StreamDone):
-                done = event
+        async with closing_stream(llm.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                    await emit(event)
+                elif isinstance(event, ToolCallStart):
+                    names[event.id] = event.name
+                    arguments[event.id] = []
+                    await emit(ToolCallStarted(event.id, event.name))
+                elif isinstance(event, ToolCallDelta):
+                    if event.id in arguments:
+                        arguments[event.id].append(event.arguments_delta)
+                elif isinstance(event, StreamDone):
+                    done = event
         if done is None:  # a cut stream must not be saved as a finished answer
             raise ProviderUnavailableError("the stream ended before the model finished its answer")
         calls = [

@@ -232,3 +232,30 @@ def test_runtime_map_refuses_two_agents_with_the_same_key() -> None:
     ]
     with pytest.raises(ConfigurationError):
         RuntimeMap(profiles)
+
+
+@pytest.mark.anyio
+async def test_a_provider_stream_is_closed_when_the_run_stops_early() -> None:
+    """Leaving a stream early must not leave the vendor's response open."""
+
+    closed: list[bool] = []
+
+    class Endless:
+        async def complete(self, request: CompletionRequest) -> CompletionResponse:
+            raise AssertionError("streaming only")
+
+        async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+            try:
+                while True:
+                    yield TextDelta("x")
+            finally:
+                closed.append(True)
+
+    rt = Runtime(Endless(), InMemoryStore())
+    seen = 0
+    async with rt.run_streaming(Namespace("s"), "go") as events:
+        async for _ in events:
+            seen += 1
+            if seen == 3:
+                break
+    assert closed == [True]

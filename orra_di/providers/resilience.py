@@ -30,6 +30,7 @@ from orra_di.provider import (
     StreamEvent,
     StreamingProvider,
     close_provider,
+    closing_stream,
     response_events,
 )
 
@@ -114,9 +115,10 @@ class RetryingProvider:
         while True:
             started = False
             try:
-                async for event in stream_from(self.llm, request):
-                    started = True
-                    yield event
+                async with closing_stream(stream_from(self.llm, request)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except self.retry_on as exc:
                 pause = None if started else self._pause(attempt, exc)
@@ -162,9 +164,10 @@ class FallbackProvider:
         for position, llm in enumerate(self.providers):
             started = False
             try:
-                async for event in stream_from(llm, request):
-                    started = True
-                    yield event
+                async with closing_stream(stream_from(llm, request)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except self.fallback_on as exc:
                 if started or position == len(self.providers) - 1:
