@@ -31,6 +31,7 @@ MODULE_LEVEL_ONLY = {
     "INTERRUPTED",
     "SPAWN_PREFIX",
     "close_provider",
+    "closing_stream",
     "delegation_chain",
     "JsonValue",
     "MAX_KEY_LENGTH",
