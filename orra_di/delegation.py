@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import quote
 
 from pydantic import Field
 
@@ -41,8 +42,12 @@ DEFAULT_SUB_AGENT_PROMPT = "You are a helpful sub-agent. Complete the given task
 
 
 def _slug(name: str) -> str:
-    """An agent name as it appears in a namespace segment (no separators, no dots)."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.lower())
+    """An agent name as it appears in a namespace segment.
+
+    Percent-encoded (dots too, which separate the segment's parts), so it is
+    one-to-one: "Code Bot" and "code_bot" stay two agents in a chain.
+    """
+    return quote(name.lower(), safe="-_").replace(".", "%2E")
 
 
 def delegation_chain(namespace: Namespace) -> list[str]:

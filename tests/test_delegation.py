@@ -377,3 +377,21 @@ def test_spawn_agent_definition() -> None:
     assert definition.name == "spawn_agent"
     assert definition.input_schema["required"] == ["task"]
     assert "sub-agent" in definition.description
+
+
+async def test_agents_whose_names_differ_only_in_punctuation_are_not_a_cycle() -> None:
+    def first(request: CompletionRequest) -> CompletionResponse:
+        if request.messages[-1].tool_results:
+            return reply(request.messages[-1].tool_results[0].content)
+        return tool_calls(call("delegate_to_agent", {"agent": "Code.Bot", "task": "t"}))
+
+    def second(request: CompletionRequest) -> CompletionResponse:
+        return reply("second answered")
+
+    runtimes = make_map(
+        [AgentProfile(name="Code Bot"), AgentProfile(name="Code.Bot")],
+        by_agent({"Code Bot": first, "Code.Bot": second}),
+    )
+    result = await runtimes["code bot"].run(Namespace("u"), "go")
+    assert result.final_message.content.endswith("second answered")
+    assert "cycle" not in result.final_message.content
