@@ -88,7 +88,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from orra_di.errors import ConfigurationError, NamespaceError, StoreError
+from orra_di.errors import ConfigurationError, NamespaceError, SessionBusyError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session, utc_now
@@ -307,12 +307,19 @@ return drop(subtree(KEYS[1], ARGV[3]), KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 )
 
 # KEYS: index:keys, index:updated. ARGV: 1 session key prefix, 2 messages key prefix,
-# 3 cutoff score, 4 batch size. Returns {sessions deleted, index entries examined}.
+# 3 cutoff score, 4 batch size, 5 lease key prefix, 6 offset (held sessions passed over).
+# Sessions under a live lease are spared: a run is writing them. Returns
+# {sessions deleted, index entries examined}.
 _PRUNE = (
     _DROP
     + """
-local members = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, ARGV[4])
-return {drop(members, KEYS[1], KEYS[2], ARGV[1], ARGV[2]), #members}
+local members = redis.call(
+  'ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', ARGV[6], ARGV[4])
+local idle = {}
+for _, m in ipairs(members) do
+  if redis.call('EXISTS', ARGV[5] .. m) == 0 then idle[#idle + 1] = m end
+end
+return {drop(idle, KEYS[1], KEYS[2], ARGV[1], ARGV[2]), #members}
 """
 )
 
@@ -367,8 +374,13 @@ return 1
 )
 
 # KEYS: lease. ARGV: 1 lease value. Deletes the lease only if it is still ours.
+# KEYS: lease. ARGV: 1 owner token. The lease value is "<fence>:<token>"; matching the
+# token alone lets a claim whose reply was lost (a cancelled wait) be released too.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, -(#ARGV[1] + 1)) == ':' .. ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -413,7 +425,9 @@ class RedisStore:
         self._where = _mask(url)
         try:
             self._client = Redis.from_url(url, decode_responses=True, protocol=2)
-        except ValueError as exc:
+            pool = self._client.connection_pool  # unknown URL options fail here, not later
+            pool.connection_class(**pool.connection_kwargs)
+        except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"invalid Redis URL {self._where}: {exc}") from None
         self._prefix = key_prefix
         self._keys = f"{key_prefix}index:keys"
@@ -607,14 +621,15 @@ class RedisStore:
 
     async def prune(self, idle_for: float) -> int:
         cutoff = repr(utc_now().timestamp() - idle_for)
-        args: list[str | int] = [*self._key_prefixes(), cutoff, _PRUNE_BATCH]
-        total = 0
+        total, skipped = 0, 0
         while True:  # in batches, so that the server is never blocked for long
+            args = [*self._key_prefixes(), cutoff, _PRUNE_BATCH, self._lease(""), skipped]
             deleted, examined = await self._run(
                 f"prune sessions idle for {idle_for:g}s",
-                lambda: self._prune([self._keys, self._updated], args),
+                lambda args=args: self._prune([self._keys, self._updated], args),  # type: ignore[misc]
             )
             total += int(deleted)
+            skipped += int(examined) - int(deleted)
             if int(examined) < _PRUNE_BATCH:
                 break
         return total
@@ -634,7 +649,15 @@ class RedisStore:
     async def _hold(self, key: str, wait: float | None) -> AsyncIterator[None]:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
-            value = await self._take_lease(key, wait, started)
+            token = secrets.token_hex(16)
+            try:
+                value = await self._take_lease(key, token, wait, started)
+            except SessionBusyError:
+                raise
+            except BaseException:  # cancelled after the server may have granted it
+                with anyio.move_on_after(self._lease_seconds, shield=True):
+                    await self._drop_lease(key, token)
+                raise
             self._held[key] = value
             released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
             failure: BaseException | None = None
@@ -653,12 +676,11 @@ class RedisStore:
                 del self._held[key]
                 # The lease expires anyway: never wait longer than that to release it.
                 with anyio.move_on_after(self._lease_seconds, shield=True):
-                    await self._drop_lease(key, value)
+                    await self._drop_lease(key, token)
             if failure is not None:
                 raise failure
 
-    async def _take_lease(self, key: str, wait: float | None, started: float) -> str:
-        token = secrets.token_hex(16)
+    async def _take_lease(self, key: str, token: str, wait: float | None, started: float) -> str:
         keys, args = [self._lease(key), self._fence(key)], [token, self._lease_ms, self._fence_ms]
         taken: list[str] = []
 
@@ -688,10 +710,10 @@ class RedisStore:
                 _log.warning("the lock on session %r lapsed and was taken over", key)
                 return
 
-    async def _drop_lease(self, key: str, value: str) -> None:
+    async def _drop_lease(self, key: str, token: str) -> None:
         try:
             await self._run(
-                f"unlock session {key!r}", lambda: self._release([self._lease(key)], [value])
+                f"unlock session {key!r}", lambda: self._release([self._lease(key)], [token])
             )
         except StoreError as exc:  # the lease still expires on its own
             _log.warning("%s; the session stays locked until its lease expires", exc)
