@@ -93,7 +93,15 @@ def _make_container() -> Container:
         target = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"cannot load --container {_container_path!r}: {exc}") from None
-    made = target()
+    try:
+        made = target()
+    except OrraError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"--container {_container_path!r} failed to build a container: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(made, Container):
         raise ConfigurationError(
             f"--container {_container_path!r} gave {type(made).__name__}, not an "

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -79,6 +79,7 @@ from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry, ToolPolicy
+from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.stores import STORE_URL_FORMS, split_store_url
 
@@ -120,16 +121,6 @@ _HIDDEN = "**********"
 
 # -- URLs ----------------------------------------------------------------------
 
-# user:password@ up to the last "@" of the token, so an unescaped "@" in a password is masked too.
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#\s\"']*):[^\s\"']*@")
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#\s\"']*", re.IGNORECASE)
-
-
-def _mask_url(text: str) -> str:
-    """Replace every URL password in ``text`` (userinfo or ``?password=``) with ``***``."""
-    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
-    return _QUERY_PASSWORD.sub(r"\g<head>***", text)
-
 
 def _user_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
@@ -162,29 +153,60 @@ class LLMSettings(_Section):
         "from ANTHROPIC_API_KEY / OPENAI_API_KEY (or openai when only base_url is set)",
     )
     model: str | None = None
+    base_url: str | None = Field(
+        None,
+        description="an http:// or https:// URL such as http://127.0.0.1:11434/v1, or unset",
+    )
     api_key: SecretStr | None = None
-    base_url: str | None = None
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0)
     max_retry_wait: float = Field(60.0, gt=0)
     """The longest retry-after worth waiting for; a longer one fails (or falls back) at once."""
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # Checked here: the SDKs would fail later with their own exception types.
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad or out-of-range port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http:// or https:// URL with a host")
+        return url
+
     @field_validator("api_key")
     @classmethod
     def _key_names_its_vendor(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        # A key without a kind would fall back to the offline test model and be ignored.
-        if key is not None and "kind" in info.data and info.data["kind"] is None:
+        # A key without a kind would fall back to the offline test model and be ignored;
+        # beside a base_url it is the key of that OpenAI-compatible server.
+        data = info.data
+        both_valid_and_unset = (
+            "kind" in data and "base_url" in data and data["kind"] is None and not data["base_url"]
+        )
+        if key is not None and both_valid_and_unset:
             raise ValueError("an API key needs llm.kind (ORRA_LLM__KIND) to say whose key it is")
         return key
 
+    @field_serializer("base_url")
+    def _masked_base_url(self, url: str | None) -> str | None:
+        return None if url is None else mask_url(url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "base_url" and value else value
+
     @property
     def resolved_kind(self) -> LLMKind:
-        """``kind`` if set; else ``openai`` for a ``base_url`` alone (a local
+        """``kind`` if set; else ``openai`` when a ``base_url`` is set (a local
         OpenAI-compatible server: Ollama, vLLM, llama.cpp); else the first vendor
         whose key variable is set; else ``test``."""
         if self.kind is not None:
             return self.kind
-        if self.base_url and self.api_key is None:
+        if self.base_url:
             return "openai"
         for kind, variable in VENDOR_KEY_ENV.items():
             if os.environ.get(variable):
@@ -229,7 +251,7 @@ class StoreSettings(_Section):
 
     @field_serializer("url")
     def _serialize_masked(self, url: str) -> str:
-        return _mask_url(url)
+        return mask_url(url)
 
     @property
     def scheme(self) -> str:
@@ -243,7 +265,7 @@ class StoreSettings(_Section):
 
     def masked(self) -> str:
         """The URL with any password replaced by ``***``, safe to log or show."""
-        return _mask_url(self.url)
+        return mask_url(self.url)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """The URL masked; the other fields only when set (a short, safe repr)."""
@@ -611,7 +633,7 @@ def _shown(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_shown(v) for v in value]
     if isinstance(value, str):
-        return _mask_url(value)
+        return mask_url(value)
     return value
 
 

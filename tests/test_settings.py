@@ -620,8 +620,8 @@ def test_describe_names_each_source(monkeypatch: pytest.MonkeyPatch, workdir: Pa
     assert [name for name, _, _ in describe(s)][:6] == [
         "llm.kind",
         "llm.model",
-        "llm.api_key",
         "llm.base_url",
+        "llm.api_key",
         "llm.timeout",
         "llm.max_retries",
     ]

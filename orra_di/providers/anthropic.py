@@ -57,6 +57,7 @@ from orra_di.provider import (
     Usage,
 )
 from orra_di.providers._http import one_line, retry_after_ms
+from orra_di.redaction import mask_url, redact
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -201,14 +202,15 @@ class AnthropicProvider:
         )
 
     def __repr__(self) -> str:
-        return f"AnthropicProvider(model={self.model!r}, base_url={str(self._client.base_url)!r})"
+        base_url = mask_url(str(self._client.base_url))
+        return f"AnthropicProvider(model={self.model!r}, base_url={base_url!r})"
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         params = self._params(request)
         try:
             message: Any = await self._client.messages.create(**params)
         except (self._sdk.AnthropicError, ValueError) as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc) from None
         if not isinstance(getattr(message, "content", None), list):
             raise ProviderUnavailableError(
                 f"the API answered with something that is not a message: {one_line(str(message))}"
@@ -243,7 +245,7 @@ class AnthropicProvider:
                             yield ToolCallDelta(tool_ids[event.index], delta.partial_json)
                 message: Any = events.current_message_snapshot if started else None
         except (self._sdk.AnthropicError, self._http.HTTPError, ValueError) as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc) from None
         if message is None or message.stop_reason is None:
             raise ProviderUnavailableError("the stream ended before the message was complete")
         response = _response(message)
@@ -311,7 +313,18 @@ class AnthropicProvider:
         return blocks
 
     def _error(self, exc: Exception) -> ProviderError:
-        """Our error for the SDK's: what happened, with the status, never a credential."""
+        """Our error for the SDK's: what happened, with the status, never a credential.
+
+        Gateways and proxies echo keys in their error bodies: every message is
+        redacted, and callers raise it ``from None`` so the SDK's exception (whose
+        text holds the raw body) is not chained into tracebacks.
+        """
+        error = self._classify(exc)
+        clean = redact(mask_url(error.message), [self._client.api_key, self._client.auth_token])
+        error.message, error.args = clean, (clean,)
+        return error
+
+    def _classify(self, exc: Exception) -> ProviderError:
         sdk, http = self._sdk, self._http
         if isinstance(exc, sdk.APITimeoutError | http.TimeoutException):
             return ProviderTimeoutError("Anthropic did not answer in time")

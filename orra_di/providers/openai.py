@@ -57,6 +57,7 @@ from orra_di.provider import (
     parse_tool_arguments,
 )
 from orra_di.providers._http import one_line, retry_after_ms
+from orra_di.redaction import mask_url, redact
 from orra_di.tool import ToolDefinition
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class OpenAIProvider:
         self._owns_client = True
 
     def __repr__(self) -> str:
-        base_url = re.sub(r"//[^/@]*@", "//***@", str(self._client.base_url))
+        base_url = mask_url(str(self._client.base_url))
         return f"OpenAIProvider(model={self.model!r}, base_url={base_url!r})"
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
@@ -292,15 +293,16 @@ class OpenAIProvider:
             return RateLimitedError(retry_after_ms(exc.response.headers), message)
         if codes & _CONTEXT_CODES or _CONTEXT_WORDS.search(_error_message(exc.body) or ""):
             return ContextLengthExceededError(message)
-        if status is None or status >= 500 or status in (408, 409):
+        if status == 408:
+            return ProviderTimeoutError(message)
+        if status is None or status >= 500 or status == 409:
             return ProviderUnavailableError(message)
         if status >= 400:
             return ProviderBadRequestError(message)
         return ProviderError(message)
 
     def _redact(self, text: str) -> str:
-        key = self._key.get_secret_value()
-        return text.replace(key, "***") if len(key) >= 8 else text
+        return redact(mask_url(text), [self._key.get_secret_value()])
 
 
 # -- mapping helpers ------------------------------------------------------------

@@ -93,9 +93,10 @@ class RetryingProvider:
         """Seconds to wait before the next attempt, or None to give up now."""
         if attempt >= self.max_retries:
             return None
-        hint = getattr(error, "retry_after_ms", None)
-        delay = hint / 1000 if hint is not None else self.base_delay * 2**attempt
-        return delay if delay <= self.max_wait else None
+        hint: int | None = getattr(error, "retry_after_ms", None)
+        if hint is not None:  # the server's word: wait for it, or not at all
+            return hint / 1000 if hint / 1000 <= self.max_wait else None
+        return min(self.base_delay * 2.0**attempt, self.max_wait)
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         attempt = 0

@@ -78,19 +78,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar
 
 import anyio
 
 from orra_di.errors import ConfigurationError, NamespaceError, SessionBusyError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
+from orra_di.redaction import mask_url
 from orra_di.session import Session, utc_now
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
@@ -384,20 +383,6 @@ end
 return 0
 """
 
-_QUERY_PASSWORD: Final = re.compile(r"(?i)((?:^|&)password=)[^&]*")
-
-
-def _mask(url: str) -> str:
-    """``url`` with its password (userinfo or ``?password=``) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, host = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
-    return urlunsplit(
-        parts._replace(netloc=netloc, query=_QUERY_PASSWORD.sub(r"\1***", parts.query))
-    )
-
 
 class RedisStore:
     """Sessions in Redis; see the module docstring for the layout and the guarantees.
@@ -422,7 +407,7 @@ class RedisStore:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
         if session_ttl is not None and session_ttl <= 0:
             raise ConfigurationError(f"session_ttl must be positive or None, got {session_ttl}")
-        self._where = _mask(url)
+        self._where = mask_url(url)
         try:
             self._client = Redis.from_url(url, decode_responses=True, protocol=2)
             pool = self._client.connection_pool  # unknown URL options fail here, not later

@@ -860,7 +860,10 @@ async def test_repr_shows_model_and_base_url_only() -> None:
     base_url = "http://user:pw@127.0.0.1:9/v1"
     async with OpenAIProvider(KEY, model="gpt-4o-mini", base_url=base_url) as llm:
         shown = repr(llm)
-        assert shown == "OpenAIProvider(model='gpt-4o-mini', base_url='http://***@127.0.0.1:9/v1/')"
+        assert (
+            shown
+            == "OpenAIProvider(model='gpt-4o-mini', base_url='http://user:***@127.0.0.1:9/v1/')"
+        )
         assert str(llm) == shown
 
 
