@@ -23,6 +23,7 @@ __all__ = [
     "dump_metadata",
     "encode_session",
     "hold_lease",
+    "lease_lapsed",
     "load_messages",
     "poll_until",
     "time_text",
@@ -115,6 +116,14 @@ async def poll_until(
             raise SessionBusyError(key, wait)
         await anyio.sleep(delay if wait is None else min(delay, max(wait - waited, 0)))
         delay = min(delay * 2, MAX_POLL)
+
+
+def lease_lapsed(what: str, lease_seconds: float) -> StoreError:
+    """The error for a write by a holder whose lease another run took over (fencing)."""
+    return StoreError(
+        f"{what} refused: this run's lock on the session lapsed (not renewed within "
+        f"lease_seconds={lease_seconds:g}) and another run took it over"
+    )
 
 
 @asynccontextmanager

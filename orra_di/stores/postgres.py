@@ -78,13 +78,20 @@ from urllib.parse import quote
 
 import anyio
 
-from orra_di.errors import ConfigurationError, SessionBusyError, StoreError
+from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
-from orra_di.stores._codec import dump_messages, dump_metadata, load_messages, poll_until, time_text
+from orra_di.stores._codec import (
+    dump_messages,
+    dump_metadata,
+    hold_lease,
+    lease_lapsed,
+    load_messages,
+    time_text,
+)
 from orra_di.stores._locks import KeyedLocks
 
 if TYPE_CHECKING:
@@ -499,7 +506,7 @@ class PostgresStore:
 
         version = await self._run(what, write)
         if version is None:
-            raise self._lapsed(what)
+            raise lease_lapsed(what, self._lease_seconds)
         self._cache.put(key, version, cached)
 
     async def append(
@@ -528,7 +535,7 @@ class PostgresStore:
             },
         )
         if row is None:
-            raise self._lapsed(what)
+            raise lease_lapsed(what, self._lease_seconds)
         session_id, revision, updated = row
         self._cache.advance(
             key,
@@ -582,7 +589,7 @@ class PostgresStore:
             {"key": key, "owner": token, "keep": keep_last},
         )
         if not held:
-            raise self._lapsed(what)
+            raise lease_lapsed(what, self._lease_seconds)
         if removed:
             self._cache.discard(key)
         count: int = removed
@@ -605,76 +612,39 @@ class PostgresStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             token = secrets.token_hex(16)
-            try:
-                await self._take_lease(key, token, wait, started)
-            except SessionBusyError:
-                raise
-            except BaseException:
-                # Cancelled or failed while a claim was under way, which the server
-                # may have committed: drop it rather than leave it until it expires.
-                if self._pool is not None:
-                    with anyio.CancelScope(shield=True):
-                        await self._drop_lease(key, token)
-                raise
-            self._held[key] = token
-            released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
-            failure: BaseException | None = None
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._keep_lease, key, token, released)
-                    try:
-                        yield
-                    finally:
-                        released.set()
-            except BaseExceptionGroup as group:
-                # _keep_lease never raises: the group only wraps the block's own error,
-                # which must reach the caller as itself.
-                failure = group.exceptions[0] if len(group.exceptions) == 1 else group
-            finally:
-                del self._held[key]
-                with anyio.CancelScope(shield=True):
-                    await self._drop_lease(key, token)
-            if failure is not None:
-                raise failure
+            params = {"key": key, "owner": token, "seconds": self._lease_seconds}
 
-    async def _take_lease(self, key: str, token: str, wait: float | None, started: float) -> None:
-        params = {"key": key, "owner": token, "seconds": self._lease_seconds}
+            async def claim() -> bool:
+                return await self._execute(f"lock session {key!r}", self._sql.claim, params) == 1
 
-        async def claim() -> bool:
-            return await self._execute(f"lock session {key!r}", self._sql.claim, params) == 1
+            async def renew() -> bool:
+                what = f"renew the lock on session {key!r}"
+                return await self._execute(what, self._sql.renew, params) == 1
 
-        await poll_until(claim, key, wait, started=started)
+            async def drop() -> None:
+                if self._pool is None:  # closed: nothing to drop it with; it expires
+                    return
+                try:
+                    await self._execute(
+                        f"unlock session {key!r}", self._sql.drop, {"key": key, "owner": token}
+                    )
+                except StoreError as exc:  # the lease still expires on its own
+                    _log.warning("%s; the session stays locked until its lease expires", exc)
 
-    async def _keep_lease(self, key: str, token: str, released: anyio.Event) -> None:
-        params = {"key": key, "owner": token, "seconds": self._lease_seconds}
-        while True:
-            with anyio.move_on_after(self._lease_seconds / 3):
-                await released.wait()
-                return
-            try:
-                held = await self._execute(
-                    f"renew the lock on session {key!r}", self._sql.renew, params
-                )
-            except StoreError as exc:
-                _log.warning("%s; retrying at the next renewal", exc)
-                continue
-            if not held:
-                _log.warning("the lock on session %r lapsed and was taken over", key)
-                return
-
-    async def _drop_lease(self, key: str, token: str) -> None:
-        try:
-            await self._execute(
-                f"unlock session {key!r}", self._sql.drop, {"key": key, "owner": token}
-            )
-        except StoreError as exc:  # the lease still expires on its own
-            _log.warning("%s; the session stays locked until its lease expires", exc)
-
-    def _lapsed(self, what: str) -> StoreError:
-        return StoreError(
-            f"{what} refused: this run's lock on the session lapsed (not renewed within "
-            f"lease_seconds={self._lease_seconds:g}) and another run took it over"
-        )
+            async with hold_lease(
+                key,
+                wait,
+                claim=claim,
+                renew=renew,
+                drop=drop,
+                renew_every=self._lease_seconds / 3,
+                started=started,
+            ):
+                self._held[key] = token
+                try:
+                    yield
+                finally:
+                    del self._held[key]
 
     # -- running statements --------------------------------------------------------------
 

@@ -86,7 +86,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from orra_di.errors import ConfigurationError, NamespaceError, SessionBusyError, StoreError
+from orra_di.errors import ConfigurationError, NamespaceError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.redaction import mask_url
@@ -95,8 +95,9 @@ from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     dump_messages,
     dump_metadata,
+    hold_lease,
+    lease_lapsed,
     load_messages,
-    poll_until,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
@@ -510,7 +511,7 @@ class RedisStore:
         ]
         saved = await self._run(what, lambda: self._save(self._write_keys(key), args))
         if not saved:
-            raise self._lapsed(what)
+            raise lease_lapsed(what, self._lease_seconds)
         self._cache.put(key, revision, stored)
 
     async def append(
@@ -542,7 +543,7 @@ class RedisStore:
         ]
         previous = await self._run(what, lambda: self._append(self._write_keys(key), args))
         if previous is None:
-            raise self._lapsed(what)
+            raise lease_lapsed(what, self._lease_seconds)
         self._cache.advance(
             key,
             previous,
@@ -599,7 +600,7 @@ class RedisStore:
         ]
         removed = int(await self._run(what, lambda: self._trim(self._write_keys(key), args)))
         if removed < 0:
-            raise self._lapsed(what)
+            raise lease_lapsed(what, self._lease_seconds)
         if removed:
             self._cache.discard(key)
         return removed
@@ -635,79 +636,50 @@ class RedisStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             token = secrets.token_hex(16)
-            try:
-                value = await self._take_lease(key, token, wait, started)
-            except SessionBusyError:
-                raise
-            except BaseException:  # cancelled after the server may have granted it
-                with anyio.move_on_after(self._lease_seconds, shield=True):
-                    await self._drop_lease(key, token)
-                raise
-            self._held[key] = value
-            released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
-            failure: BaseException | None = None
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._keep_lease, key, value, released)
-                    try:
-                        yield
-                    finally:
-                        released.set()
-            except BaseExceptionGroup as group:
-                # _keep_lease never raises: the group only wraps the block's own error,
-                # which must reach the caller as itself.
-                failure = group.exceptions[0] if len(group.exceptions) == 1 else group
-            finally:
-                del self._held[key]
-                # The lease expires anyway: never wait longer than that to release it.
-                with anyio.move_on_after(self._lease_seconds, shield=True):
-                    await self._drop_lease(key, token)
-            if failure is not None:
-                raise failure
+            lease, fence = self._lease(key), self._fence(key)
+            value = ""  # "<fence>:<token>" once claimed
 
-    async def _take_lease(self, key: str, token: str, wait: float | None, started: float) -> str:
-        keys, args = [self._lease(key), self._fence(key)], [token, self._lease_ms, self._fence_ms]
-        taken: list[str] = []
-
-        async def attempt() -> bool:
-            value = await self._run(f"lock session {key!r}", lambda: self._acquire(keys, args))
-            if value is not None:
-                taken.append(value)
-            return value is not None
-
-        await poll_until(attempt, key, wait, started=started)
-        return taken[0]
-
-    async def _keep_lease(self, key: str, value: str, released: anyio.Event) -> None:
-        keys, args = [self._lease(key), self._fence(key)], [value, self._lease_ms, self._fence_ms]
-        while True:
-            with anyio.move_on_after(self._lease_seconds / 3):
-                await released.wait()
-                return
-            try:
-                held = await self._run(
-                    f"renew the lock on session {key!r}", lambda: self._renew(keys, args)
+            async def claim() -> bool:
+                nonlocal value
+                args = [token, self._lease_ms, self._fence_ms]
+                got = await self._run(
+                    f"lock session {key!r}", lambda: self._acquire([lease, fence], args)
                 )
-            except StoreError as exc:
-                _log.warning("%s; retrying at the next renewal", exc)
-                continue
-            if not held:
-                _log.warning("the lock on session %r lapsed and was taken over", key)
-                return
+                value = got or ""
+                return got is not None
 
-    async def _drop_lease(self, key: str, token: str) -> None:
-        try:
-            await self._run(
-                f"unlock session {key!r}", lambda: self._release([self._lease(key)], [token])
-            )
-        except StoreError as exc:  # the lease still expires on its own
-            _log.warning("%s; the session stays locked until its lease expires", exc)
+            async def renew() -> bool:
+                args = [value, self._lease_ms, self._fence_ms]
+                held = await self._run(
+                    f"renew the lock on session {key!r}", lambda: self._renew([lease, fence], args)
+                )
+                return bool(held)
 
-    def _lapsed(self, what: str) -> StoreError:
-        return StoreError(
-            f"{what} refused: this run's lock on the session lapsed (not renewed within "
-            f"lease_seconds={self._lease_seconds:g}) and another run took it over"
-        )
+            async def drop() -> None:
+                # By token: a claim whose reply was lost is released too. Never wait
+                # longer than the lease, which expires on its own anyway.
+                try:
+                    with anyio.move_on_after(self._lease_seconds):
+                        await self._run(
+                            f"unlock session {key!r}", lambda: self._release([lease], [token])
+                        )
+                except StoreError as exc:  # the lease still expires on its own
+                    _log.warning("%s; the session stays locked until its lease expires", exc)
+
+            async with hold_lease(
+                key,
+                wait,
+                claim=claim,
+                renew=renew,
+                drop=drop,
+                renew_every=self._lease_seconds / 3,
+                started=started,
+            ):
+                self._held[key] = value
+                try:
+                    yield
+                finally:
+                    del self._held[key]
 
     # -- keys and calls ------------------------------------------------------------------
 

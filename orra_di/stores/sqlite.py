@@ -86,6 +86,7 @@ from orra_di.stores._codec import (
     dump_metadata,
     encode_session,
     hold_lease,
+    lease_lapsed,
     load_messages,
     time_text,
 )
@@ -484,10 +485,7 @@ class SQLiteStore:
         transaction excludes.
         """
         if token is not None and conn.execute(_OWN_LEASE, (key, token)).fetchone() is None:
-            raise StoreError(
-                f"{what} refused: this run's lock on the session lapsed (not renewed within "
-                f"lease_seconds={self._lease_seconds:g}) and another run took it over"
-            )
+            raise lease_lapsed(what, self._lease_seconds)
 
     # -- running operations --------------------------------------------------------------
 

@@ -422,13 +422,15 @@ async def test_a_lock_cancelled_as_its_claim_lands_leaves_no_lease(
     schema: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    take = store._take_lease
+    execute = store._execute
 
-    async def take_then_stall(*args: Any) -> None:
-        await take(*args)
-        await anyio.sleep(10)  # cancelled here, with the lease row already written
+    async def claim_then_stall(what: str, sql: str, params: Any) -> int:
+        changed = await execute(what, sql, params)
+        if sql == store._sql.claim:
+            await anyio.sleep(10)  # cancelled here, with the lease row already written
+        return changed
 
-    monkeypatch.setattr(store, "_take_lease", take_then_stall)
+    monkeypatch.setattr(store, "_execute", claim_then_stall)
     with anyio.move_on_after(0.2) as scope:
         async with store.lock(ALICE):
             pytest.fail("the block ran without its lock")
