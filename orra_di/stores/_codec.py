@@ -144,7 +144,7 @@ async def hold_lease(
     took the lease over (renewal stops: the store's fenced writes refuse the
     stale holder from then on). ``drop`` runs shielded on the way out, and
     also when the claim itself was interrupted, since the server may have
-    committed it; it should log rather than raise, as the lease expires anyway.
+    committed it; a StoreError from it is logged (the lease expires anyway).
     Errors of the block reach the caller as themselves, not in a group.
     """
     try:
@@ -152,8 +152,7 @@ async def hold_lease(
     except SessionBusyError:
         raise
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await drop()
+        await _drop_quietly(key, drop, renew_every * 3)
         raise
     released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
     failure: BaseException | None = None
@@ -168,10 +167,21 @@ async def hold_lease(
         # The renewer never raises: the group only wraps the block's own error.
         failure = group.exceptions[0] if len(group.exceptions) == 1 else group
     finally:
-        with anyio.CancelScope(shield=True):
-            await drop()
+        await _drop_quietly(key, drop, renew_every * 3)
     if failure is not None:
         raise failure
+
+
+async def _drop_quietly(key: str, drop: Callable[[], Awaitable[None]], lease: float) -> None:
+    """Release the lease, shielded from cancellation and never waiting past the lease.
+
+    A failure is logged, not raised: the lease expires on its own anyway.
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(lease):
+        try:
+            await drop()
+        except StoreError as exc:
+            _log.warning("%s; the session %r stays locked until its lease expires", exc, key)
 
 
 async def _keep_renewing(

@@ -624,12 +624,8 @@ class PostgresStore:
             async def drop() -> None:
                 if self._pool is None:  # closed: nothing to drop it with; it expires
                     return
-                try:
-                    await self._execute(
-                        f"unlock session {key!r}", self._sql.drop, {"key": key, "owner": token}
-                    )
-                except StoreError as exc:  # the lease still expires on its own
-                    _log.warning("%s; the session stays locked until its lease expires", exc)
+                what = f"unlock session {key!r}"
+                await self._execute(what, self._sql.drop, {"key": key, "owner": token})
 
             async with hold_lease(
                 key,

@@ -655,16 +655,8 @@ class RedisStore:
                 )
                 return bool(held)
 
-            async def drop() -> None:
-                # By token: a claim whose reply was lost is released too. Never wait
-                # longer than the lease, which expires on its own anyway.
-                try:
-                    with anyio.move_on_after(self._lease_seconds):
-                        await self._run(
-                            f"unlock session {key!r}", lambda: self._release([lease], [token])
-                        )
-                except StoreError as exc:  # the lease still expires on its own
-                    _log.warning("%s; the session stays locked until its lease expires", exc)
+            async def drop() -> None:  # by token: a claim whose reply was lost goes too
+                await self._run(f"unlock session {key!r}", lambda: self._release([lease], [token]))
 
             async with hold_lease(
                 key,

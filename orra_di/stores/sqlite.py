@@ -455,18 +455,12 @@ class SQLiteStore:
                 with self._writing(conn):
                     conn.execute(_DROP_LEASE, (key, token))
 
-            async def dropped() -> None:
-                try:
-                    await self._run(f"unlock session {key!r}", drop)
-                except StoreError as exc:  # the lease still expires on its own
-                    _log.warning("%s; the session stays locked until its lease expires", exc)
-
             async with hold_lease(
                 key,
                 wait,
                 claim=lambda: self._run(f"lock session {key!r}", claim),
                 renew=lambda: self._run(f"renew the lock on session {key!r}", renew),
-                drop=dropped,
+                drop=lambda: self._run(f"unlock session {key!r}", drop),
                 renew_every=self._lease_seconds / 3,
                 started=started,
             ):
