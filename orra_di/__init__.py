@@ -35,7 +35,7 @@ from orra_di.errors import (
     ToolInputError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
-from orra_di.message import Message, Role, ToolCall, ToolResult
+from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
 from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.prompt import CapabilityDescription, PromptBuilder
@@ -138,6 +138,7 @@ __all__ = [
     "TurnCompleted",
     "TurnResult",
     "Usage",
+    "VendorData",
     "build_runtime",
     "delegate_to_agent_tool",
     "detect_agent_mention",

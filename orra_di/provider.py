@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from orra_di.message import JsonValue, Message
+from orra_di.message import JsonValue, Message, VendorData
 from orra_di.tool import ToolDefinition
 
 __all__ = [
@@ -115,8 +115,16 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class StreamDone:
+    """The end of a stream: the bill, why the model stopped, and data for the message.
+
+    ``vendor_data`` is what the adapter wants on the assembled assistant
+    message (see :class:`~orra_di.message.VendorData`): a stream's events
+    carry only the neutral parts, so whoever assembles them puts it there.
+    """
+
     usage: Usage = field(default_factory=Usage)
     finish_reason: FinishReason | str = FinishReason.STOP
+    vendor_data: tuple[VendorData, ...] = ()
 
 
 StreamEvent = TextDelta | ToolCallStart | ToolCallDelta | StreamDone
@@ -168,7 +176,7 @@ async def response_events(
         for piece in (raw[:middle], raw[middle:]):
             if piece:
                 yield ToolCallDelta(call.id, piece)
-    yield StreamDone(response.usage, response.finish_reason)
+    yield StreamDone(response.usage, response.finish_reason, response.message.vendor_data)
 
 
 async def close_provider(llm: object) -> None:

@@ -354,7 +354,7 @@ class Runtime:
             for i in names
         ]
         return CompletionResponse(
-            message=Message.assistant("".join(text), calls),
+            message=Message.assistant("".join(text), calls, vendor_data=done.vendor_data),
             usage=done.usage,
             finish_reason=done.finish_reason if not calls else FinishReason.TOOL_USE,
         )

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from orra_di.context import CharEstimator, ContextWindow
-from orra_di.message import Message, Role, ToolCall, ToolResult
+from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
 
 # -- the crate's tests ------------------------------------------------------
 
@@ -97,6 +97,7 @@ def test_missing_tool_lists_default_to_empty() -> None:
     msg = Message.model_validate_json('{"role": "assistant", "content": "hi"}')
     assert msg.tool_calls == ()
     assert msg.tool_results == ()
+    assert msg.vendor_data == ()  # messages stored before vendor data existed
     assert Message.model_validate({"role": "user"}).content == ""
 
 
@@ -108,6 +109,33 @@ def test_non_empty_tool_lists_are_serialised() -> None:
     res = json.loads(Message.tool_result([ToolResult(call_id="1", content="ok")]).model_dump_json())
     assert res["tool_results"] == [{"call_id": "1", "content": "ok", "is_error": False}]
     assert "tool_calls" not in res
+
+
+THINKING = VendorData(
+    vendor="anthropic",
+    data={"model": "m", "content": [{"type": "thinking", "thinking": "", "signature": "Eq=="}]},
+)
+
+
+def test_vendor_data_round_trips_and_only_its_vendor_finds_it() -> None:
+    msg = Message.assistant("", [ToolCall(id="1", name="t")], vendor_data=[THINKING])
+    restored = Message.model_validate_json(msg.model_dump_json())
+    assert restored == msg
+    assert restored.vendor_data == (THINKING,)
+    assert restored.vendor("anthropic") == THINKING.data
+    assert restored.vendor("openai") is None
+    assert msg != Message.assistant("", [ToolCall(id="1", name="t")])
+
+
+def test_no_vendor_data_leaves_the_stored_form_as_it_was() -> None:
+    msg = Message.assistant("", [ToolCall(id="1", name="t", arguments={"a": 1})])
+    assert "vendor_data" not in json.loads(msg.model_dump_json())
+    assert "vendor_data" not in msg.model_dump()
+
+
+def test_vendor_data_is_frozen_with_its_message() -> None:
+    with pytest.raises(ValidationError):
+        THINKING.vendor = "openai"  # type: ignore[misc]
 
 
 def test_unknown_role_is_rejected() -> None:

@@ -9,9 +9,11 @@ fail the response, a 429 carries the server's retry-after, SSE ``error`` events
 raise, and an error body that is not JSON still reports its HTTP status.
 
 Thinking: current models think by default, and the API refuses a tool loop
-whose last assistant turn comes back without its thinking blocks. Our
-:class:`~orra_di.message.Message` has no place for them, so the provider keeps
-recent tool-calling turns as received and sends them back verbatim.
+whose last assistant turn comes back without its thinking blocks. A
+tool-calling turn with thinking therefore carries the content blocks as
+received (signatures included) in its :class:`~orra_di.message.VendorData`,
+tagged ``anthropic`` with the model that wrote them; the stores save it with
+the message, so a run resumed by a fresh process sends the turn back verbatim.
 
 API version: the SDK 2.x sends ``anthropic-version: 2026-10-21``, which
 removed ``temperature`` (sending it is a 400) and sends API keys as
@@ -27,7 +29,6 @@ import json
 import logging
 import os
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from orra_di.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from orra_di.message import Message, Role, ToolCall
+from orra_di.message import JsonValue, Message, Role, ToolCall, VendorData
 from orra_di.provider import (
     CompletionRequest,
     CompletionResponse,
@@ -74,8 +75,8 @@ OAUTH_PREFIX = "sk-ant-oat"
 OAUTH_BETA = "oauth-2025-04-20"
 SAMPLING_API_VERSION = "2023-06-01"
 """The last API version that accepts ``temperature``."""
-ECHO_LIMIT = 1024
-"""Tool-calling turns with thinking kept to be sent back as received (oldest dropped first)."""
+VENDOR = "anthropic"
+"""The tag of this adapter's :class:`~orra_di.message.VendorData`."""
 _THINKING = ("thinking", "redacted_thinking")
 
 _FINISH = {
@@ -196,10 +197,6 @@ class AnthropicProvider:
         version = self._client.default_headers.get("anthropic-version")
         self._sends_temperature = version == SAMPLING_API_VERSION
         self._warned_temperature = False
-        # Tool-calling turns with thinking, by call ids, as the API sent them.
-        self._received: OrderedDict[tuple[str, ...], tuple[str, list[dict[str, Any]]]] = (
-            OrderedDict()
-        )
 
     def __repr__(self) -> str:
         base_url = mask_url(str(self._client.base_url))
@@ -215,9 +212,7 @@ class AnthropicProvider:
             raise ProviderUnavailableError(
                 f"the API answered with something that is not a message: {one_line(str(message))}"
             )
-        response = _response(message)
-        self._remember(params["model"], response.message, message)
-        return response
+        return _response(message, params["model"])
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         """Text and tool-call events as they arrive, then one :class:`StreamDone`."""
@@ -248,9 +243,8 @@ class AnthropicProvider:
             raise self._error(exc) from None
         if message is None or message.stop_reason is None:
             raise ProviderUnavailableError("the stream ended before the message was complete")
-        response = _response(message)
-        self._remember(params["model"], response.message, message)
-        yield StreamDone(response.usage, response.finish_reason)
+        response = _response(message, params["model"])
+        yield StreamDone(response.usage, response.finish_reason, response.message.vendor_data)
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the client this provider created."""
@@ -261,7 +255,7 @@ class AnthropicProvider:
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
         model = request.model or self.model
-        system, messages = _messages(request.messages, lambda m: self._as_received(m, model))
+        system, messages = _messages(request.messages, lambda m: _as_received(m, model))
         params: dict[str, Any] = {
             "model": model,
             "max_tokens": self.max_tokens if request.max_tokens is None else request.max_tokens,
@@ -284,33 +278,6 @@ class AnthropicProvider:
                     request.temperature,
                 )
         return params
-
-    def _remember(self, model: str, message: Message, received: Any) -> None:
-        blocks: list[dict[str, Any]] = [b.to_dict() for b in received.content]
-        if message.tool_calls and any(b["type"] in _THINKING for b in blocks):
-            self._received[tuple(c.id for c in message.tool_calls)] = (model, blocks)
-            if len(self._received) > ECHO_LIMIT:
-                self._received.popitem(last=False)
-
-    def _as_received(self, message: Message, model: str) -> list[dict[str, Any]] | None:
-        """The API's own blocks for ``message`` if it is unchanged and ``model`` made it.
-
-        Thinking blocks are bound to the model that wrote them, and a hook may
-        have edited the message: either way it is rebuilt (without thinking).
-        """
-        if not message.tool_calls:
-            return None
-        model_and_blocks = self._received.get(tuple(c.id for c in message.tool_calls))
-        if model_and_blocks is None or model_and_blocks[0] != model:
-            return None
-        blocks = model_and_blocks[1]
-        text = "".join(b["text"] for b in blocks if b["type"] == "text")
-        calls = [(b["id"], b["name"], b["input"]) for b in blocks if b["type"] == "tool_use"]
-        if text != message.content or calls != [
-            (c.id, c.name, c.arguments) for c in message.tool_calls
-        ]:
-            return None
-        return blocks
 
     def _error(self, exc: Exception) -> ProviderError:
         """Our error for the SDK's: what happened, with the status, never a credential.
@@ -396,6 +363,44 @@ def _messages(
     return "\n\n".join(system), turns
 
 
+def _as_received(message: Message, model: str) -> list[dict[str, Any]] | None:
+    """The API's own blocks for ``message`` if it is unchanged and ``model`` made it.
+
+    They come from the message's ``anthropic`` vendor data, so they survive
+    the store and a restart. Thinking blocks are bound to the model that
+    wrote them, and a hook may have edited the message: either way (or if
+    the stored data is not what this adapter writes) the turn is rebuilt
+    from the neutral message, without thinking.
+    """
+    data: JsonValue = message.vendor(VENDOR)
+    if not message.tool_calls or not isinstance(data, dict) or data.get("model") != model:
+        return None
+    blocks = data.get("content")
+    if not isinstance(blocks, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks
+    ):
+        return None
+    text = "".join(str(b.get("text", "")) for b in blocks if b["type"] == "text")
+    calls = [
+        (b.get("id"), b.get("name"), b.get("input")) for b in blocks if b["type"] == "tool_use"
+    ]
+    if text != message.content or calls != [
+        (c.id, c.name, c.arguments) for c in message.tool_calls
+    ]:
+        return None
+    return blocks
+
+
+def _vendor_data(model: str, calls: list[ToolCall], received: Any) -> tuple[VendorData, ...]:
+    """A tool-calling turn's blocks as received, when it has thinking to send back."""
+    if not calls:
+        return ()
+    blocks: list[dict[str, Any]] = [b.to_dict() for b in received.content]
+    if not any(b["type"] in _THINKING for b in blocks):
+        return ()
+    return (VendorData(vendor=VENDOR, data={"model": model, "content": blocks}),)
+
+
 def _blocks(message: Message) -> list[dict[str, Any]]:
     """Tool results first (the API wants them leading a user turn), text, then tool calls."""
     blocks: list[dict[str, Any]] = []
@@ -418,15 +423,19 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def _response(message: Any) -> CompletionResponse:
-    """Text blocks joined, ``tool_use`` blocks as calls; other block types are skipped."""
+def _response(message: Any, model: str) -> CompletionResponse:
+    """Text blocks joined, ``tool_use`` blocks as calls; other block types are skipped.
+
+    A tool-calling turn with thinking also keeps every block as received, as
+    vendor data for the next request (``model`` is the one asked for).
+    """
     blocks: list[Any] = message.content
     text = "".join(b.text for b in blocks if b.type == "text")
     calls = [
         ToolCall(id=b.id, name=b.name, arguments=b.input) for b in blocks if b.type == "tool_use"
     ]
     return CompletionResponse(
-        message=Message.assistant(text, calls),
+        message=Message.assistant(text, calls, vendor_data=_vendor_data(model, calls, message)),
         usage=_usage(message.usage),
         finish_reason=_finish(message.stop_reason),
     )

@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ from orra_di.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.message import Message, ToolCall, ToolResult, VendorData
 from orra_di.namespace import Namespace
 from orra_di.provider import (
     CompletionRequest,
@@ -47,6 +48,7 @@ from orra_di.provider import (
 from orra_di.providers.anthropic import AnthropicProvider
 from orra_di.runtime import Runtime, RuntimeConfig, ToolCallCompleted, ToolCallStarted
 from orra_di.stores.memory import InMemoryStore
+from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import ToolDefinition, tool
 
 pytestmark = pytest.mark.anyio
@@ -525,24 +527,93 @@ async def test_a_changed_turn_is_rebuilt_without_thinking(
     assert [block["type"] for block in sent_turn] == ["text", "tool_use", "tool_use"]
 
 
-async def test_only_the_latest_turns_are_kept_for_echo(
-    server: HTTPServer, make: Make, monkeypatch: pytest.MonkeyPatch
+def weather_turn_stream() -> str:
+    """THINKING_TURN as the API streams it, block by block."""
+    events: list[dict[str, Any]] = [message_start()]
+    for index, block in enumerate(THINKING_TURN["content"]):
+        if block["type"] == "tool_use":
+            start, delta = (
+                {**block, "input": {}},
+                {
+                    "type": "input_json_delta",
+                    "partial_json": json.dumps(block["input"]),
+                },
+            )
+        elif block["type"] == "text":
+            start, delta = text(""), {"type": "text_delta", "text": block["text"]}
+        elif block["type"] == "thinking":
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            delta = {"type": "signature_delta", "signature": block["signature"]}
+        else:
+            start, delta = block, None
+        events.append({"type": "content_block_start", "index": index, "content_block": start})
+        if delta is not None:
+            events.append({"type": "content_block_delta", "index": index, "delta": delta})
+        events.append({"type": "content_block_stop", "index": index})
+    events += [message_delta("tool_use", output_tokens=40), {"type": "message_stop"}]
+    return sse(*events)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
+async def test_thinking_goes_back_after_a_restart_mid_tool_loop(
+    server: HTTPServer, make: Make, tmp_path: Path, streaming: bool
 ) -> None:
-    monkeypatch.setattr("orra_di.providers.anthropic.ECHO_LIMIT", 1)
-    later = {
-        **THINKING_TURN,
-        "content": [*THINKING_TURN["content"][:2], tool_use("toolu_3", "x", {})],
-    }
-    server.expect_ordered_request(PATH).respond_with_json(THINKING_TURN)
-    server.expect_ordered_request(PATH).respond_with_json(later)
-    server.expect_ordered_request(PATH).respond_with_json(api_message(text("ok")))
-    provider = make()
-    first = await provider.complete(CompletionRequest(messages=[QUESTION]))
-    await provider.complete(CompletionRequest(messages=[QUESTION]))
+    """The signed thinking blocks are stored with the turn, not kept in the adapter.
 
-    await provider.complete(CompletionRequest(messages=[QUESTION, first.message, RESULTS]))
+    The first process gets a tool-calling turn with thinking, runs the tools,
+    and its next call fails; a fresh process (new store object, new adapter)
+    continues the session and must send that turn back exactly as received,
+    or the API answers 400.
+    """
+    if streaming:
+        first = server.expect_ordered_request(PATH)
+        first.respond_with_data(weather_turn_stream(), content_type="text/event-stream")
+    else:
+        server.expect_ordered_request(PATH).respond_with_json(THINKING_TURN)
+    server.expect_ordered_request(PATH).respond_with_response(
+        api_error(529, "overloaded_error", "Overloaded")
+    )
+    server.expect_ordered_request(PATH).respond_with_json(api_message(text("Both sunny.")))
+    ns, db = Namespace("user", "42"), tmp_path / "sessions.db"
+    store = SQLiteStore(db)
+    runtime = Runtime(make(), store, tools=[get_weather])
+    with pytest.raises(ProviderUnavailableError):
+        if streaming:
+            async with runtime.run_streaming(ns, QUESTION.content) as events:
+                async for _ in events:
+                    pass
+        else:
+            await runtime.run(ns, QUESTION.content)
+    await store.aclose()
 
-    assert sent(server)["messages"][1]["content"][0] == text("Checking both.")
+    restarted = SQLiteStore(db)
+    try:
+        resumed = await Runtime(make(), restarted, tools=[get_weather]).run(ns, "Thanks.")
+    finally:
+        await restarted.aclose()
+
+    assert resumed.final_message.content == "Both sunny."
+    assert sent(server)["messages"][1] == {"role": "assistant", "content": THINKING_TURN["content"]}
+
+
+async def test_vendor_data_this_adapter_did_not_write_is_ignored(
+    server: HTTPServer, make: Make
+) -> None:
+    server.expect_oneshot_request(PATH).respond_with_json(api_message(text("ok")))
+    calls = [ToolCall(id="toolu_1", name="get_weather", arguments={"city": "Paris"})]
+    odd = [
+        VendorData(vendor="anthropic", data={"model": "claude-sonnet-5-5", "content": "x"}),
+        VendorData(vendor="openai", data={"reasoning": "encrypted"}),
+    ]
+    turn = Message.assistant("Checking.", calls, vendor_data=odd)
+    result = Message.tool_result([ToolResult(call_id="toolu_1", content="18°C")])
+
+    await make().complete(CompletionRequest(messages=[QUESTION, turn, result]))
+
+    assert sent(server)["messages"][1]["content"] == [
+        text("Checking."),
+        tool_use("toolu_1", "get_weather", {"city": "Paris"}),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -610,18 +681,18 @@ async def test_stream_tool_call_in_small_chunks(
     events = await collect(make(), HELLO)
 
     call_id = "toolu_01T1x1fJ34qAmk2tNTrN7Up6"
-    assert events == [
+    assert events[:-1] == [
         TextDelta("Okay"),
         TextDelta(", let's check."),
         ToolCallStart(call_id, "get_weather"),
         ToolCallDelta(call_id, ""),
         ToolCallDelta(call_id, '{"city":'),
         ToolCallDelta(call_id, ' "Paris"}'),
-        StreamDone(
-            Usage(input_tokens=572, output_tokens=89, cache_read_input_tokens=100),
-            FinishReason.TOOL_USE,
-        ),
     ]
+    done = events[-1]
+    assert isinstance(done, StreamDone)  # with the thinking block as vendor data
+    assert done.usage == Usage(input_tokens=572, output_tokens=89, cache_read_input_tokens=100)
+    assert done.finish_reason is FinishReason.TOOL_USE
 
 
 async def test_stream_ignores_server_tools_and_unknown_events(

@@ -48,6 +48,7 @@ from orra_di import (
     ToolDefinition,
     ToolResult,
     Usage,
+    VendorData,
     tool,
 )
 from orra_di.providers._http import retry_after_ms
@@ -309,6 +310,23 @@ async def test_defaults_omit_tools_and_temperature_and_send_null_content_for_bar
             {"role": "tool", "tool_call_id": "c", "content": "noon"},
         ],
     }
+
+
+async def test_another_vendors_data_on_a_message_is_not_sent(httpserver: HTTPServer) -> None:
+    """A session started on Claude and continued on OpenAI sends the neutral turn only."""
+    httpserver.expect_request(PATH).respond_with_json(text("ok"))
+    call = ToolCall(id="c", name="now", arguments={})
+    thinking = {"type": "thinking", "thinking": "", "signature": "EqQB"}
+    claude = VendorData(vendor="anthropic", data={"model": "claude-x", "content": [thinking]})
+    answer = Message.tool_result([ToolResult(call_id="c", content="noon")])
+    async with make(httpserver) as llm:
+        for turn in (
+            Message.assistant("", [call], vendor_data=[claude]),
+            Message.assistant("", [call]),
+        ):
+            await llm.complete(CompletionRequest(messages=[Message.user("time?"), turn, answer]))
+    with_data, without = sent(httpserver)
+    assert with_data == without
 
 
 @pytest.mark.parametrize(

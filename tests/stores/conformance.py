@@ -38,7 +38,7 @@ import pytest
 
 from orra_di import stores
 from orra_di.errors import NamespaceError, SessionBusyError, StoreError
-from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.message import Message, ToolCall, ToolResult, VendorData
 from orra_di.namespace import Namespace
 from orra_di.runtime import INTERRUPTED
 from orra_di.session import Session
@@ -74,6 +74,33 @@ def conversation() -> list[Message]:
             ]
         ),
         Message.assistant("Paris: 21C and sunny. Rome: unknown."),
+    ]
+
+
+def vendor_turn() -> list[Message]:
+    """A tool turn whose assistant message carries vendor data (signed thinking blocks).
+
+    A vendor refuses the next request of a tool loop without it, so every store
+    must give it back as it was given, after a restart too.
+    """
+    blocks = [
+        {"type": "thinking", "thinking": "Look it up.", "signature": "EqQBCgIYAhIM+/=="},
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": UNICODE_TEXT}},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+    ]
+    vendor_data = [
+        VendorData(vendor="anthropic", data={"model": "claude-x", "content": blocks}),
+        VendorData(vendor="other", data=[1, 2.5, None, True, {"nested": {"deep": ["x"]}}]),
+    ]
+    return [
+        Message.user("look it up"),
+        Message.assistant(
+            "Checking.",
+            [ToolCall(id="toolu_1", name="lookup", arguments={"q": UNICODE_TEXT})],
+            vendor_data=vendor_data,
+        ),
+        Message.tool_result([ToolResult(call_id="toolu_1", content="found")]),
     ]
 
 
@@ -196,6 +223,16 @@ class StoreConformance:
         assert loaded.created_at == session.created_at
         assert loaded.updated_at == session.updated_at
         assert loaded.metadata == session.metadata
+
+    async def test_vendor_data_comes_back_identical(self, store: SessionStore) -> None:
+        saved, appended = Namespace("saved"), Namespace("appended")
+        await store.save(Session(namespace=saved, messages=vendor_turn()))
+        await store.append(appended, vendor_turn())
+        for ns in (saved, appended):
+            loaded = await store.load(ns)
+            assert loaded is not None
+            assert loaded.messages == vendor_turn()
+            assert loaded.messages[1].vendor_data == vendor_turn()[1].vendor_data
 
     async def test_load_missing_returns_none(self, store: SessionStore) -> None:
         assert await store.load(ALICE) is None
@@ -759,6 +796,18 @@ class DurableStoreConformance(StoreConformance):
         assert loaded.metadata == {"k": "v"}
         assert loaded.created_at == session.created_at
         assert await second.list() == [ALICE, Namespace("acme", "bob")]
+
+    async def test_vendor_data_survives_a_restart(self, open_store: StoreFactory) -> None:
+        first = open_store()
+        await first.save(Session(namespace=ALICE, messages=vendor_turn()))
+        await first.append(Namespace("appended"), vendor_turn())
+        await first.aclose()
+        second = open_store()
+        for ns in (ALICE, Namespace("appended")):
+            loaded = await second.load(ns)
+            assert loaded is not None
+            assert loaded.messages == vendor_turn()
+            assert loaded.messages[1].vendor("anthropic") == vendor_turn()[1].vendor("anthropic")
 
     async def test_timestamps_come_back_as_utc(self, open_store: StoreFactory) -> None:
         store = open_store()
