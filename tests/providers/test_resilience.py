@@ -1,11 +1,14 @@
-"""FallbackProvider and DynamicProvider (spec §2B.3)."""
+"""RetryingProvider, FallbackProvider and DynamicProvider (spec §2B.3)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import pytest
 
 from orra_di import (
     CompletionRequest,
+    CompletionResponse,
     InMemoryStore,
     Message,
     Namespace,
@@ -14,6 +17,8 @@ from orra_di import (
     ProviderUnavailableError,
     RateLimitedError,
     Runtime,
+    StreamDone,
+    StreamEvent,
     TextDelta,
 )
 from orra_di.providers.resilience import (
@@ -130,3 +135,71 @@ async def test_streams_are_retried_before_the_first_event() -> None:
     flaky = ScriptedProvider([ProviderUnavailableError("x"), reply("streamed")])
     events = [e async for e in RetryingProvider(flaky, base_delay=0.001).stream(REQUEST)]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "streamed"
+
+
+class BreaksMidStream:
+    """Streams "Hel", then fails as a dropped connection would; later calls answer fully."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        raise AssertionError("only streams are under test")
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        self.calls += 1
+        if self.calls == 1:
+            yield TextDelta("Hel")
+            raise self.error
+        yield TextDelta("Hello")
+        yield StreamDone()
+
+
+async def drain(events: AsyncIterator[StreamEvent], seen: list[str]) -> None:
+    async for event in events:
+        if isinstance(event, TextDelta):
+            seen.append(event.text)
+
+
+@pytest.mark.parametrize("error", [ProviderUnavailableError("reset"), RateLimitedError(1)])
+async def test_a_stream_that_fails_after_its_first_event_is_not_retried(error: Exception) -> None:
+    flaky = BreaksMidStream(error)
+    seen: list[str] = []
+    with pytest.raises(type(error)):
+        await drain(RetryingProvider(flaky, max_retries=3, base_delay=0.001).stream(REQUEST), seen)
+    assert seen == ["Hel"]  # retrying would have sent "Hel" + "Hello"
+    assert flaky.calls == 1
+
+
+@pytest.mark.parametrize("error", [ProviderUnavailableError("reset"), RateLimitedError(1)])
+async def test_a_stream_that_fails_after_its_first_event_does_not_fall_back(
+    error: Exception,
+) -> None:
+    backup = ScriptedProvider([reply("from the backup")])
+    seen: list[str] = []
+    with pytest.raises(type(error)):
+        await drain(FallbackProvider([BreaksMidStream(error), backup]).stream(REQUEST), seen)
+    assert seen == ["Hel"]
+    assert backup.requests == []
+
+
+async def test_a_run_streaming_through_both_shows_the_text_once_and_fails() -> None:
+    """What a user sees: the partial text once, then the error; the user turn is kept."""
+    store = InMemoryStore()
+    llm = FallbackProvider(
+        [
+            RetryingProvider(BreaksMidStream(ProviderUnavailableError("reset")), base_delay=0),
+            ScriptedProvider([reply("from the backup")]),
+        ]
+    )
+    seen: list[str] = []
+    with pytest.raises(ProviderUnavailableError, match="reset"):
+        async with Runtime(llm, store).run_streaming(Namespace("u"), "hi") as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    seen.append(event.text)
+    assert seen == ["Hel"]
+    session = await store.load(Namespace("u"))
+    assert session is not None
+    assert [m.content for m in session.messages] == ["hi"]
