@@ -370,6 +370,44 @@ async def test_spawn_agent_runs_a_sub_agent_under_a_child_namespace() -> None:
     assert delegation_chain(listed[1]) == ["spawn"]
 
 
+async def test_spawn_agent_depth_limit_stops_sub_agents_spawning_sub_agents() -> None:
+    """Every sub-agent may spawn again; the chain stops at max_depth with an error result."""
+    store = InMemoryStore()
+    spawned = 0
+
+    def answer(request: CompletionRequest) -> CompletionResponse:
+        nonlocal spawned
+        last = request.messages[-1]
+        if last.tool_results:
+            return reply(f"<{last.tool_results[0].content}>")
+        spawned += 1
+        if spawned > 10:  # without a limit the chain would only end here
+            return reply("unbounded")
+        return tool_calls(call("spawn_agent", {"task": "go deeper"}))
+
+    llm = ScriptedProvider(answer)
+
+    def sub(system_prompt: str) -> Runtime:
+        return Runtime(
+            llm,
+            store,
+            tools=[spawn_agent_tool(sub, max_depth=2)],
+            config=RuntimeConfig(system_prompt=system_prompt, max_turns=5),
+        )
+
+    ns = Namespace("u")
+    result = await sub("main").run(ns, "go")
+
+    assert spawned == 3  # the caller and two sub-agents asked; the third was refused
+    assert "unbounded" not in result.final_message.content
+    assert "delegation depth limit (2) reached" in result.final_message.content
+    assert [delegation_chain(n) for n in await store.list(ns)] == [
+        [],
+        ["spawn"],
+        ["spawn", "spawn"],
+    ]
+
+
 def test_spawn_agent_definition() -> None:
     definition = spawn_agent_tool(
         lambda _p: Runtime(ScriptedProvider([]), InMemoryStore())
