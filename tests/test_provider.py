@@ -1,14 +1,15 @@
-"""Provider types: the crate's tests (src/provider.rs)."""
+"""Provider types (the crate's tests, src/provider.rs), ScriptedProvider, and how the runtime
+assembles a streamed turn."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from orra_di.errors import ProviderError, RateLimitedError
-from orra_di.message import Message, Role, ToolCall
+from orra_di.errors import ProviderError, ProviderUnavailableError, RateLimitedError
+from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
+from orra_di.namespace import Namespace
 from orra_di.provider import (
     CompletionRequest,
     CompletionResponse,
@@ -22,30 +23,41 @@ from orra_di.provider import (
     ToolCallStart,
     Usage,
 )
-from orra_di.tool import ToolDefinition
+from orra_di.runtime import Runtime
+from orra_di.stores.memory import InMemoryStore
+from orra_di.testing import ScriptedProvider, reply
+from orra_di.tool import ToolDefinition, tool
 
 
-class MockProvider:
-    """Answers every request with a fixed response and records what it saw."""
-
-    def __init__(self, response: CompletionResponse) -> None:
-        self.response = response
-        self.requests: list[CompletionRequest] = []
+class PlainProvider:
+    """A provider with ``complete`` only."""
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
-        self.requests.append(request)
-        return self.response
+        return reply("x")
 
 
-class MockStreamingProvider(MockProvider):
-    def __init__(self, events: list[StreamEvent]) -> None:
-        super().__init__(CompletionResponse(message=Message.assistant("")))
-        self.events = events
+class RawStream:
+    """Plays one list of raw events per request, as a vendor adapter would yield them."""
+
+    def __init__(self, *streams: Sequence[StreamEvent]) -> None:
+        self.streams = list(streams)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        raise AssertionError("the runtime streams when asked to")
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
-        self.requests.append(request)
-        for event in self.events:
+        for event in self.streams.pop(0):
             yield event
+
+
+@tool
+def search(query: str) -> str:
+    """Search for a query."""
+    return f"found {query}"
+
+
+NS = Namespace("u")
+THINKING = VendorData(vendor="acme", data={"signed": "EqQB"})
 
 
 # -- the crate's tests ------------------------------------------------------
@@ -76,22 +88,65 @@ def test_finish_reason_equality() -> None:
 
 
 @pytest.mark.anyio
-async def test_mock_provider_returns_response() -> None:
-    response = CompletionResponse(
-        message=Message.assistant("Hello!"),
-        usage=Usage(input_tokens=10, output_tokens=5),
-        finish_reason=FinishReason.STOP,
+async def test_scripted_provider_plays_its_script_in_order_and_records_requests() -> None:
+    asked = ToolCall(id="c1", name="search", arguments={"query": "rust"})
+    billed = CompletionResponse(
+        message=Message.assistant("billed"), usage=Usage(input_tokens=10, output_tokens=5)
     )
-    provider = MockProvider(response)
-    assert isinstance(provider, Provider)
+    provider = ScriptedProvider(
+        ["Hello!", Message.assistant("", [asked]), billed, RateLimitedError(1000)]
+    )
+    assert isinstance(provider, StreamingProvider)
+    requests = [CompletionRequest(messages=[Message.user(f"q{i}")]) for i in range(5)]
 
-    request = CompletionRequest(messages=[Message.user("Hi")])
-    result = await provider.complete(request)
-    assert result.message.content == "Hello!"
-    assert result.message.role is Role.ASSISTANT
-    assert result.usage.total_tokens == 15
-    assert result.finish_reason is FinishReason.STOP
-    assert provider.requests == [request]
+    text = await provider.complete(requests[0])
+    assert text.message == Message.assistant("Hello!")
+    assert text.message.role is Role.ASSISTANT
+    assert text.finish_reason is FinishReason.STOP
+    calls = await provider.complete(requests[1])
+    assert calls.message.tool_calls == (asked,)
+    assert calls.finish_reason is FinishReason.TOOL_USE
+    assert (await provider.complete(requests[2])) is billed
+    with pytest.raises(RateLimitedError):
+        await provider.complete(requests[3])
+    with pytest.raises(ProviderError, match="ran out of answers after 4 calls"):
+        await provider.complete(requests[4])
+    assert provider.requests == requests
+
+
+@pytest.mark.anyio
+async def test_scripted_provider_answers_with_a_function_of_the_request() -> None:
+    async def echo(request: CompletionRequest) -> str:
+        return request.messages[-1].content.upper()
+
+    for script in (echo, lambda request: request.messages[-1].content.upper()):
+        provider = ScriptedProvider(script)
+        for word in ("a", "b", "c"):
+            response = await provider.complete(CompletionRequest(messages=[Message.user(word)]))
+            assert response.message.content == word.upper()
+
+
+@pytest.mark.anyio
+async def test_scripted_provider_streams_its_answer_in_pieces() -> None:
+    asked = ToolCall(id="c1", name="search", arguments={"query": "rust"})
+    answer = CompletionResponse(
+        message=Message.assistant("Let me look.", [asked], vendor_data=[THINKING]),
+        usage=Usage(input_tokens=12, output_tokens=7),
+        finish_reason=FinishReason.TOOL_USE,
+    )
+    provider = ScriptedProvider([answer], chunk_size=5)
+
+    events = [e async for e in provider.stream(CompletionRequest(messages=[Message.user("?")]))]
+
+    assert events == [
+        TextDelta("Let m"),
+        TextDelta("e loo"),
+        TextDelta("k."),
+        ToolCallStart("c1", "search"),
+        ToolCallDelta("c1", '{"query"'),
+        ToolCallDelta("c1", ': "rust"}'),
+        StreamDone(answer.usage, FinishReason.TOOL_USE, (THINKING,)),
+    ]
 
 
 def test_provider_error_handling() -> None:
@@ -115,34 +170,69 @@ def test_stream_event_text_delta() -> None:
 
 
 @pytest.mark.anyio
-async def test_stream_event_tool_call_lifecycle() -> None:
-    events: list[StreamEvent] = [
-        ToolCallStart(id="call_1", name="search"),
-        ToolCallDelta(id="call_1", arguments_delta='{"query":'),
-        ToolCallDelta(id="call_1", arguments_delta=' "rust"}'),
-        StreamDone(usage=Usage(input_tokens=12, output_tokens=7), finish_reason="tool_use"),
-    ]
-    provider = MockStreamingProvider(events)
-    assert isinstance(provider, StreamingProvider)
+async def test_the_runtime_assembles_a_streamed_turn_from_interleaved_events() -> None:
+    """Deltas of two calls interleave and text comes around them, as vendors stream."""
+    llm = RawStream(
+        [
+            TextDelta("Let me "),
+            ToolCallStart("a", "search"),
+            ToolCallStart("b", "search"),
+            ToolCallDelta("a", '{"query":'),
+            ToolCallDelta("b", '{"query": "py'),
+            ToolCallDelta("unknown", '{"ignored": true}'),
+            ToolCallDelta("a", ' "rust"}'),
+            ToolCallDelta("b", 'thon"}'),
+            TextDelta("look."),
+            # A vendor saying "stop" with calls pending: the calls are still answered.
+            StreamDone(Usage(input_tokens=12, output_tokens=7), "stop", (THINKING,)),
+        ],
+        [TextDelta("Both found."), StreamDone(Usage(input_tokens=30, output_tokens=3))],
+    )
+    store = InMemoryStore()
 
-    names: dict[str, str] = {}
-    buffers: dict[str, str] = {}
-    done: StreamDone | None = None
-    async for event in provider.stream(CompletionRequest(messages=[Message.user("find")])):
-        match event:
-            case ToolCallStart(id=call_id, name=name):
-                names[call_id] = name
-                buffers[call_id] = ""
-            case ToolCallDelta(id=call_id, arguments_delta=delta):
-                buffers[call_id] += delta
-            case StreamDone():
-                done = event
-    assert names == {"call_1": "search"}
-    call = ToolCall(id="call_1", name=names["call_1"], arguments=json.loads(buffers["call_1"]))
-    assert call.arguments == {"query": "rust"}
-    assert done is not None
-    assert done.finish_reason == FinishReason.TOOL_USE
-    assert done.usage.total_tokens == 19
+    async with Runtime(llm, store, tools=[search]).run_streaming(NS, "find") as events:
+        texts = [e.text async for e in events if isinstance(e, TextDelta)]
+
+    assert texts == ["Let me ", "look.", "Both found."]
+    assert events.result is not None
+    first = events.result.turns[0].response
+    assert first.finish_reason is FinishReason.TOOL_USE
+    assert events.result.total_usage == Usage(input_tokens=42, output_tokens=10)
+    session = await store.load(NS)
+    assert session is not None
+    assert session.messages == [
+        Message.user("find"),
+        Message.assistant(
+            "Let me look.",
+            [
+                ToolCall(id="a", name="search", arguments={"query": "rust"}),
+                ToolCall(id="b", name="search", arguments={"query": "python"}),
+            ],
+            vendor_data=[THINKING],
+        ),
+        Message.tool_result(
+            [
+                ToolResult(call_id="a", content="found rust"),
+                ToolResult(call_id="b", content="found python"),
+            ]
+        ),
+        Message.assistant("Both found."),
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_stream_that_ends_without_its_done_event_is_not_saved_as_an_answer() -> None:
+    store = InMemoryStore()
+    llm = RawStream([TextDelta("partial answ")])
+
+    with pytest.raises(ProviderUnavailableError, match="ended before the model finished"):
+        async with Runtime(llm, store).run_streaming(NS, "hi") as events:
+            async for _ in events:
+                pass
+
+    session = await store.load(NS)
+    assert session is not None
+    assert session.messages == [Message.user("hi")]
 
 
 # -- more of the contract ------------------------------------------------------
@@ -211,6 +301,6 @@ def test_stream_done_defaults() -> None:
 
 
 def test_plain_provider_is_not_a_streaming_provider() -> None:
-    provider = MockProvider(CompletionResponse(message=Message.assistant("x")))
+    provider = PlainProvider()
     assert isinstance(provider, Provider)
     assert not isinstance(provider, StreamingProvider)
