@@ -23,6 +23,8 @@ import contextlib
 import io
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +126,15 @@ def test_the_pages_python_blocks_run(page: Path, isolated: Path) -> None:
     if not any(b.skip is None for b in page_blocks):
         pytest.skip(f"{page.name} has no block to run")
     namespace: dict[str, object] = {"__name__": "__docs__"}
+    environ = dict(os.environ)  # a page may set ORRA_* variables, as a deployment would
+    try:
+        run_blocks(page, page_blocks, namespace)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def run_blocks(page: Path, page_blocks: list[Block], namespace: dict[str, object]) -> None:
     for block in page_blocks:
         if block.skip is not None:
             continue
@@ -140,3 +151,47 @@ def test_the_pages_python_blocks_run(page: Path, isolated: Path) -> None:
                 f"the python block at {where} failed: {type(exc).__name__}: {exc}\n"
                 f"its output:\n{out.getvalue()}"
             ) from exc
+
+
+def test_mkdocs_builds_the_site_strictly(tmp_path: Path) -> None:
+    """A broken link, a page outside the nav or a stale API reference fails the build."""
+    try:
+        import mkdocs  # noqa: F401
+        import mkdocstrings  # noqa: F401
+    except ImportError as exc:
+        reason = f"mkdocs is not installed ({exc}); pip install -e '.[dev]'"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the docs must build: {reason}")
+        pytest.skip(reason)
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    settings = (site / "reference" / "settings" / "index.html").read_text(encoding="utf-8")
+    missing = [v for v in environment_variables() if v not in settings]
+    assert not missing, f"the settings reference lacks {missing}"
+    api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    assert "run_streaming" in api
+
+
+def environment_variables() -> list[str]:
+    """Every ``ORRA_*`` variable OrraSettings reads, from the model itself."""
+    from pydantic import BaseModel
+
+    from orra_di.settings import ENV_PREFIX, OrraSettings
+
+    names = []
+    for name, field in OrraSettings.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            names += [f"{ENV_PREFIX}{name}__{sub}".upper() for sub in section.model_fields]
+        else:
+            names.append(f"{ENV_PREFIX}{name}".upper())
+    assert len(names) > 20
+    return names
