@@ -22,9 +22,9 @@ synchronous constructors.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, cast
 
 import anyio
 from dependency_injector import containers, providers
@@ -51,7 +51,14 @@ from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
 
-__all__ = ["Container", "lifespan", "no_hooks", "no_tools", "shared_policies"]
+__all__ = [
+    "Container",
+    "lifespan",
+    "no_hooks",
+    "no_tools",
+    "override_agent",
+    "shared_policies",
+]
 
 
 def no_tools(profile: AgentProfile) -> Sequence[Tool]:
@@ -246,6 +253,41 @@ class Container(containers.DeclarativeContainer):
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
+
+
+@contextmanager
+def override_agent(
+    container: Container,
+    name: str,
+    runtime: Runtime | Callable[[AgentProfile], Runtime],
+) -> Iterator[None]:
+    """Within the block, agent ``name`` is ``runtime`` (or what ``runtime(profile)`` builds).
+
+    The other agents are built as before, with every other override in force,
+    and everything that looks agents up through ``container.runtimes()``
+    (delegation tools included, and a map fetched before the block) sees the
+    replacement. It works by overriding the ``agent_runtime`` Factory with one
+    that has the same injections and falls back to the default builder, which
+    is what a hand-written ``agent_runtime.override(...)`` would have to do:
+    calling ``container.agent_runtime`` from inside its own override would
+    recurse. Leaving the block removes the override. Raises
+    :class:`ConfigurationError` when no agent has that name (case-insensitive).
+    """
+    agents = container.settings().agents
+    key = name.lower()
+    if all(profile.key != key for profile in agents):
+        known = ", ".join(profile.name for profile in agents)
+        raise ConfigurationError(f"no agent named {name!r} to override; the agents are: {known}")
+    default = container.agent_runtime
+    build_default = cast(Callable[..., Runtime], default.provides)  # _agent_runtime
+
+    def one_agent(profile: AgentProfile, **injected: Any) -> Runtime:
+        if profile.key != key:
+            return build_default(profile, **injected)
+        return runtime if isinstance(runtime, Runtime) else runtime(profile)
+
+    with default.override(providers.Factory(one_agent, **default.kwargs)):
+        yield
 
 
 _STARTUP_CHECK = Namespace("orra-di", "startup-check")

@@ -132,6 +132,8 @@ def _user_data_dir() -> Path:
 
 
 def _default_store_url() -> str:
+    """``sessions.sqlite3`` in the user's data directory: ``$XDG_DATA_HOME/orra-di/``, else
+    ``~/.local/share/orra-di/`` (``~/Library/Application Support/orra-di/`` on macOS)."""
     return "sqlite:///" + (_user_data_dir() / "orra-di" / "sessions.sqlite3").as_posix()
 
 
@@ -153,13 +155,19 @@ class LLMSettings(_Section):
         "from ANTHROPIC_API_KEY / OPENAI_API_KEY (or openai when only base_url is set)",
     )
     model: str | None = None
+    """The model to ask for; unset: the adapter's default. An agent's own ``model`` wins."""
     base_url: str | None = Field(
         None,
         description="an http:// or https:// URL such as http://127.0.0.1:11434/v1, or unset",
     )
     api_key: SecretStr | None = None
+    """The vendor's key; unset: the vendor's own ``ANTHROPIC_API_KEY`` or ``OPENAI_API_KEY``
+    (a ``base_url`` server is never sent ``OPENAI_API_KEY``)."""
     timeout: float = Field(60.0, gt=0)
+    """Seconds one request to the model may take."""
     max_retries: int = Field(2, ge=0)
+    """Retries of a request that met a rate limit or an outage (a timeout, a 5xx, a dropped
+    connection), with exponential backoff."""
     max_retry_wait: float = Field(60.0, gt=0)
     """The longest retry-after worth waiting for; a longer one fails (or falls back) at once."""
 
@@ -279,10 +287,15 @@ class ContextSettings(_Section):
     """The token budget of each request sent to the model."""
 
     max_tokens: int = Field(200_000, ge=1)
+    """The model's context window, in tokens: what one request may hold, answer included."""
     reserved_for_output: int = Field(4096, ge=0)
+    """Tokens of the window kept free for the answer; the history is trimmed to the rest."""
     tool_result_share: float = Field(0.3, gt=0, le=1)
+    """The largest share of the input budget one tool result may take; longer ones are cut."""
     tokenizer: Literal["chars"] = "chars"
+    """How tokens are estimated: ``chars`` counts UTF-8 bytes / ``chars_per_token``."""
     chars_per_token: int = Field(4, ge=1)
+    """Bytes per token for the ``chars`` estimate (corrected by the usage the model reports)."""
 
     @field_validator("reserved_for_output")
     @classmethod
@@ -312,15 +325,24 @@ class RuntimeSettings(_Section):
     """How each agent runtime runs its loop."""
 
     max_turns: int = Field(10, ge=1)
+    """Model calls one run may make; one more raises ``MaxTurnsExceeded``."""
     max_tokens: int | None = Field(None, ge=1)
+    """The longest answer asked of the model, in tokens; unset: the vendor's default."""
     temperature: float | None = Field(None, ge=0, le=2)
+    """Sampling temperature sent with every request; unset: the vendor's default."""
     parallel_tool_execution: bool = True
+    """Run the tool calls of one answer concurrently (results keep the calls' order)."""
     enable_delegation: bool = True
+    """Offer every agent the ``delegate_to_agent`` tool when more than one agent is configured."""
     enable_spawn: bool = False
     """Offer every agent the ``spawn_agent`` tool (a sub-agent in a child session)."""
     max_delegation_depth: int = Field(3, ge=1)
+    """How many delegations or spawned sub-agents may nest below one session."""
     tool_timeout: float = Field(120.0, gt=0)
+    """Seconds one tool call may take before it becomes an error result."""
     on_busy: Literal["wait", "refuse"] = "wait"
+    """When another run holds the session: ``wait`` (up to ``busy_timeout``) or ``refuse``
+    at once; either way a run that cannot have it raises ``SessionBusyError``."""
     busy_timeout: float = Field(30.0, gt=0)
     """Seconds to wait for a session another run holds, when ``on_busy`` is ``wait``."""
 
@@ -371,6 +393,7 @@ class PromptSettings(_Section):
     """What the standard system prompt says besides the agent's profile."""
 
     channel_context: str = "a chat interface"
+    """Where the agent is talking, as the standard prompt says it: "You are chatting in …"."""
     sections: list[str] = Field(
         default_factory=list, description="a list of text (JSON in an environment variable)"
     )

@@ -3,6 +3,9 @@
 ``TestModel`` lives in :mod:`orra_di.providers.offline` (the CLI runs on it when
 no model is configured) and is re-exported here for tests.
 
+:func:`override_agent` (from :mod:`orra_di.containers`, re-exported here)
+replaces one agent of a container for the duration of a ``with`` block.
+
 ``ScriptedProvider`` plays a list of answers (or a function of the request),
 in the spirit of pydantic-ai's ``FunctionModel``; ``TestModel`` calls every
 offered tool once with arguments generated from its schema, then answers, in
@@ -19,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from orra_di.containers import override_agent
 from orra_di.errors import ProviderError
 from orra_di.message import Message, ToolCall
 from orra_di.provider import (
@@ -31,7 +35,15 @@ from orra_di.provider import (
 )
 from orra_di.providers.offline import TestModel, example
 
-__all__ = ["ScriptedProvider", "TestModel", "call", "example", "reply", "tool_calls"]
+__all__ = [
+    "ScriptedProvider",
+    "TestModel",
+    "call",
+    "example",
+    "override_agent",
+    "reply",
+    "tool_calls",
+]
 
 Answer = CompletionResponse | Message | str | BaseException
 Script = Sequence[Answer] | Callable[[CompletionRequest], Answer | Awaitable[Answer]]
