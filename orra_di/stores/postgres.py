@@ -81,6 +81,7 @@ import anyio
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
+from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
@@ -302,8 +303,9 @@ class PostgresStore:
                 "the PostgreSQL URL cannot be parsed; expected "
                 "postgresql://user:password@host:port/dbname"
             ) from None
+        check_password_parsed(url, params.get("password"), what="PostgreSQL")
         self._secrets = _secrets_of(params.get("password"))
-        self._where = _describe(params)
+        self._where = _describe(url, params)
         if lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
         if not 0 <= min_size <= max_size or max_size < 1:
@@ -726,8 +728,12 @@ def _secrets_of(password: str | None) -> tuple[str, ...]:
     return tuple({password, quote(password, safe="")})
 
 
-def _describe(params: Mapping[str, str]) -> str:
-    """Where the database is, as a URL whose password is masked."""
+def _describe(url: str, params: Mapping[str, str]) -> str:
+    """Where the database is, password masked: a URL as written, through the one masking
+    path (:func:`orra_di.redaction.mask_url`); a ``key=value`` string as a URL rebuilt
+    from its parse, which is unambiguous there."""
+    if "://" in url:
+        return mask_url(url, [params.get("password")])
     user = params.get("user", "")
     if params.get("password"):
         user += ":***"
