@@ -7,6 +7,18 @@ cannot leave the base directory, ``v1.1`` and ``v1.2`` cannot collide (orra's
 file store, spec §5.4/19, had both bugs), and ``.jsonl``, ``.lock`` and
 ``.tmp`` suffixes can never be part of a segment.
 
+Long keys: every key :class:`~orra_di.namespace.Namespace` accepts is storable,
+though a file name holds 255 bytes and a path 4,096. A segment whose encoding is
+too long for a name (over 255 bytes for a directory, 242 for a session file, whose
+temporary adds ``.<8 hex>.tmp``) is named ``~`` and 32 hex digits of its SHA-256
+instead; and when a session file's path below the base directory would pass 3,584
+bytes, the file goes up to the deepest of its directories that leaves room and is
+named by the digest of its remaining segments. The header holds the real key:
+listing, ``delete_tree`` and ``prune`` read it for files named by a digest (and
+keep only a file that sits where its key puts it). Every name that fitted before
+is unchanged, so existing files stay where they are. Any ``OSError`` becomes a
+:class:`~orra_di.errors.StoreError` naming the operation, the path and what to do.
+
 File format, one JSON value per line:
 
 - line 1, the header: ``{"orra_session": 1, "file_id": "<16 hex digits>",
@@ -72,17 +84,18 @@ from __future__ import annotations
 import builtins
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from os import PathLike
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 from urllib.parse import unquote_to_bytes
 
 import anyio
@@ -111,6 +124,17 @@ _LOCK_SUFFIX: Final = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
 _CHUNK = 65536
+_T = TypeVar("_T")
+# Names and paths (module docstring, "Long keys"). A file name holds 255 bytes; the
+# longest name made from a session file's stem is its temporary, ``<stem>.<8 hex>.tmp``.
+_NAME_MAX: Final = 255
+_STEM_MAX: Final = _NAME_MAX - len(".01234567.tmp")
+_PATH_BUDGET: Final = 3584
+"""Bytes of a session file's stem path below the base directory; longer ones overflow.
+With the 13 bytes of a temporary's suffix, leaves a base directory 497 bytes of the
+4,096 a path may have."""
+_DIGEST_PREFIX: Final = "~"  # never in an encoded segment: digests and names cannot meet
+_DIGEST_LEN: Final = 1 + 32
 _HEAD = 64
 """How many first bytes of a file its cached version keeps: the header up to past its
 ``file_id`` (``{"orra_session": 1, "file_id": "<16 hex digits>", `` is 51 bytes)."""
@@ -130,6 +154,41 @@ def decode_segment(name: str) -> str | None:
     except UnicodeDecodeError:
         return None
     return segment if encode_segment(segment) == name else None
+
+
+def _digest_name(text: str) -> str:
+    """A name standing for ``text`` (a segment, or the segments past an overflow)."""
+    return _DIGEST_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _dir_name(segment: str) -> str:
+    name = encode_segment(segment)
+    return name if len(name) <= _NAME_MAX else _digest_name(segment)
+
+
+def _file_stem(segment: str) -> str:
+    name = encode_segment(segment)
+    return name if len(name) <= _STEM_MAX else _digest_name(segment)
+
+
+def _overflow_depth(dirs: Sequence[str], most: int) -> int:
+    """How many of ``dirs`` an overflow file of up to ``most`` of them sits below: as
+    many as leave room for its digest name in the path budget."""
+    depth, used = 0, _DIGEST_LEN
+    while depth < most and used + len(dirs[depth]) + 1 <= _PATH_BUDGET:
+        used += len(dirs[depth]) + 1
+        depth += 1
+    return depth
+
+
+def _relative_stem(segments: Sequence[str]) -> builtins.list[str]:
+    """The names from the base directory to a session's file, without its suffix."""
+    dirs = [_dir_name(s) for s in segments[:-1]]
+    names = [*dirs, _file_stem(segments[-1])]
+    if sum(len(n) + 1 for n in names) - 1 <= _PATH_BUDGET:
+        return names
+    depth = _overflow_depth(dirs, len(dirs))
+    return [*dirs[:depth], _digest_name(":".join(segments[depth:]))]
 
 
 def _header(
@@ -164,8 +223,31 @@ def _version(stat: os.stat_result, head: bytes) -> _Version:
     return _Version(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, head[:_HEAD])
 
 
-def _oserror(what: str, path: str | PathLike[str], exc: OSError) -> StoreError:
-    return StoreError(f"{what} failed on {os.fspath(path)}: {exc.strerror or exc}")
+_HINTS: Final = {
+    errno.EACCES: "check that this process may read and write the store's directory",
+    errno.EPERM: "check that this process may read and write the store's directory",
+    errno.EROFS: "the file system is read-only; give the store a writable directory",
+    errno.ENOTDIR: "a file stands where the store needs a directory; move it away",
+    errno.EEXIST: "a file stands where the store needs a directory; move it away",
+    errno.ENAMETOOLONG: "the store's base directory path is too long; use a shorter one",
+    errno.ENOSPC: "the disk is full; free space (e.g. orra-di sessions prune)",
+}
+
+
+def _oserror(what: str, path: str | PathLike[str] | bytes, exc: OSError) -> StoreError:
+    shown = os.fsdecode(path)
+    hint = _HINTS.get(exc.errno or 0)
+    return StoreError(
+        f"{what} failed on {shown}: {exc.strerror or exc}" + (f" ({hint})" if hint else "")
+    )
+
+
+async def _in_thread(what: str, path: str, call: Callable[..., _T], *args: Any) -> _T:
+    """``call(*args)`` in a worker thread; no OSError gets past it (a ``StoreError``)."""
+    try:
+        return await anyio.to_thread.run_sync(call, *args)
+    except OSError as exc:
+        raise _oserror(what, exc.filename or path, exc) from exc
 
 
 class FileStore:
@@ -187,7 +269,8 @@ class FileStore:
     # -- the SessionStore operations --------------------------------------------------
 
     async def load(self, namespace: Namespace) -> Session | None:
-        return await anyio.to_thread.run_sync(self._load, namespace)
+        what = f"load session {namespace.key!r}"
+        return await _in_thread(what, self._base, self._load, namespace)
 
     async def save(self, session: Session) -> None:
         namespace = session.namespace
@@ -200,7 +283,7 @@ class FileStore:
             with self._mutex:
                 self._cache.put(namespace.key, version, encoded.reloaded)
 
-        await anyio.to_thread.run_sync(save)
+        await _in_thread(what, self._base, save)
 
     async def append(
         self,
@@ -225,7 +308,7 @@ class FileStore:
             datetime.fromisoformat(written["updated_at"]),
             written.get("metadata"),
         )
-        await anyio.to_thread.run_sync(self._append, namespace, header, lines, change, what)
+        await _in_thread(what, self._base, self._append, namespace, header, lines, change, what)
 
     async def delete(self, namespace: Namespace) -> bool:
         path = self.path_for(namespace)
@@ -242,42 +325,48 @@ class FileStore:
                     self._cache.discard(namespace.key)
             return True
 
-        return await anyio.to_thread.run_sync(delete)
+        return await _in_thread(f"delete session {namespace.key!r}", path, delete)
 
     async def delete_tree(self, namespace: Namespace) -> int:
-        stem = self._stem(namespace)
+        what = f"delete the sessions under {namespace.key!r}"
 
         def delete_tree() -> int:
-            what = f"delete the sessions under {namespace.key!r}"
-            count = len(self._sessions_in(stem, what))
+            tree = self._tree(namespace)
+            count = 0
             try:
-                with suppress(FileNotFoundError):
-                    shutil.rmtree(stem)
-                with suppress(FileNotFoundError):
-                    os.unlink(stem + _SUFFIX)
+                if tree is not None:
+                    count += len(self._sessions_in(tree, what))
+                    with suppress(FileNotFoundError):
+                        shutil.rmtree(tree)
+                for found in self._overflowing(namespace, what):
+                    os.unlink(self.path_for(found))
+                    _unlink_quietly(self._stem(found) + _LOCK_SUFFIX)
                     count += 1
-                _unlink_quietly(stem + _LOCK_SUFFIX)
-            except OSError as exc:
-                raise _oserror(what, exc.filename or stem, exc) from exc
+                with suppress(FileNotFoundError):
+                    os.unlink(self.path_for(namespace))
+                    count += 1
+                _unlink_quietly(self._stem(namespace) + _LOCK_SUFFIX)
             finally:
                 with self._mutex:
                     self._cache.discard_tree(namespace.key)
             return count
 
-        return await anyio.to_thread.run_sync(delete_tree)
+        return await _in_thread(what, self._base, delete_tree)
 
     async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+        what = "list sessions" if prefix is None else f"list sessions under {prefix.key!r}"
+
         def find() -> list[Namespace]:
             if prefix is None:
-                found = self._sessions_in(self._base, "list sessions")
-            else:
-                stem = self._stem(prefix)
-                found = self._sessions_in(stem, f"list sessions under {prefix.key!r}")
-                if os.path.isfile(stem + _SUFFIX):
-                    found.append(prefix)
+                return sorted(self._sessions_in(self._base, what), key=lambda ns: ns.key)
+            tree = self._tree(prefix)
+            found = set() if tree is None else set(self._sessions_in(tree, what))
+            found.update(self._overflowing(prefix, what))
+            if os.path.isfile(self.path_for(prefix)):
+                found.add(prefix)
             return sorted(found, key=lambda ns: ns.key)
 
-        return await anyio.to_thread.run_sync(find)
+        return await _in_thread(what, self._base, find)
 
     def lock(
         self, namespace: Namespace, *, timeout: float | None = None
@@ -289,11 +378,11 @@ class FileStore:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         what = f"trim session {namespace.key!r}"
         async with self._hold(namespace, None):
-            return await anyio.to_thread.run_sync(self._trim, namespace, keep_last, what)
+            return await _in_thread(what, self._base, self._trim, namespace, keep_last, what)
 
     async def prune(self, idle_for: float) -> int:
         cutoff = utc_now() - timedelta(seconds=idle_for)
-        return await anyio.to_thread.run_sync(self._prune, cutoff)
+        return await _in_thread("prune sessions", self._base, self._prune, cutoff)
 
     async def aclose(self) -> None:
         return None
@@ -323,7 +412,54 @@ class FileStore:
     # -- blocking helpers (run in worker threads) ----------------------------------------
 
     def _stem(self, namespace: Namespace) -> str:
-        return os.path.join(self._base, *map(encode_segment, namespace.segments))
+        """The session file's path without its suffix (the lock file's is beside it)."""
+        return os.path.join(self._base, *_relative_stem(namespace.segments))
+
+    def _tree(self, namespace: Namespace) -> str | None:
+        """The directory that holds the sessions below ``namespace``, but for those that
+        overflow above it; ``None`` when it is too long for any session to be in it."""
+        names = [_dir_name(s) for s in namespace.segments]
+        if sum(len(n) + 1 for n in names) > _PATH_BUDGET:
+            return None
+        return os.path.join(self._base, *names)
+
+    def _overflowing(self, namespace: Namespace, what: str) -> builtins.list[Namespace]:
+        """The sessions below ``namespace`` whose files overflowed to a directory above
+        its own (their keys too long for a path): found by the keys in their headers."""
+        dirs = [_dir_name(s) for s in namespace.segments]
+        depth = _overflow_depth(dirs, len(dirs))
+        if depth == len(dirs):
+            return []  # every session below it lives in its directory
+        directory = os.path.join(self._base, *dirs[:depth])
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _oserror(what, directory, exc) from exc
+        found = []
+        for name in names:
+            if name.startswith(_DIGEST_PREFIX) and name.endswith(_SUFFIX):
+                stored = self._stored_at(os.path.join(directory, name))
+                if stored is not None and namespace.is_ancestor_of(stored):
+                    found.append(stored)
+        return found
+
+    def _stored_at(self, path: str) -> Namespace | None:
+        """The session in ``path`` by the key in its header, if it is the file this store
+        would keep that session in (``None`` for a foreign, gone or unreadable file)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            header = json.loads(_first_line(fd))
+            stored = Namespace(*header["namespace"]["segments"])
+        except (ValueError, TypeError, KeyError, NamespaceError):
+            return None
+        finally:
+            os.close(fd)
+        return stored if self.path_for(stored) == path else None
 
     def _load(self, namespace: Namespace) -> Session | None:
         key = namespace.key
@@ -499,18 +635,26 @@ class FileStore:
 
         for root, dirs, files in os.walk(directory, onerror=fail):
             relative = os.path.relpath(root, self._base)
-            parents = _decode_all([] if relative == os.curdir else relative.split(os.sep))
-            if parents is None:  # a directory this store did not write
-                dirs.clear()
+            names = [] if relative == os.curdir else relative.split(os.sep)
+            parents = _decode_all(names)  # None below a digest-named directory
+            if parents is None and not all(
+                n.startswith(_DIGEST_PREFIX) or decode_segment(n) is not None for n in names
+            ):
+                dirs.clear()  # a directory this store did not write
                 continue
             for name in files:
-                segment = decode_segment(name.removesuffix(_SUFFIX))
-                if not name.endswith(_SUFFIX) or segment is None:
-                    continue  # a lock, a temporary, or a file this store did not write
-                try:
-                    found.append(Namespace(*parents, segment))
-                except NamespaceError:
-                    continue
+                if not name.endswith(_SUFFIX):
+                    continue  # a lock, a temporary
+                stem = name.removesuffix(_SUFFIX)
+                segment = decode_segment(stem)
+                if parents is not None and segment is not None:
+                    with suppress(NamespaceError):
+                        found.append(Namespace(*parents, segment))
+                elif stem.startswith(_DIGEST_PREFIX) or parents is None:
+                    # A long key: the file names it in its header.
+                    stored = self._stored_at(os.path.join(root, name))
+                    if stored is not None:
+                        found.append(stored)
         return found
 
 

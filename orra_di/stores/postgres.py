@@ -13,7 +13,11 @@ at once do not race), and a schema newer than this release is refused.
 
 - ``sessions``: one row per namespace; ``key`` is ``COLLATE "C"`` so that
   index order is code-point order (what listing promises, and what the
-  ``[key:, key;)`` subtree bounds need), ``revision`` counts writes;
+  ``[key:, key;)`` subtree bounds need), ``revision`` counts writes. A key
+  may be longer than a btree entry can hold (4 KiB of UTF-8 against about
+  2.7 KiB), so it is unique by its SHA-256 (``key_digest(key)``, the
+  ``ON CONFLICT`` target), found through a hash index, and subtrees are
+  range scans of a btree on its first 512 characters (schema version 2);
 - ``messages``: one row per message, ``(session_id, seq)``, the message as
   JSON text. Not ``jsonb``, which refuses the ``\\u0000`` escape: a NUL in
   content is written as those six characters, so ``text`` round-trips it;
@@ -81,6 +85,7 @@ import anyio
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
+from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
@@ -130,6 +135,22 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             expires_at timestamptz NOT NULL
         )""",
     ),
+    (  # 2: keys of any length Namespace accepts (a btree entry holds at most ~2,700 bytes)
+        # key_digest is sha256 of the key's UTF-8; immutable because the database must be
+        # UTF8 (checked on connect), which an index expression needs.
+        """CREATE FUNCTION {s}.key_digest(key text) RETURNS bytea
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            AS $$ SELECT pg_catalog.sha256(pg_catalog.convert_to(key, 'UTF8')) $$""",
+        # Unique by digest (what ON CONFLICT names), found by a hash index on the key
+        # (equality), listed by a btree on its first 512 characters (ranges).
+        "CREATE UNIQUE INDEX sessions_key_digest ON {s}.sessions ({s}.key_digest(key))",
+        "CREATE INDEX sessions_key ON {s}.sessions USING hash (key)",
+        "CREATE INDEX sessions_key_prefix ON {s}.sessions (left(key, 512))",
+        "ALTER TABLE {s}.sessions DROP CONSTRAINT sessions_key_key",
+        "CREATE UNIQUE INDEX leases_key_digest ON {s}.leases ({s}.key_digest(key))",
+        "CREATE INDEX leases_key ON {s}.leases USING hash (key)",
+        "ALTER TABLE {s}.leases DROP CONSTRAINT leases_pkey",
+    ),
 )
 """Schema steps (``{s}`` is the quoted schema); ``schema_version`` lists those applied.
 
@@ -150,7 +171,7 @@ WITH {fence} s AS (
     SELECT %(key)s, %(segments)s, now(), now(), coalesce(%(metadata)s::text, '{{}}'), 1,
         %(count)s::bigint
     {where}
-    ON CONFLICT (key) DO UPDATE SET
+    ON CONFLICT (({s}.key_digest(key))) DO UPDATE SET
         updated_at = excluded.updated_at,
         metadata = coalesce(%(metadata)s::text, t.metadata),
         revision = t.revision + 1,
@@ -170,7 +191,7 @@ WITH {fence} s AS (
     SELECT %(key)s, %(segments)s, %(created)s::timestamptz, %(updated)s::timestamptz,
         %(metadata)s::text, 1, %(count)s::bigint
     {where}
-    ON CONFLICT (key) DO UPDATE SET
+    ON CONFLICT (({s}.key_digest(key))) DO UPDATE SET
         created_at = excluded.created_at,
         updated_at = excluded.updated_at,
         metadata = excluded.metadata,
@@ -194,7 +215,10 @@ SELECT s.id, s.revision, s.segments, s.created_at, s.updated_at, s.metadata,
     ) END
 FROM {s}.sessions s WHERE s.key = %(key)s
 """
-_SUBTREE = "key = %(key)s OR (key >= %(low)s AND key < %(high)s)"
+# The prefix bounds are implied by the exact ones (cutting keys to their first characters
+# keeps their order) and let the planner range-scan the sessions_key_prefix index.
+_SUBTREE = """(key = %(key)s OR (key >= %(low)s AND key < %(high)s
+    AND left(key, 512) >= left(%(low)s, 512) AND left(key, 512) <= left(%(high)s, 512)))"""
 # Keep the newest ``keep`` messages, then move the cut past leading tool results
 # (orra_di.store.trim_start); with no message left to start at, everything goes.
 _TRIM = """
@@ -227,7 +251,8 @@ AND NOT EXISTS (SELECT FROM {s}.leases l WHERE l.key = s.key AND l.expires_at > 
 _CLAIM_LEASE = """
 INSERT INTO {s}.leases AS l (key, owner, expires_at)
 VALUES (%(key)s, %(owner)s, now() + make_interval(secs => %(seconds)s::float8))
-ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+ON CONFLICT (({s}.key_digest(key)))
+DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE l.expires_at <= now()
 """
 _RENEW_LEASE = """
@@ -302,8 +327,9 @@ class PostgresStore:
                 "the PostgreSQL URL cannot be parsed; expected "
                 "postgresql://user:password@host:port/dbname"
             ) from None
+        check_password_parsed(url, params.get("password"), what="PostgreSQL")
         self._secrets = _secrets_of(params.get("password"))
-        self._where = _describe(params)
+        self._where = _describe(url, params)
         if lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
         if not 0 <= min_size <= max_size or max_size < 1:
@@ -726,8 +752,12 @@ def _secrets_of(password: str | None) -> tuple[str, ...]:
     return tuple({password, quote(password, safe="")})
 
 
-def _describe(params: Mapping[str, str]) -> str:
-    """Where the database is, as a URL whose password is masked."""
+def _describe(url: str, params: Mapping[str, str]) -> str:
+    """Where the database is, password masked: a URL as written, through the one masking
+    path (:func:`orra_di.redaction.mask_url`); a ``key=value`` string as a URL rebuilt
+    from its parse, which is unambiguous there."""
+    if "://" in url:
+        return mask_url(url, [params.get("password")])
     user = params.get("user", "")
     if params.get("password"):
         user += ":***"

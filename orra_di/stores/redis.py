@@ -89,7 +89,7 @@ import anyio
 from orra_di.errors import ConfigurationError, NamespaceError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
-from orra_di.redaction import mask_url
+from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session, utc_now
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
@@ -414,7 +414,12 @@ class RedisStore:
             pool = self._client.connection_pool  # unknown URL options fail here, not later
             pool.connection_class(**pool.connection_kwargs)
         except (ValueError, TypeError) as exc:
+            # A password cut short by an unescaped "/" fails here, naming part of it.
+            check_password_parsed(url, None, what="Redis")
             raise ConfigurationError(f"invalid Redis URL {self._where}: {exc}") from None
+        password = pool.connection_kwargs.get("password")
+        check_password_parsed(url, password, what="Redis")
+        self._where = mask_url(url, [password])
         self._prefix = key_prefix
         self._keys = f"{key_prefix}index:keys"
         self._updated = f"{key_prefix}index:updated"

@@ -39,7 +39,7 @@ import pytest
 from orra_di import stores
 from orra_di.errors import NamespaceError, SessionBusyError, StoreError
 from orra_di.message import Message, ToolCall, ToolResult, VendorData
-from orra_di.namespace import Namespace
+from orra_di.namespace import MAX_KEY_LENGTH, Namespace
 from orra_di.runtime import INTERRUPTED
 from orra_di.session import Session
 from orra_di.store import SessionStore, trim_start
@@ -121,6 +121,40 @@ def tool_turn(i: int) -> list[Message]:
 
 def fresh_namespace() -> Namespace:
     return Namespace("conformance", secrets.token_hex(6))
+
+
+def _varied(first: int, span: int, count: int) -> str:
+    """``count`` characters spread over ``span`` code points from ``first``: text that does
+    not compress (a database may compress an index entry of one character repeated)."""
+    return "".join(chr(first + (i * 7919) % span) for i in range(count))
+
+
+CJK = _varied(0x4E00, 20_000, MAX_KEY_LENGTH)
+EMOJI = _varied(0x1F300, 0x250, MAX_KEY_LENGTH)
+
+
+def _longest(segment: str, *, prefix: tuple[str, ...] = ()) -> Namespace:
+    """As many ``segment`` segments after ``prefix`` as a key may hold."""
+    used = len(":".join(prefix)) + (1 if prefix else 0)
+    count = (MAX_KEY_LENGTH - used + 1) // (len(segment) + 1)
+    return Namespace(*prefix, *[segment] * count)
+
+
+# The largest keys Namespace accepts, in the shapes that stress a store: a key of
+# 1,024 characters (4 KiB of UTF-8 as emoji), a segment far beyond a file name's 255
+# bytes once %-encoded (a 28-character CJK segment already was), and 512 segments,
+# deeper than a path may be long once encoded.
+LONGEST_NAMESPACES = [
+    Namespace("a" * MAX_KEY_LENGTH),
+    Namespace(CJK),
+    Namespace(EMOJI),
+    Namespace("acme", CJK[:28], "alice"),
+    Namespace("acme", "é" * 43),  # 258 bytes once %-encoded
+    _longest("a"),
+    _longest("😀"),
+    _longest("👩\u200d💻" * 3),
+    Namespace("acme", EMOJI[:200], CJK[:300], "z" * 300),
+]
 
 
 # Quotes, SQL, escapes, LIKE and GLOB wildcards, NUL and other control characters,
@@ -597,6 +631,69 @@ class StoreConformance:
         loaded = await store.load(ALICE)
         assert contents(loaded) == ["\x00", "a\x00b\x00"]
         assert loaded is not None and loaded.metadata == {"\x00": "\x00"}
+
+    # -- the longest keys ---------------------------------------------------------------
+
+    async def test_every_namespace_namespace_accepts_can_be_stored(
+        self, store: SessionStore
+    ) -> None:
+        for i, ns in enumerate(LONGEST_NAMESPACES):
+            await store.append(ns, [Message.user(f"m{i}")], metadata={"i": i})
+            async with store.lock(ns, timeout=5):
+                await store.append(ns, [Message.assistant(ns.key)])
+            await store.save(
+                Session(namespace=ns, messages=[Message.user(f"m{i}"), Message.assistant(ns.key)])
+            )
+        for i, ns in enumerate(LONGEST_NAMESPACES):
+            loaded = await store.load(ns)
+            assert loaded is not None and loaded.namespace == ns
+            assert contents(loaded) == [f"m{i}", ns.key]
+            assert await store.list(ns) == [ns]
+        by_key = sorted(LONGEST_NAMESPACES, key=lambda ns: ns.key)
+        assert await store.list() == by_key
+        assert await store.trim(LONGEST_NAMESPACES[0], 1) == 1
+        for ns in LONGEST_NAMESPACES:
+            assert await store.delete(ns)
+            assert await store.load(ns) is None
+        assert await store.list() == []
+
+    @pytest.mark.parametrize("depth", [1, 150, 300, 400])
+    async def test_subtrees_of_the_longest_keys(self, store: SessionStore, depth: int) -> None:
+        """List and erase below a prefix of ``depth`` emoji segments (12 bytes each once
+        %-encoded): from a short path to one past what a path can hold."""
+        prefix = Namespace("t", *["😀"] * depth)
+        below = [
+            prefix,
+            prefix.child("a"),
+            prefix.child("長" * 40),
+            _longest("😀", prefix=prefix.segments),
+            Namespace(*prefix.segments, "é" * 43, "x"),
+        ]
+        beside = [
+            Namespace("t", *["😀"] * (depth - 1), "😁"),
+            Namespace("t", *["😀"] * (depth - 1), "😁", "a"),
+            Namespace("t", *["😀"] * (depth - 1)),
+        ]
+        for ns in [*below, *beside]:
+            await store.append(ns, [Message.user(ns.key[-20:])])
+        assert await store.list(prefix) == sorted(below, key=lambda ns: ns.key)
+        assert await store.list(prefix.child("a")) == [prefix.child("a")]
+        assert await store.list() == sorted([*below, *beside], key=lambda ns: ns.key)
+        assert await store.delete_tree(prefix.child("長" * 40)) == 1
+        assert await store.delete_tree(prefix) == len(below) - 1
+        assert await store.list() == sorted(beside, key=lambda ns: ns.key)
+        for ns in beside:
+            assert contents(await store.load(ns)) == [ns.key[-20:]]
+
+    async def test_prune_reaches_the_longest_keys(self, store: SessionStore) -> None:
+        long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+        for ns in LONGEST_NAMESPACES:
+            await store.save(Session(namespace=ns, created_at=long_ago, updated_at=long_ago))
+        await anyio.sleep(0.4)  # idle for real too, for a store that stamps its own time
+        kept = LONGEST_NAMESPACES[-1]
+        await store.append(kept, [Message.user("back")])
+        assert await store.prune(0.3) == len(LONGEST_NAMESPACES) - 1
+        assert await store.list() == [kept]
 
     async def test_a_10_mb_message(self, store: SessionStore) -> None:
         big = HOSTILE_TEXT + "0123456789abcdef" * 655_360  # 10 MiB and a bit

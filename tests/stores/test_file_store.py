@@ -634,3 +634,86 @@ async def test_processes_appending_to_one_session_without_the_lock_lose_nothing(
     assert sorted(tags[1:]) == sorted(expected)  # and none twice
     for w in range(count):  # each process's in the order it appended them
         assert [t for t in tags if t.startswith(f"w{w}-")] == [f"w{w}-{n}" for n in range(appends)]
+
+
+# -- no OSError gets out -------------------------------------------------------------------
+
+
+async def every_operation(store: FileStore) -> list[str]:
+    """Run each store operation; the ``StoreError`` messages they raise (and none else)."""
+    ns = Namespace("acme", "alice")
+    operations = [
+        lambda: store.load(ns),
+        lambda: store.save(Session(namespace=ns, messages=[Message.user("x")])),
+        lambda: store.append(ns, [Message.user("x")]),
+        lambda: store.delete(ns),
+        lambda: store.delete_tree(Namespace("acme")),
+        lambda: store.list(),
+        lambda: store.list(Namespace("acme")),
+        lambda: store.trim(ns, 1),
+        lambda: store.prune(0),
+    ]
+    messages = []
+    for operation in operations:
+        with pytest.raises(StoreError) as caught:
+            await operation()
+        messages.append(str(caught.value))
+    with pytest.raises(StoreError) as caught:
+        async with store.lock(ns, timeout=0):
+            pass
+    return [*messages, str(caught.value)]
+
+
+async def test_a_file_where_the_base_directory_should_be_is_a_store_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "taken").write_text("not a directory")
+    messages = await every_operation(FileStore(tmp_path / "taken" / "sessions"))
+    for message in messages:
+        assert str(tmp_path / "taken") in message
+        assert "a file stands where the store needs a directory" in message, message
+
+
+async def test_a_file_where_a_namespace_directory_should_be_is_a_store_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "acme").write_text("not a directory")
+    store = FileStore(tmp_path)
+    with pytest.raises(StoreError, match="a file stands where the store needs a directory"):
+        await store.append(Namespace("acme", "alice"), [Message.user("x")])
+    with pytest.raises(StoreError, match="a file stands where"):
+        async with store.lock(Namespace("acme", "alice")):
+            pass
+    with pytest.raises(StoreError, match="a file stands where"):
+        await store.load(Namespace("acme", "alice"))
+    assert (tmp_path / "acme").read_text() == "not a directory"  # nothing lost
+
+
+async def test_a_read_only_directory_is_a_store_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only directories")
+    store = FileStore(tmp_path)
+    await store.append(Namespace("acme", "alice"), [Message.user("kept")])
+    (tmp_path / "acme").chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="check that this process may read and write"):
+            await store.save(Session(namespace=Namespace("acme", "alice")))
+        with pytest.raises(StoreError, match="check that this process may read and write"):
+            await store.append(Namespace("acme", "bob"), [Message.user("x")])
+    finally:
+        (tmp_path / "acme").chmod(0o700)
+    assert contents(await store.load(Namespace("acme", "alice"))) == ["kept"]
+
+
+def test_long_keys_are_stored_under_digests_with_the_key_inside(tmp_path: Path) -> None:
+    """Existing names stay as they were; only names that would not fit change."""
+    store = FileStore(tmp_path)
+    assert store.path_for(Namespace("acme", "alice")) == str(tmp_path / "acme" / "alice.jsonl")
+    fits = "é" * 40  # 240 bytes encoded: a file name with room for its temporary's suffix
+    assert store.path_for(Namespace(fits)) == str(tmp_path / (encode_segment(fits) + ".jsonl"))
+    long = Namespace("acme", "é" * 43, "bob")
+    path = Path(store.path_for(long))
+    assert path.parent.parent == tmp_path / "acme"
+    assert path.parent.name.startswith("~") and path.name == "bob.jsonl"
+    deep = Namespace(*["😀"] * 500)
+    assert len(store.path_for(deep).encode()) < 4096 - len(".01234567.tmp")

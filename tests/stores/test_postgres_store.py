@@ -30,6 +30,7 @@ from orra_di.stores.postgres import MIGRATIONS, PostgresStore
 
 from .conformance import (
     ALICE,
+    CJK,
     BreakConnection,
     DurableStoreConformance,
     StoreFactory,
@@ -219,9 +220,49 @@ async def test_a_newer_schema_is_refused(store: PostgresStore, admin: Admin, sch
         f'INSERT INTO "{schema}".schema_version (version) VALUES (%s)', (len(MIGRATIONS) + 1,)
     )
     newer = PostgresStore(url_for(schema), schema=schema)
-    with pytest.raises(StoreError, match="schema version 2, newer than this orra-di understands"):
+    newer_version = f"schema version {len(MIGRATIONS) + 1}, newer than this orra-di understands"
+    with pytest.raises(StoreError, match=newer_version):
         await newer.load(ALICE)
     await newer.aclose()
+
+
+async def test_a_version_1_schema_is_upgraded_and_its_sessions_stay_readable(
+    admin: Admin, schema: str
+) -> None:
+    """Version 2 lifts the btree limit on keys; what version 1 stored reads as before."""
+    s = f'"{schema}"'
+    await admin.execute(f"CREATE SCHEMA {s}")
+    await admin.execute(
+        f"CREATE TABLE {s}.schema_version "
+        "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for statement in MIGRATIONS[0]:
+        await admin.execute(statement.format(s=s))
+    await admin.execute(f"INSERT INTO {s}.schema_version (version) VALUES (1)")
+    await admin.execute(
+        f"INSERT INTO {s}.sessions (key, segments, created_at, updated_at, metadata, "
+        "revision, next_seq) VALUES ('acme:alice', ARRAY['acme', 'alice'], now(), now(), "
+        "'{\"k\": 1}', 1, 1)"
+    )
+    await admin.execute(
+        f"INSERT INTO {s}.messages SELECT id, 0, false, %s FROM {s}.sessions",
+        (Message.user("kept").model_dump_json(),),
+    )
+    store = PostgresStore(url_for(schema), schema=schema)
+    try:
+        loaded = await store.load(ALICE)
+        assert contents(loaded) == ["kept"] and loaded is not None and loaded.metadata == {"k": 1}
+        long = Namespace("acme", CJK[:1000])  # 3 KiB of UTF-8: more than a btree entry holds
+        async with store.lock(ALICE, timeout=5), store.lock(long, timeout=5):
+            await store.append(ALICE, [Message.user("more")])
+            await store.append(long, [Message.user("long")])
+        assert await store.list(Namespace("acme")) == [ALICE, long]
+        assert contents(await store.load(ALICE)) == ["kept", "more"]
+        assert await store.delete_tree(Namespace("acme")) == 2
+    finally:
+        await store.aclose()
+    cursor = await admin.execute(f"SELECT max(version) FROM {s}.schema_version")
+    assert await cursor.fetchone() == (len(MIGRATIONS),)
 
 
 async def test_stores_starting_together_migrate_once(admin: Admin, schema: str) -> None:
