@@ -35,7 +35,7 @@ from orra_di.errors import (
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
 from orra_di.message import Message, ToolCall, ToolResult
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.provider import (
     CompletionRequest,
@@ -174,20 +174,23 @@ class Runtime:
         self._system = [Message.system(system)] if system else []
 
     async def run(
-        self, namespace: Namespace, message: Message | str, *, model: str | None = None
+        self, namespace: NamespaceLike, message: Message | str, *, model: str | None = None
     ) -> RunResult:
-        """Add ``message`` to the session and loop until the model answers."""
-        return await self._run(namespace, _as_message(message), model, None)
+        """Add ``message`` to the session and loop until the model answers.
+
+        ``namespace`` is a :class:`Namespace` or its key (``"acme:alice"``).
+        """
+        return await self._run(Namespace.coerce(namespace), _as_message(message), model, None)
 
     async def run_with_model(
-        self, namespace: Namespace, message: Message | str, model: str | None
+        self, namespace: NamespaceLike, message: Message | str, model: str | None
     ) -> RunResult:
         """orra's name for ``run(..., model=model)``."""
-        return await self._run(namespace, _as_message(message), model, None)
+        return await self._run(Namespace.coerce(namespace), _as_message(message), model, None)
 
     @asynccontextmanager
     async def run_streaming(
-        self, namespace: Namespace, message: Message | str, *, model: str | None = None
+        self, namespace: NamespaceLike, message: Message | str, *, model: str | None = None
     ) -> AsyncIterator[RunStream]:
         """Run the full loop, yielding events as they happen.
 
@@ -195,6 +198,7 @@ class Runtime:
         ``async for event in events``. Leaving the block early cancels the
         run; what it already did stays persisted.
         """
+        ns = Namespace.coerce(namespace)  # a bad key fails here, not inside the stream
         send, receive = anyio.create_memory_object_stream[RuntimeStreamEvent | BaseException](
             max_buffer_size=64
         )
@@ -203,7 +207,7 @@ class Runtime:
         async def produce() -> None:
             async with send:
                 try:
-                    await self._run(namespace, user, model, send.send)
+                    await self._run(ns, user, model, send.send)
                 except anyio.get_cancelled_exc_class():
                     raise
                 except Exception as exc:

@@ -9,7 +9,7 @@ import anyio.lowlevel
 import pytest
 
 from orra_di.context import ContextBudget
-from orra_di.errors import MaxTurnsExceeded, ProviderError, SessionBusyError
+from orra_di.errors import MaxTurnsExceeded, NamespaceError, ProviderError, SessionBusyError
 from orra_di.hook import Hook, ToolCallDenied
 from orra_di.message import Message, Role, ToolCall, ToolResult
 from orra_di.namespace import Namespace
@@ -521,6 +521,25 @@ async def test_before_tool_call_can_deny_and_after_hook_is_skipped() -> None:
     assert res.content == "Tool call 'uppercase' was denied by the user."
     assert res.is_error
     assert Deny.after_calls == 0
+
+
+async def test_a_namespace_key_is_accepted_and_a_bad_one_is_a_namespace_error() -> None:
+    rt, provider, store = runtime([reply("hi alice")])
+    result = await rt.run("acme:alice", "hi")
+    assert result.final_message.content == "hi alice"
+    assert [m.content for m in await stored(store, Namespace("acme", "alice"))] == [
+        "hi",
+        "hi alice",
+    ]
+    for bad in ("", "acme::alice", "acme:\x07"):
+        with pytest.raises(NamespaceError):
+            await rt.run(bad, "hi")
+        with pytest.raises(NamespaceError):
+            await rt.run_with_model(bad, "hi", None)
+        with pytest.raises(NamespaceError):
+            async with rt.run_streaming(bad, "hi"):
+                pass
+    assert len(provider.requests) == 1
 
 
 async def test_metadata_changed_by_hooks_is_persisted() -> None:

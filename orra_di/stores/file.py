@@ -90,7 +90,7 @@ from pydantic import ValidationError
 
 from orra_di.errors import NamespaceError, StoreError
 from orra_di.message import Message
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
 from orra_di.store import trim_start
 from orra_di.stores._cache import SessionCache
@@ -180,13 +180,15 @@ class FileStore:
         self._cache = SessionCache(cache_sessions)
         self._mutex = threading.Lock()  # guards the cache, used from worker threads
 
-    def path_for(self, namespace: Namespace) -> str:
+    def path_for(self, namespace: NamespaceLike) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
+        namespace = Namespace.coerce(namespace)
         return self._stem(namespace) + _SUFFIX
 
     # -- the SessionStore operations --------------------------------------------------
 
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
+        namespace = Namespace.coerce(namespace)
         return await anyio.to_thread.run_sync(self._load, namespace)
 
     async def save(self, session: Session) -> None:
@@ -204,11 +206,12 @@ class FileStore:
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        namespace = Namespace.coerce(namespace)
         what = f"append to session {namespace.key!r}"
         added = tuple(messages)
         now = utc_now()
@@ -227,7 +230,8 @@ class FileStore:
         )
         await anyio.to_thread.run_sync(self._append, namespace, header, lines, change, what)
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
+        namespace = Namespace.coerce(namespace)
         path = self.path_for(namespace)
 
         def delete() -> bool:
@@ -244,7 +248,8 @@ class FileStore:
 
         return await anyio.to_thread.run_sync(delete)
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        namespace = Namespace.coerce(namespace)
         stem = self._stem(namespace)
 
         def delete_tree() -> int:
@@ -266,7 +271,9 @@ class FileStore:
 
         return await anyio.to_thread.run_sync(delete_tree)
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
+        prefix = None if prefix is None else Namespace.coerce(prefix)
+
         def find() -> list[Namespace]:
             if prefix is None:
                 found = self._sessions_in(self._base, "list sessions")
@@ -280,11 +287,13 @@ class FileStore:
         return await anyio.to_thread.run_sync(find)
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
+        namespace = Namespace.coerce(namespace)
         return self._hold(namespace, timeout)
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
+        namespace = Namespace.coerce(namespace)
         if keep_last < 0:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         what = f"trim session {namespace.key!r}"
