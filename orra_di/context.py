@@ -40,7 +40,8 @@ class CharEstimator:
             )
 
     def count_tokens(self, text: str) -> int:
-        n = len(text) if text.isascii() else len(text.encode("utf-8"))
+        """Total over any ``str``: a lone surrogate counts as the three bytes it would take."""
+        n = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         return -(-n // self.chars_per_token)
 
 
@@ -269,7 +270,7 @@ class ContextWindow:
         current = self.tokenizer.count_tokens(content)
         if current <= limit:
             return content
-        raw = content.encode("utf-8")
+        raw = content.encode("utf-8", "surrogatepass")  # total, like the estimate
         keep = int(len(raw) * (limit / current))
         prefix = raw[:keep].decode("utf-8", errors="ignore")
         cut = prefix.rfind("\n")

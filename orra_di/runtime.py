@@ -34,7 +34,7 @@ from orra_di.errors import (
     ToolError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
-from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.message import Message, ToolCall, ToolResult, storable_text
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.provider import (
@@ -434,7 +434,9 @@ class Runtime:
                 content = await tool.execute(call.arguments, ToolContext(namespace, call.id))
             if scope.cancelled_caught:
                 return _error(call, f"execution failed: timed out after {limit:g}s")
-            return ToolResult(call_id=call.id, content=self.window.truncate_tool_result(content))
+            # Tool output enters the run here: cleaned once, before it is measured.
+            content = self.window.truncate_tool_result(storable_text(content))
+            return ToolResult(call_id=call.id, content=content)
         except ToolError as exc:
             return _error(call, str(exc))
         except Exception as exc:

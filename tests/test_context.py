@@ -160,6 +160,20 @@ def test_char_estimator_counts_utf8_bytes(text: str, tokens: int) -> None:
     assert CharEstimator().count_tokens(text) == tokens
 
 
+@pytest.mark.parametrize("text", ["\udcff", "a\ud83d", "\udc80\udc81 ok", "é\udfff🙂"])
+def test_char_estimator_is_total_over_any_str(text: str) -> None:
+    """A lone surrogate (from ``os.fsdecode``, a JSON escape) counts as its three bytes."""
+    assert CharEstimator().count_tokens(text) == -(-len(text.encode("utf-8", "surrogatepass")) // 4)
+
+
+def test_truncate_tool_result_with_lone_surrogates_gives_valid_text() -> None:
+    w = window(100, share=0.1)
+    content = "name-\udcff.txt\n" * 50
+    result = w.truncate_tool_result(content)
+    assert result.endswith("limit is 10]")
+    result.encode("utf-8")  # no lone surrogate survives the cut
+
+
 def test_char_estimator_custom_ratio() -> None:
     assert CharEstimator(chars_per_token=1).count_tokens("日本") == 6
     assert CharEstimator(chars_per_token=3).count_tokens("abcdefg") == 3
