@@ -279,7 +279,7 @@ class Runtime:
         history = session.messages
         messages = self._system + history
         reserved = self.window.estimate_tools_tokens(tools)
-        used = self.window.history_tokens(session.namespace.key, history) + reserved
+        used = self.window.history_tokens(session) + reserved
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
         scale = self.window.scale(model or "")
