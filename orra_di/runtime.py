@@ -415,8 +415,8 @@ class Runtime:
             return await self._after(call, result, model_id)
         try:
             call = await self.hooks.before_tool_call(namespace, call)
-        except ToolCallDenied as denied:
-            return ToolResult(call_id=model_id, content=denied.reason, is_error=True)
+        except ToolCallDenied as denied:  # a refusal like the policy's: the after hooks see it
+            return await self._after(call, _error(call, denied.reason), model_id)
         call = call if call.id == model_id else call.model_copy(update={"id": model_id})
         tool = self.tools.get(call.name)
         if not policy.is_allowed(call.name):
