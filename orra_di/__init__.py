@@ -36,7 +36,7 @@ from orra_di.errors import (
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
 from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.prompt import CapabilityDescription, PromptBuilder
 from orra_di.provider import (
@@ -92,6 +92,7 @@ __all__ = [
     "Message",
     "Namespace",
     "NamespaceError",
+    "NamespaceLike",
     "OrraError",
     "OrraRuntimeError",
     "PolicyRegistry",

@@ -10,6 +10,7 @@ and the newest exchange.
 from __future__ import annotations
 
 import json
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from orra_di.errors import ConfigurationError
 from orra_di.message import Message, Role
+from orra_di.session import Session
 from orra_di.tool import ToolDefinition
 
 __all__ = ["CharEstimator", "ContextBudget", "ContextMemory", "ContextWindow", "Tokenizer"]
@@ -40,7 +42,8 @@ class CharEstimator:
             )
 
     def count_tokens(self, text: str) -> int:
-        n = len(text) if text.isascii() else len(text.encode("utf-8"))
+        """Total over any ``str``: a lone surrogate counts as the three bytes it would take."""
+        n = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         return -(-n // self.chars_per_token)
 
 
@@ -98,6 +101,23 @@ def _exchanges(messages: Sequence[Message]) -> list[tuple[int, int]]:
     return runs
 
 
+@dataclass(slots=True)
+class Tally:
+    """A running token total of one session object's history (see ``history_tokens``).
+
+    ``session`` is a weak reference, so a tally never keeps a session alive and
+    goes away with it; ``messages`` is the very list that was counted and
+    ``last`` the object at position ``count - 1`` in it.
+    """
+
+    session: weakref.ref[Session]
+    messages: list[Message]
+    last: Message
+    tokenizer: Tokenizer
+    count: int
+    total: int
+
+
 class ContextMemory:
     """What context windows learn, shareable between them (the container shares one).
 
@@ -107,7 +127,7 @@ class ContextMemory:
     """
 
     max_tallies = 10_000
-    """Sessions whose running token total is remembered (oldest first out)."""
+    """Live sessions whose running token total is remembered (oldest first out)."""
     max_estimates = 100_000
     """Messages whose estimate is remembered (oldest first out)."""
 
@@ -115,7 +135,8 @@ class ContextMemory:
         # OrderedDict: evicting the oldest is O(1); on a plain dict, next(iter())
         # walks past every slot earlier deletions left behind.
         self.estimates: OrderedDict[int, tuple[object, Tokenizer, int]] = OrderedDict()
-        self.tallies: OrderedDict[str, tuple[Message, Tokenizer, int, int]] = OrderedDict()
+        self.tallies: OrderedDict[int, Tally] = OrderedDict()
+        """Running totals by ``id()`` of the session object they count."""
         self.scales: dict[str, float] = {}
 
     def remember_estimate(self, item: object, tokenizer: Tokenizer, count: int) -> None:
@@ -123,8 +144,31 @@ class ContextMemory:
         if len(self.estimates) > self.max_estimates:
             self.estimates.popitem(last=False)
 
-    def remember_tally(self, key: str, entry: tuple[Message, Tokenizer, int, int]) -> None:
-        self.tallies[key] = entry
+    def tally(self, session: Session) -> Tally | None:
+        """The running total of this very session object, if one is remembered."""
+        found = self.tallies.get(id(session))
+        return found if found is not None and found.session() is session else None
+
+    def remember_tally(
+        self, session: Session, tokenizer: Tokenizer, count: int, total: int
+    ) -> None:
+        """Remember that the first ``count`` of ``session.messages`` make ``total`` tokens."""
+        key = id(session)
+        previous = self.tally(session)
+        if previous is not None:
+            ref = previous.session
+        else:
+            tallies = self.tallies
+
+            def forget(dead: weakref.ref[Session]) -> None:
+                entry = tallies.get(key)
+                if entry is not None and entry.session is dead:
+                    del tallies[key]
+
+            ref = weakref.ref(session, forget)
+        messages = session.messages
+        self.tallies[key] = Tally(ref, messages, messages[count - 1], tokenizer, count, total)
+        self.tallies.move_to_end(key)
         if len(self.tallies) > self.max_tallies:
             self.tallies.popitem(last=False)
 
@@ -199,25 +243,34 @@ class ContextWindow:
     def estimate_total_tokens(self, messages: Sequence[Message]) -> int:
         return sum(map(self.estimate_message_tokens, messages))
 
-    def history_tokens(self, key: str, messages: Sequence[Message]) -> int:
-        """The estimate of a session's history, counting only what is new since last time.
+    def history_tokens(self, session: Session) -> int:
+        """The estimate of ``session.messages``, counting only what was added since last time.
 
-        Remembers, per session key, how many messages were counted and the last
-        of them. When that message (the same object, as a store's cache shares
-        them, or an equal one, as a store without a cache reloads them) still
-        sits at that position, the earlier total holds; otherwise (the history
-        was rewritten or trimmed) everything is recounted.
+        The running total belongs to the session *object*: a run loads its
+        session once and appends to it, so each step of the run counts only its
+        new messages. It is reused only while that object still holds the very
+        list that was counted, at least as long, with the same message object
+        at the last counted position. Everything else starts over, and cheaply
+        (per-message estimates are cached): another load, as after a history
+        was rewritten with ``store.save`` or trimmed, is a new object, and a
+        hook that replaces ``session.messages`` makes a new list. Keying on the
+        namespace and comparing the last message instead (as this once did)
+        missed a rewrite that changed an earlier message and kept the last.
         """
-        tally = self.memory.tallies.pop(key, None)
+        messages = session.messages
+        tally = self.memory.tally(session)
         counted, total = 0, 0
-        if tally is not None:
-            last, tokenizer, n, t = tally
-            same = 0 < n <= len(messages) and (messages[n - 1] is last or messages[n - 1] == last)
-            if tokenizer is self.tokenizer and same:
-                counted, total = n, t
+        if (
+            tally is not None
+            and tally.messages is messages
+            and tally.tokenizer is self.tokenizer
+            and 0 < tally.count <= len(messages)
+            and messages[tally.count - 1] is tally.last
+        ):
+            counted, total = tally.count, tally.total
         total += self.estimate_total_tokens(messages[counted:])
         if messages:
-            self.memory.remember_tally(key, (messages[-1], self.tokenizer, len(messages), total))
+            self.memory.remember_tally(session, self.tokenizer, len(messages), total)
         return total
 
     def is_over_budget(self, messages: Sequence[Message]) -> bool:
@@ -269,7 +322,7 @@ class ContextWindow:
         current = self.tokenizer.count_tokens(content)
         if current <= limit:
             return content
-        raw = content.encode("utf-8")
+        raw = content.encode("utf-8", "surrogatepass")  # total, like the estimate
         keep = int(len(raw) * (limit / current))
         prefix = raw[:keep].decode("utf-8", errors="ignore")
         cut = prefix.rfind("\n")

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from orra_di.errors import OrraError, ToolExecutionError
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.runtime import RunResult, Runtime
 from orra_di.runtime_set import RuntimeMap
 from orra_di.tool import FunctionTool, ToolContext
@@ -50,12 +50,13 @@ def _slug(name: str) -> str:
     return quote(name.lower(), safe="-_").replace(".", "%2E")
 
 
-def delegation_chain(namespace: Namespace) -> list[str]:
+def delegation_chain(namespace: NamespaceLike) -> list[str]:
     """Who handed work to whom on the way to ``namespace``, outermost caller first.
 
     A delegation segment is ``delegation.<caller>.<target>.<id>``; a spawned
     sub-agent's is ``spawn.<id>`` and shows as ``spawn``.
     """
+    namespace = Namespace.coerce(namespace)
     chain: list[str] = []
     for segment in namespace.segments:
         if segment.startswith(DELEGATION_PREFIX):

@@ -44,7 +44,12 @@ class Hook:
         return None
 
     async def after_tool_call(self, call: ToolCall, result: ToolResult) -> ToolResult | None:
-        """Return a replacement result (e.g. redacted), or ``None`` to keep it."""
+        """Return a replacement result (e.g. redacted), or ``None`` to keep it.
+
+        Sees every call's result, refusals too: by the tool policy, or by a
+        ``before_tool_call`` hook raising :class:`ToolCallDenied` (then ``call``
+        is the call as the model made it).
+        """
         return None
 
     async def before_session_save(self, namespace: Namespace, session: Session) -> None:

@@ -27,11 +27,16 @@ JsonValue = Any
 """Any JSON-compatible value (dict, list, str, int, float, bool, None)."""
 
 
-def _storable(text: str) -> str:
-    """Lone surrogates (from a broken decoder or a tool) become U+FFFD.
+def storable_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (the same object if it has none).
 
-    No store, JSON encoder or vendor API accepts them; replacing the one bad
-    code point keeps the rest of the text instead of failing the whole step.
+    Lone surrogates come from a broken decoder, ``os.fsdecode`` of a file name
+    that is not UTF-8, or a JSON ``"\\ud83d"`` escape. No store, JSON encoder or
+    vendor API accepts them; replacing the one bad code point keeps the rest of
+    the text instead of failing the whole step. Text enters a run in three
+    places (model output, the model's tool arguments, tool output) and is
+    cleaned there: by the validators of this module, and by the runtime before
+    it measures a tool's output.
     """
     if text.isascii():
         return text
@@ -42,7 +47,36 @@ def _storable(text: str) -> str:
     return text
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+def storable_json(value: JsonValue) -> JsonValue:
+    """A JSON value with :func:`storable_text` applied to every string in it, keys too.
+
+    Containers are rebuilt only when something in them changed. A value nested
+    deeper than Python's recursion limit is returned as it is: no store could
+    serialise it anyway, and its store reports that with a clear error.
+    """
+    try:
+        return _storable_json(value)
+    except RecursionError:
+        return value
+
+
+def _storable_json(value: JsonValue) -> JsonValue:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        pairs = [(_storable_json(k), _storable_json(v)) for k, v in value.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if isinstance(value, list | tuple):
+        items = [_storable_json(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+Text = Annotated[str, AfterValidator(storable_text)]
 
 
 class Role(StrEnum):
@@ -56,9 +90,9 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str
-    name: str
-    arguments: JsonValue = None
+    id: Text
+    name: Text
+    arguments: Annotated[JsonValue, AfterValidator(storable_json)] = None
 
 
 class ToolResult(BaseModel):

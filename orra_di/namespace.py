@@ -7,6 +7,10 @@ Unlike orra 0.0.2 (spec §5.4/17), a segment can never contain the separator,
 so ``Namespace("a", "b")`` and ``Namespace.parse("a:b")`` are the only two
 spellings of one key and always agree; ``Namespace("a:b")`` is an error that
 points at :meth:`Namespace.parse`.
+
+Every API that takes a namespace takes :data:`NamespaceLike` (a ``Namespace``
+or its key, as httpx takes a URL or a string) and turns it into a
+``Namespace`` once, at its entry, with :meth:`Namespace.coerce`.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from orra_di.errors import NamespaceError
 
-__all__ = ["MAX_KEY_LENGTH", "SEPARATOR", "Namespace"]
+__all__ = ["MAX_KEY_LENGTH", "SEPARATOR", "Namespace", "NamespaceLike"]
 
 SEPARATOR = ":"
 MAX_KEY_LENGTH = 1024
@@ -86,6 +90,23 @@ class Namespace:
         if not key:
             raise NamespaceError("namespace key is empty; give at least one segment, e.g. 'acme'")
         return cls(*key.split(SEPARATOR))
+
+    @classmethod
+    def coerce(cls, value: NamespaceLike) -> Namespace:
+        """``value`` itself if it is a ``Namespace``, else :meth:`parse` of the key.
+
+        The one place a public API turns what it was given into a namespace, so
+        ``runtime.run("acme:alice", ...)`` and ``store.load("acme:alice")`` mean
+        exactly ``Namespace.parse("acme:alice")`` and fail with its
+        :class:`~orra_di.errors.NamespaceError` (never an ``AttributeError``).
+        """
+        if isinstance(value, Namespace):
+            return value
+        if isinstance(value, str):
+            return cls.parse(value)
+        raise NamespaceError(
+            f"expected a Namespace or a key like 'acme:alice', got {type(value).__name__}"
+        )
 
     def child(self, segment: str) -> Namespace:
         """A new namespace one level below this one."""
@@ -180,3 +201,7 @@ class Namespace:
             ),
             json_schema_input_schema=core_schema.str_schema(),
         )
+
+
+NamespaceLike: TypeAlias = Namespace | str
+"""What a public API accepts as a namespace: a ``Namespace`` or its key (``"acme:alice"``)."""

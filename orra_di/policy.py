@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.tool import ToolDefinition
 
 __all__ = ["PolicyMode", "PolicyRegistry", "ToolPolicy"]
@@ -64,13 +64,14 @@ class PolicyRegistry:
         self.default = default or ToolPolicy.allow_all()
         self._policies: dict[Namespace, ToolPolicy] = {}
 
-    def set_policy(self, namespace: Namespace, policy: ToolPolicy) -> None:
-        self._policies[namespace] = policy
+    def set_policy(self, namespace: NamespaceLike, policy: ToolPolicy) -> None:
+        self._policies[Namespace.coerce(namespace)] = policy
 
-    def remove_policy(self, namespace: Namespace) -> bool:
-        return self._policies.pop(namespace, None) is not None
+    def remove_policy(self, namespace: NamespaceLike) -> bool:
+        return self._policies.pop(Namespace.coerce(namespace), None) is not None
 
-    def resolve(self, namespace: Namespace) -> ToolPolicy:
+    def resolve(self, namespace: NamespaceLike) -> ToolPolicy:
+        namespace = Namespace.coerce(namespace)
         if not self._policies:
             return self.default
         found = self._policies.get(namespace)
@@ -82,7 +83,7 @@ class PolicyRegistry:
                 return found
         return self.default
 
-    def is_allowed(self, namespace: Namespace, tool_name: str) -> bool:
+    def is_allowed(self, namespace: NamespaceLike, tool_name: str) -> bool:
         return self.resolve(namespace).is_allowed(tool_name)
 
     def __len__(self) -> int:

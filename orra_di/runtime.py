@@ -34,8 +34,8 @@ from orra_di.errors import (
     ToolError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
-from orra_di.message import Message, ToolCall, ToolResult
-from orra_di.namespace import Namespace
+from orra_di.message import Message, ToolCall, ToolResult, storable_text
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.provider import (
     CompletionRequest,
@@ -174,20 +174,23 @@ class Runtime:
         self._system = [Message.system(system)] if system else []
 
     async def run(
-        self, namespace: Namespace, message: Message | str, *, model: str | None = None
+        self, namespace: NamespaceLike, message: Message | str, *, model: str | None = None
     ) -> RunResult:
-        """Add ``message`` to the session and loop until the model answers."""
-        return await self._run(namespace, _as_message(message), model, None)
+        """Add ``message`` to the session and loop until the model answers.
+
+        ``namespace`` is a :class:`Namespace` or its key (``"acme:alice"``).
+        """
+        return await self._run(Namespace.coerce(namespace), _as_message(message), model, None)
 
     async def run_with_model(
-        self, namespace: Namespace, message: Message | str, model: str | None
+        self, namespace: NamespaceLike, message: Message | str, model: str | None
     ) -> RunResult:
         """orra's name for ``run(..., model=model)``."""
-        return await self._run(namespace, _as_message(message), model, None)
+        return await self._run(Namespace.coerce(namespace), _as_message(message), model, None)
 
     @asynccontextmanager
     async def run_streaming(
-        self, namespace: Namespace, message: Message | str, *, model: str | None = None
+        self, namespace: NamespaceLike, message: Message | str, *, model: str | None = None
     ) -> AsyncIterator[RunStream]:
         """Run the full loop, yielding events as they happen.
 
@@ -195,6 +198,7 @@ class Runtime:
         ``async for event in events``. Leaving the block early cancels the
         run; what it already did stays persisted.
         """
+        ns = Namespace.coerce(namespace)  # a bad key fails here, not inside the stream
         send, receive = anyio.create_memory_object_stream[RuntimeStreamEvent | BaseException](
             max_buffer_size=64
         )
@@ -203,7 +207,7 @@ class Runtime:
         async def produce() -> None:
             async with send:
                 try:
-                    await self._run(namespace, user, model, send.send)
+                    await self._run(ns, user, model, send.send)
                 except anyio.get_cancelled_exc_class():
                     raise
                 except Exception as exc:
@@ -275,7 +279,7 @@ class Runtime:
         history = session.messages
         messages = self._system + history
         reserved = self.window.estimate_tools_tokens(tools)
-        used = self.window.history_tokens(session.namespace.key, history) + reserved
+        used = self.window.history_tokens(session) + reserved
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
         scale = self.window.scale(model or "")
@@ -411,8 +415,8 @@ class Runtime:
             return await self._after(call, result, model_id)
         try:
             call = await self.hooks.before_tool_call(namespace, call)
-        except ToolCallDenied as denied:
-            return ToolResult(call_id=model_id, content=denied.reason, is_error=True)
+        except ToolCallDenied as denied:  # a refusal like the policy's: the after hooks see it
+            return await self._after(call, _error(call, denied.reason), model_id)
         call = call if call.id == model_id else call.model_copy(update={"id": model_id})
         tool = self.tools.get(call.name)
         if not policy.is_allowed(call.name):
@@ -430,7 +434,9 @@ class Runtime:
                 content = await tool.execute(call.arguments, ToolContext(namespace, call.id))
             if scope.cancelled_caught:
                 return _error(call, f"execution failed: timed out after {limit:g}s")
-            return ToolResult(call_id=call.id, content=self.window.truncate_tool_result(content))
+            # Tool output enters the run here: cleaned once, before it is measured.
+            content = self.window.truncate_tool_result(storable_text(content))
+            return ToolResult(call_id=call.id, content=content)
         except ToolError as exc:
             return _error(call, str(exc))
         except Exception as exc:

@@ -11,6 +11,10 @@ real product needs:
 - ``trim`` and ``prune`` are retention: keep the last N messages of a session,
   drop sessions idle for longer than a TTL.
 
+Every method that takes a namespace takes a :class:`Namespace` or its key
+(``store.load("acme:alice")``), turned into a ``Namespace`` at the method's
+entry with :meth:`Namespace.coerce`, so a bad key is a ``NamespaceError``.
+
 Listing is by whole segments: the prefix ``acme`` finds ``acme`` and
 ``acme:alice`` but never ``acmeother``. Results are sorted by key.
 """
@@ -22,7 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from orra_di.message import Message
-from orra_di.namespace import SEPARATOR, Namespace
+from orra_di.namespace import SEPARATOR, Namespace, NamespaceLike
 from orra_di.session import Session
 
 __all__ = ["SessionStore", "in_subtree", "subtree_bounds", "trim_start"]
@@ -30,7 +34,7 @@ __all__ = ["SessionStore", "in_subtree", "subtree_bounds", "trim_start"]
 
 @runtime_checkable
 class SessionStore(Protocol):
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
         """The session, or ``None`` if there is none."""
         ...
 
@@ -40,7 +44,7 @@ class SessionStore(Protocol):
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
@@ -51,20 +55,20 @@ class SessionStore(Protocol):
         """
         ...
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
         """Delete one session; ``True`` if it existed."""
         ...
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
         """Delete the session at ``namespace`` and every one below; return how many."""
         ...
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
         """Namespaces with a session, at or below ``prefix``, sorted by key."""
         ...
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
         """Hold the session's single-writer lock.
 
@@ -73,7 +77,7 @@ class SessionStore(Protocol):
         """
         ...
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         """Keep only the newest ``keep_last`` messages of a session; return how many went.
 
         The cut moves forward past tool-result messages whose call it removed

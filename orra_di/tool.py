@@ -30,7 +30,7 @@ from pydantic_core import to_jsonable_python
 
 from orra_di.errors import ToolInputError
 from orra_di.message import JsonValue
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 
 __all__ = [
     "FunctionTool",
@@ -52,16 +52,21 @@ class ToolDefinition(BaseModel):
     input_schema: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ToolContext:
     """Who is calling: the session's namespace and the call being answered.
 
     orra passed tools nothing (spec §5.6/34), so tools that needed the session
-    asked the model for it; here the runtime supplies it.
+    asked the model for it; here the runtime supplies it. A test may build one
+    from a key: ``ToolContext("acme:alice")``.
     """
 
     namespace: Namespace
     call_id: str = ""
+
+    def __init__(self, namespace: NamespaceLike, call_id: str = "") -> None:
+        object.__setattr__(self, "namespace", Namespace.coerce(namespace))
+        object.__setattr__(self, "call_id", call_id)
 
 
 @runtime_checkable

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
-from orra_di.context import CharEstimator, ContextBudget, ContextWindow, Tokenizer
+from orra_di.context import CharEstimator, ContextBudget, ContextMemory, ContextWindow, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.message import Message, ToolCall, ToolResult
+from orra_di.namespace import Namespace
+from orra_di.session import Session
 
 
 def window(available: int, *, share: float = 0.3) -> ContextWindow:
@@ -158,6 +162,20 @@ def test_truncate_tool_result_long_content() -> None:
 )
 def test_char_estimator_counts_utf8_bytes(text: str, tokens: int) -> None:
     assert CharEstimator().count_tokens(text) == tokens
+
+
+@pytest.mark.parametrize("text", ["\udcff", "a\ud83d", "\udc80\udc81 ok", "é\udfff🙂"])
+def test_char_estimator_is_total_over_any_str(text: str) -> None:
+    """A lone surrogate (from ``os.fsdecode``, a JSON escape) counts as its three bytes."""
+    assert CharEstimator().count_tokens(text) == -(-len(text.encode("utf-8", "surrogatepass")) // 4)
+
+
+def test_truncate_tool_result_with_lone_surrogates_gives_valid_text() -> None:
+    w = window(100, share=0.1)
+    content = "name-\udcff.txt\n" * 50
+    result = w.truncate_tool_result(content)
+    assert result.endswith("limit is 10]")
+    result.encode("utf-8")  # no lone surrogate survives the cut
 
 
 def test_char_estimator_custom_ratio() -> None:
@@ -489,3 +507,51 @@ def test_a_changed_copy_is_recounted() -> None:
     bigger = msg.model_copy(update={"content": "x" * 400})
     assert w.estimate_message_tokens(bigger) == 104
     assert w.estimate_message_tokens(msg) == 7
+
+
+# -- the running total of a session's history ----------------------------------------------
+
+
+def session_of(*messages: Message) -> Session:
+    return Session(namespace=Namespace("tally"), messages=list(messages))
+
+
+def test_history_tokens_counts_only_what_a_session_gained() -> None:
+    tok = CountingTokenizer()
+    w = ContextWindow(tok)
+    session = session_of(Message.user("one"), Message.assistant("two"))
+    assert w.history_tokens(session) == w.estimate_total_tokens(session.messages)
+    before = tok.calls
+    session.push_message(Message.user("three and more"))
+    assert w.history_tokens(session) == w.estimate_total_tokens(session.messages)
+    assert tok.calls == before + 1  # the new message only
+
+
+def test_history_tokens_of_a_rewritten_history_with_the_same_last_message() -> None:
+    """A reload after ``store.save`` rewrote an earlier message is a new count."""
+    w = ContextWindow(CharEstimator())
+    last = Message.assistant("the end")
+    assert w.history_tokens(session_of(Message.user("short"), last)) == 2 + 4 + 2 + 4
+    rewritten = session_of(Message.user("x" * 400), last)
+    assert w.history_tokens(rewritten) == 100 + 4 + 2 + 4
+
+
+def test_history_tokens_notices_a_replaced_message_list() -> None:
+    """A hook may assign ``session.messages``; the old total must not be reused."""
+    w = ContextWindow(CharEstimator())
+    last = Message.assistant("the end")
+    session = session_of(Message.user("short"), last)
+    w.history_tokens(session)
+    session.messages = [Message.user("x" * 400), last]
+    assert w.history_tokens(session) == 100 + 4 + 2 + 4
+
+
+def test_a_sessions_running_total_goes_away_with_the_session() -> None:
+    memory = ContextMemory()
+    w = ContextWindow(CharEstimator(), memory=memory)
+    session = session_of(Message.user("hello"))
+    w.history_tokens(session)
+    assert len(memory.tallies) == 1
+    del session
+    gc.collect()
+    assert len(memory.tallies) == 0

@@ -181,6 +181,7 @@ async def test_delegation_between_two_agents_end_to_end() -> None:
     child = listed[1]
     assert child.parent == ns
     assert delegation_chain(child) == ["atlas", "codebot"]
+    assert delegation_chain(child.key) == ["atlas", "codebot"]  # a key will do too
     assert await store.delete_tree(ns) == 2
 
 

@@ -189,3 +189,20 @@ def test_lone_surrogates_become_replacement_characters() -> None:
     result = ToolResult(call_id="c", content="\ud800")
     assert result.content == "\ufffd"
     assert Message.user("plain ascii").content == "plain ascii"
+
+
+def test_lone_surrogates_in_a_tool_calls_id_name_and_arguments_become_replacements() -> None:
+    """A JSON ``"\\ud83d"`` escape in the model's arguments decodes to a lone surrogate."""
+    arguments = json.loads('{"t": "\\ud83d", "\\udc80": ["ok", {"k": "\\udcff!"}], "n": 1}')
+    tool_call = ToolCall(id="c\udc80", name="look\udcff", arguments=arguments)
+    assert tool_call.id == "c\ufffd"
+    assert tool_call.name == "look\ufffd"
+    assert tool_call.arguments == {"t": "\ufffd", "\ufffd": ["ok", {"k": "\ufffd!"}], "n": 1}
+    msg = Message.assistant("", [tool_call])
+    assert Message.model_validate_json(msg.model_dump_json()) == msg
+    assert ToolCall(id="c", name="t", arguments="raw \udcff").arguments == "raw \ufffd"
+
+
+def test_clean_arguments_are_kept_as_they_are() -> None:
+    arguments = {"city": "Zürich", "days": [1, 2], "opts": {"units": "C"}}
+    assert ToolCall(id="c", name="t", arguments=arguments).arguments is arguments

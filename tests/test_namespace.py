@@ -339,3 +339,30 @@ def test_parse_of_key_roundtrips(segments: list[str]) -> None:
     assert Namespace.parse(ns.key) == ns
     assert Namespace.parse(ns.key).segments == tuple(segments)
     assert TypeAdapter(Namespace).validate_json(TypeAdapter(Namespace).dump_json(ns)) == ns
+
+
+# -- Namespace | str wherever a namespace is taken ------------------------------------------
+
+
+def test_coerce_returns_a_namespace_as_it_is_and_parses_a_key() -> None:
+    ns = Namespace("acme", "alice")
+    assert Namespace.coerce(ns) is ns
+    assert Namespace.coerce("acme:alice") == ns
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("", "namespace key is empty"),
+        ("acme::alice", "namespace segment is empty"),
+        ("acme:\x07", "control character"),
+        (42, "expected a Namespace or a key like 'acme:alice', got int"),
+        (None, "got NoneType"),
+        (("acme", "alice"), "got tuple"),
+    ],
+)
+def test_coerce_refuses_what_parse_refuses_with_a_namespace_error(
+    value: object, match: str
+) -> None:
+    with pytest.raises(NamespaceError, match=match):
+        Namespace.coerce(value)  # type: ignore[arg-type]

@@ -172,3 +172,12 @@ def test_policy_json_roundtrip() -> None:
     assert ToolPolicy.model_validate({"mode": "allow", "tools": ["x"]}) == ToolPolicy.allow_list(
         ["x"]
     )
+
+
+def test_a_registry_takes_namespace_keys_as_well() -> None:
+    registry = PolicyRegistry()
+    registry.set_policy("acme", ToolPolicy.deny_list(["rm"]))
+    assert not registry.is_allowed("acme:alice", "rm")
+    assert registry.resolve(Namespace("acme", "bob")) == ToolPolicy.deny_list(["rm"])
+    assert registry.remove_policy("acme")
+    assert registry.is_allowed("acme:alice", "rm")

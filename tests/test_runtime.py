@@ -9,7 +9,7 @@ import anyio.lowlevel
 import pytest
 
 from orra_di.context import ContextBudget
-from orra_di.errors import MaxTurnsExceeded, ProviderError, SessionBusyError
+from orra_di.errors import MaxTurnsExceeded, NamespaceError, ProviderError, SessionBusyError
 from orra_di.hook import Hook, ToolCallDenied
 from orra_di.message import Message, Role, ToolCall, ToolResult
 from orra_di.namespace import Namespace
@@ -502,25 +502,128 @@ async def test_streaming_raises_provider_errors_and_keeps_the_user_message() -> 
     assert [m.content for m in await stored(store)] == ["hello?"]
 
 
-async def test_before_tool_call_can_deny_and_after_hook_is_skipped() -> None:
-    class Deny(Hook):
-        after_calls = 0
+class Watch(Hook):
+    """Records what ``before_tool_call`` is asked and what ``after_tool_call`` sees."""
 
-        async def before_tool_call(self, namespace: Namespace, call: ToolCall) -> ToolCall:
+    def __init__(self, deny: str | None = None, rename: dict[str, str] | None = None) -> None:
+        self.deny = deny
+        self.rename = rename or {}
+        self.asked: list[str] = []
+        self.after: list[tuple[str, str, bool]] = []
+
+    async def before_tool_call(self, namespace: Namespace, call: ToolCall) -> ToolCall | None:
+        self.asked.append(call.name)
+        if call.name == self.deny:
             raise ToolCallDenied(f"Tool call '{call.name}' was denied by the user.")
+        if call.name in self.rename:
+            return call.model_copy(update={"name": self.rename[call.name]})
+        return None
 
-        async def after_tool_call(self, call: ToolCall, result: ToolResult) -> None:
-            Deny.after_calls += 1
+    async def after_tool_call(self, call: ToolCall, result: ToolResult) -> ToolResult:
+        self.after.append((call.name, result.content, result.is_error))
+        return result.model_copy(update={"content": f"[seen] {result.content}"})
 
+
+def guarded_tools() -> tuple[list[Any], list[str]]:
+    """``read`` (allowed) and ``admin`` (denied in NS by the policy below); ``ran`` logs runs."""
+    ran: list[str] = []
+
+    @tool
+    def read() -> str:
+        """Read."""
+        ran.append("read")
+        return "r"
+
+    @tool
+    def admin() -> str:
+        """Dangerous."""
+        ran.append("admin")
+        return "done"
+
+    return [read, admin], ran
+
+
+def deny_admin() -> PolicyRegistry:
+    policies = PolicyRegistry()
+    policies.set_policy(NS, ToolPolicy.deny_list(["admin"]))
+    return policies
+
+
+async def test_a_hook_denial_goes_through_after_tool_call_like_a_policy_refusal() -> None:
+    """``after_tool_call`` sees every result, refusals too, and its replacement is stored."""
+    tools, ran = guarded_tools()
+    hook = Watch(deny="read")
+    rt, _, store = runtime(
+        [tool_calls(call("read", id="c1"), call("admin", id="c2")), reply("ok")],
+        tools=tools,
+        policies=deny_admin(),
+        hooks=[hook],
+    )
+    denied, refused = (await rt.run(NS, "go")).turns[0].tool_results
+    assert ran == []
+    assert sorted(hook.after) == [
+        ("admin", "tool 'admin' is not allowed in this session", True),
+        ("read", "Tool call 'read' was denied by the user.", True),
+    ]
+    assert (denied.call_id, denied.content, denied.is_error) == (
+        "c1",
+        "[seen] Tool call 'read' was denied by the user.",
+        True,
+    )
+    assert refused.call_id == "c2" and refused.content.startswith("[seen] ")
+    assert (await stored(store))[2].tool_results == (denied, refused)
+
+
+async def test_a_hook_cannot_rename_an_allowed_call_into_a_denied_tool() -> None:
+    """The policy is checked again after ``before_tool_call``: the renamed call is refused."""
+    tools, ran = guarded_tools()
+    hook = Watch(rename={"read": "admin"})
     rt, _, _ = runtime(
-        [tool_calls(call("uppercase", {"text": "x"})), reply("ok")],
-        tools=[uppercase],
-        hooks=[Deny()],
+        [tool_calls(call("read", id="c1")), reply("ok")],
+        tools=tools,
+        policies=deny_admin(),
+        hooks=[hook],
     )
     (res,) = (await rt.run(NS, "go")).turns[0].tool_results
-    assert res.content == "Tool call 'uppercase' was denied by the user."
-    assert res.is_error
-    assert Deny.after_calls == 0
+    assert ran == []
+    assert res.call_id == "c1" and res.is_error
+    assert res.content == "[seen] tool 'admin' is not allowed in this session"
+
+
+async def test_hooks_are_never_asked_about_a_call_the_policy_refused() -> None:
+    """An approval hook must not ask a human about a call that is refused anyway."""
+    tools, ran = guarded_tools()
+    hook = Watch()
+    rt, _, _ = runtime(
+        [tool_calls(call("admin", id="c1"), call("read", id="c2")), reply("ok")],
+        tools=tools,
+        policies=deny_admin(),
+        hooks=[hook],
+    )
+    refused, allowed = (await rt.run(NS, "go")).turns[0].tool_results
+    assert hook.asked == ["read"]
+    assert ran == ["read"]
+    assert refused.is_error and "not allowed" in refused.content
+    assert allowed.content == "[seen] r" and not allowed.is_error
+
+
+async def test_a_namespace_key_is_accepted_and_a_bad_one_is_a_namespace_error() -> None:
+    rt, provider, store = runtime([reply("hi alice")])
+    result = await rt.run("acme:alice", "hi")
+    assert result.final_message.content == "hi alice"
+    assert [m.content for m in await stored(store, Namespace("acme", "alice"))] == [
+        "hi",
+        "hi alice",
+    ]
+    for bad in ("", "acme::alice", "acme:\x07"):
+        with pytest.raises(NamespaceError):
+            await rt.run(bad, "hi")
+        with pytest.raises(NamespaceError):
+            await rt.run_with_model(bad, "hi", None)
+        with pytest.raises(NamespaceError):
+            async with rt.run_streaming(bad, "hi"):
+                pass
+    assert len(provider.requests) == 1
 
 
 async def test_metadata_changed_by_hooks_is_persisted() -> None:

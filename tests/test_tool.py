@@ -451,3 +451,8 @@ def test_function_tools_in_a_registry() -> None:
     registry = ToolRegistry([add, greet])
     assert registry.names() == ["add", "greet"]
     assert registry.get("greet") is greet
+
+
+def test_a_tool_context_takes_a_namespace_key() -> None:
+    assert ToolContext("acme:alice", "c1") == ToolContext(Namespace("acme", "alice"), "c1")
+    assert ToolContext("acme:alice").namespace.segments == ("acme", "alice")

@@ -103,7 +103,7 @@ from pydantic import ValidationError
 
 from orra_di.errors import NamespaceError, StoreError
 from orra_di.message import Message
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
 from orra_di.store import trim_start
 from orra_di.stores._cache import SessionCache
@@ -262,13 +262,15 @@ class FileStore:
         self._cache = SessionCache(cache_sessions)
         self._mutex = threading.Lock()  # guards the cache, used from worker threads
 
-    def path_for(self, namespace: Namespace) -> str:
+    def path_for(self, namespace: NamespaceLike) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
+        namespace = Namespace.coerce(namespace)
         return self._stem(namespace) + _SUFFIX
 
     # -- the SessionStore operations --------------------------------------------------
 
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
+        namespace = Namespace.coerce(namespace)
         what = f"load session {namespace.key!r}"
         return await _in_thread(what, self._base, self._load, namespace)
 
@@ -287,11 +289,12 @@ class FileStore:
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        namespace = Namespace.coerce(namespace)
         what = f"append to session {namespace.key!r}"
         added = tuple(messages)
         now = utc_now()
@@ -310,7 +313,8 @@ class FileStore:
         )
         await _in_thread(what, self._base, self._append, namespace, header, lines, change, what)
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
+        namespace = Namespace.coerce(namespace)
         path = self.path_for(namespace)
 
         def delete() -> bool:
@@ -327,7 +331,8 @@ class FileStore:
 
         return await _in_thread(f"delete session {namespace.key!r}", path, delete)
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        namespace = Namespace.coerce(namespace)
         what = f"delete the sessions under {namespace.key!r}"
 
         def delete_tree() -> int:
@@ -353,7 +358,8 @@ class FileStore:
 
         return await _in_thread(what, self._base, delete_tree)
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
+        prefix = None if prefix is None else Namespace.coerce(prefix)
         what = "list sessions" if prefix is None else f"list sessions under {prefix.key!r}"
 
         def find() -> list[Namespace]:
@@ -369,11 +375,13 @@ class FileStore:
         return await _in_thread(what, self._base, find)
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
+        namespace = Namespace.coerce(namespace)
         return self._hold(namespace, timeout)
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
+        namespace = Namespace.coerce(namespace)
         if keep_last < 0:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         what = f"trim session {namespace.key!r}"

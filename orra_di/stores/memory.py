@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from orra_di.message import Message
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
 from orra_di.store import in_subtree, trim_start
 from orra_di.stores._locks import KeyedLocks
@@ -24,7 +24,8 @@ class InMemoryStore:
         self._sessions: dict[str, Session] = {}
         self._locks = KeyedLocks()
 
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
+        namespace = Namespace.coerce(namespace)
         stored = self._sessions.get(namespace.key)
         return None if stored is None else stored.snapshot()
 
@@ -33,11 +34,12 @@ class InMemoryStore:
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        namespace = Namespace.coerce(namespace)
         stored = self._sessions.get(namespace.key)
         if stored is None:
             stored = self._sessions[namespace.key] = Session(namespace=namespace)
@@ -46,22 +48,26 @@ class InMemoryStore:
             stored.metadata = copy.deepcopy(dict(metadata))
         stored.updated_at = utc_now()
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
+        namespace = Namespace.coerce(namespace)
         return self._sessions.pop(namespace.key, None) is not None
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        namespace = Namespace.coerce(namespace)
         doomed = [k for k in self._sessions if in_subtree(k, namespace.key)]
         for key in doomed:
             del self._sessions[key]
         return len(doomed)
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
+        prefix = None if prefix is None else Namespace.coerce(prefix)
         keys = sorted(self._sessions)
         if prefix is not None:
             keys = [k for k in keys if in_subtree(k, prefix.key)]
         return [self._sessions[k].namespace for k in keys]
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
+        namespace = Namespace.coerce(namespace)
         stored = self._sessions.get(namespace.key)
         if stored is None:
             return 0
@@ -79,8 +85,9 @@ class InMemoryStore:
         return len(idle)
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
+        namespace = Namespace.coerce(namespace)
         return self._locks.hold(namespace.key, timeout)
 
     async def aclose(self) -> None:

@@ -84,7 +84,7 @@ import anyio
 
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session
 from orra_di.store import subtree_bounds
@@ -452,7 +452,8 @@ class PostgresStore:
 
     # -- the SessionStore operations --------------------------------------------------
 
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"load session {key!r}"
         known = cast("tuple[int, int] | None", self._cache.version(key))
@@ -537,11 +538,12 @@ class PostgresStore:
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"append to session {key!r}"
         added = tuple(messages)
@@ -572,13 +574,15 @@ class PostgresStore:
             metadata=None if new_metadata is None else json.loads(new_metadata),
         )
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         count = await self._execute(f"delete session {key!r}", self._sql.delete, {"key": key})
         self._cache.discard(key)
         return count == 1
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         count = await self._execute(
             f"delete the sessions under {key!r}", self._sql.delete_tree, _subtree(key)
@@ -586,7 +590,8 @@ class PostgresStore:
         self._cache.discard_tree(key)
         return count
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
+        prefix = None if prefix is None else Namespace.coerce(prefix)
         if prefix is None:
             what, sql, params = "list sessions", self._sql.list_all, {}
         else:
@@ -603,7 +608,8 @@ class PostgresStore:
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{what} failed: a stored session key is corrupt: {exc}") from exc
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
+        namespace = Namespace.coerce(namespace)
         if keep_last < 0:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         key = namespace.key
@@ -627,8 +633,9 @@ class PostgresStore:
         )
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
+        namespace = Namespace.coerce(namespace)
         return self._hold(namespace.key, timeout)
 
     # -- the single-writer lease ---------------------------------------------------------

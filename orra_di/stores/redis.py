@@ -88,7 +88,7 @@ import anyio
 
 from orra_di.errors import ConfigurationError, NamespaceError, StoreError
 from orra_di.message import Message
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session, utc_now
 from orra_di.stores._cache import SessionCache
@@ -448,7 +448,8 @@ class RedisStore:
 
     # -- the SessionStore operations --------------------------------------------------
 
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"load session {key!r}"
         if self._cache.version(key) is not None:  # is it cached at the stored revision?
@@ -521,11 +522,12 @@ class RedisStore:
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"append to session {key!r}"
         added = tuple(messages)
@@ -558,7 +560,8 @@ class RedisStore:
             metadata=json.loads(new_metadata) if new_metadata else None,
         )
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         existed = await self._run(
             f"delete session {key!r}",
@@ -567,7 +570,8 @@ class RedisStore:
         self._cache.discard(key)
         return bool(existed)
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         count = await self._run(
             f"delete the sessions under {key!r}",
@@ -576,7 +580,8 @@ class RedisStore:
         self._cache.discard_tree(key)
         return int(count)
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
+        prefix = None if prefix is None else Namespace.coerce(prefix)
         what = "list sessions" if prefix is None else f"list sessions under {prefix.key!r}"
         args = [*self._key_prefixes(), "" if prefix is None else prefix.key]
         members = await self._run(what, lambda: self._list([self._keys, self._updated], args))
@@ -585,7 +590,8 @@ class RedisStore:
         except NamespaceError as exc:
             raise StoreError(f"{what} failed: a key in {self._keys!r} is corrupt: {exc}") from exc
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
+        namespace = Namespace.coerce(namespace)
         if keep_last < 0:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         key = namespace.key
@@ -626,8 +632,9 @@ class RedisStore:
         return total
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
+        namespace = Namespace.coerce(namespace)
         return self._hold(namespace.key, timeout)
 
     async def aclose(self) -> None:

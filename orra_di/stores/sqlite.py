@@ -77,7 +77,7 @@ import anyio
 
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
@@ -257,7 +257,8 @@ class SQLiteStore:
 
     # -- the SessionStore operations --------------------------------------------------
 
-    async def load(self, namespace: Namespace) -> Session | None:
+    async def load(self, namespace: NamespaceLike) -> Session | None:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"load session {key!r}"
 
@@ -296,11 +297,12 @@ class SQLiteStore:
 
     async def append(
         self,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         messages: Sequence[Message],
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"append to session {key!r}"
         added = tuple(messages)
@@ -339,7 +341,8 @@ class SQLiteStore:
         small = sum(map(len, bodies)) <= _INLINE_APPEND_BYTES
         await self._run(what, write, inline=small)
 
-    async def delete(self, namespace: Namespace) -> bool:
+    async def delete(self, namespace: NamespaceLike) -> bool:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
 
         def delete(conn: sqlite3.Connection) -> bool:
@@ -350,7 +353,8 @@ class SQLiteStore:
 
         return await self._run(f"delete session {key!r}", delete, inline=False)
 
-    async def delete_tree(self, namespace: Namespace) -> int:
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        namespace = Namespace.coerce(namespace)
         key = namespace.key
         low, high = subtree_bounds(key)
 
@@ -365,7 +369,9 @@ class SQLiteStore:
 
         return await self._run(f"delete the sessions under {key!r}", delete_tree, inline=False)
 
-    async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
+    async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
+        prefix = None if prefix is None else Namespace.coerce(prefix)
+
         def select(conn: sqlite3.Connection) -> list[Namespace]:
             if prefix is None:
                 rows = conn.execute("SELECT segments FROM sessions ORDER BY key").fetchall()
@@ -387,11 +393,13 @@ class SQLiteStore:
         return await self._run(what, select, inline=False)
 
     def lock(
-        self, namespace: Namespace, *, timeout: float | None = None
+        self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
+        namespace = Namespace.coerce(namespace)
         return self._hold(namespace.key, timeout)
 
-    async def trim(self, namespace: Namespace, keep_last: int) -> int:
+    async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
+        namespace = Namespace.coerce(namespace)
         if keep_last < 0:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         key = namespace.key
