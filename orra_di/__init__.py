@@ -52,6 +52,7 @@ from orra_di.provider import (
     ToolCallStart,
     Usage,
 )
+from orra_di.run_context import RunContext, current_run
 from orra_di.runtime import (
     RunFinished,
     RunResult,
@@ -105,6 +106,7 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitedError",
     "Role",
+    "RunContext",
     "RunFinished",
     "RunResult",
     "RunStream",
@@ -141,6 +143,7 @@ __all__ = [
     "Usage",
     "VendorData",
     "build_runtime",
+    "current_run",
     "delegate_to_agent_tool",
     "detect_agent_mention",
     "resolve_agents",

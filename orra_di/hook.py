@@ -2,8 +2,10 @@
 
 Subclass :class:`Hook` and override what you need. Hooks run one after the
 other in registration order and each sees the previous one's changes.
-Per-session state belongs in ``session.metadata``, never on the hook object:
-one hook instance serves every session of a runtime (spec §5.2/11).
+Per-session state belongs in the session, never on the hook object: one hook
+instance serves every session of a runtime (spec §5.2/11). Any hook point can
+call :func:`orra_di.run_context.current_run` for the run it serves and keep
+state with ``run.set_state(key, value)``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from orra_di.provider import (
     closing_stream,
     parse_tool_arguments,
 )
+from orra_di.run_context import RunContext, running
 from orra_di.session import Session
 from orra_di.store import SessionStore
 from orra_di.tool import Tool, ToolContext, ToolRegistry
@@ -80,6 +82,8 @@ class RuntimeConfig:
     """How one runtime behaves. Defaults are orra's, plus the new knobs."""
 
     system_prompt: str | None = None
+    name: str | None = None
+    """The agent this runtime serves (``RunContext.agent``); set from its profile."""
     max_turns: int = 10
     """Provider calls allowed per run (must be at least 1)."""
     max_tokens: int | None = None
@@ -234,41 +238,60 @@ class Runtime:
         async with self.store.lock(namespace, timeout=self.config.busy_timeout):
             session = await self.store.load(namespace) or Session(namespace=namespace)
             await self._answer_leftover_calls(session)
-            writer = _SessionWriter(self.store, session)
-            await self.hooks.after_session_load(namespace, session)
-            await writer.append(user)
-            turns: list[TurnResult] = []
-            usage = Usage()
-            for _ in range(self.config.max_turns):
-                policy = self.policies.resolve(namespace)
-                request, estimated = self._request(session, policy, model)
-                await self.hooks.before_provider_call(request)
-                response = await self._complete(request, emit)
-                await self.hooks.after_provider_call(response)
-                if response.usage.input_tokens:
-                    self.window.calibrate(
-                        request.model or "", estimated, response.usage.input_tokens
-                    )
-                usage += response.usage
-                calls = response.message.tool_calls
-                await writer.append(response.message)
-                if not calls:
-                    turn = TurnResult(response)
-                    turns.append(turn)
-                    if emit:
-                        await emit(TurnCompleted(turn))
-                    await self._finish(namespace, writer)
-                    result = RunResult(response.message, tuple(turns), usage)
-                    if emit:
-                        await emit(RunFinished(result))
-                    return result
-                results = await self._answer(namespace, calls, policy, writer, emit)
-                turn = TurnResult(response, results)
+            run = RunContext(
+                namespace=namespace,
+                run_id=uuid.uuid4().hex,
+                session=session,
+                agent=self.config.name,
+                model=model or self.config.model,
+            )
+            with running(run):
+                return await self._loop(run, session, user, model, emit)
+
+    async def _loop(
+        self,
+        run: RunContext,
+        session: Session,
+        user: Message,
+        model: str | None,
+        emit: Emit | None,
+    ) -> RunResult:
+        """The turns of one run, with the session locked and ``run`` current."""
+        namespace = session.namespace
+        writer = _SessionWriter(self.store, session)
+        await self.hooks.after_session_load(namespace, session)
+        await writer.append(user)
+        turns: list[TurnResult] = []
+        usage = Usage()
+        for _ in range(self.config.max_turns):
+            policy = self.policies.resolve(namespace)
+            request, estimated = self._request(session, policy, model)
+            await self.hooks.before_provider_call(request)
+            response = await self._complete(request, emit)
+            usage += response.usage
+            run.usage = usage  # the after hook sees this call counted
+            await self.hooks.after_provider_call(response)
+            if response.usage.input_tokens:
+                self.window.calibrate(request.model or "", estimated, response.usage.input_tokens)
+            calls = response.message.tool_calls
+            await writer.append(response.message)
+            if not calls:
+                turn = TurnResult(response)
                 turns.append(turn)
                 if emit:
                     await emit(TurnCompleted(turn))
-            await self._finish(namespace, writer)
-            raise MaxTurnsExceeded(self.config.max_turns)
+                await self._finish(namespace, writer)
+                result = RunResult(response.message, tuple(turns), usage)
+                if emit:
+                    await emit(RunFinished(result))
+                return result
+            results = await self._answer(namespace, calls, policy, writer, emit)
+            turn = TurnResult(response, results)
+            turns.append(turn)
+            if emit:
+                await emit(TurnCompleted(turn))
+        await self._finish(namespace, writer)
+        raise MaxTurnsExceeded(self.config.max_turns)
 
     def _request(
         self, session: Session, policy: ToolPolicy, model: str | None

@@ -113,7 +113,7 @@ def build_runtime(
     registry = ToolRegistry(list(tools))
     prompt = (prompt_builder or PromptBuilder()).build(profile)
     model = profile.model or config.model
-    agent_config = dataclasses.replace(config, system_prompt=prompt, model=model)
+    agent_config = dataclasses.replace(config, name=profile.name, system_prompt=prompt, model=model)
     return Runtime(
         llm,
         store,
