@@ -371,6 +371,25 @@ class PostgresStore:
         if pool is not None:
             await pool.close()
 
+    # -- other kinds of data in the same database -----------------------------------
+
+    @property
+    def schema(self) -> str:
+        """The schema this store's tables live in; other kinds of data use it too."""
+        return self._schema
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection (autocommit), for data kept beside the sessions.
+
+        Approvals, usage counters and projects share this store's pool rather than
+        opening their own; use ``async with conn.transaction():`` for several
+        statements. Driver errors are the caller's to turn into StoreError.
+        """
+        pool = await self._ready()
+        async with pool.connection() as conn:
+            yield conn
+
     async def _ready(self) -> AsyncConnectionPool[Any]:
         if self._pool is not None:
             return self._pool

@@ -641,6 +641,18 @@ class RedisStore:
         self._closed = True
         await self._client.aclose()
 
+    # -- other kinds of data in the same database -----------------------------------
+
+    @property
+    def client(self) -> Redis:
+        """The redis-py client, for data kept beside the sessions (shares its pool)."""
+        return self._client
+
+    @property
+    def key_prefix(self) -> str:
+        """Every key this store writes starts with it; other kinds of data use it too."""
+        return self._prefix
+
     # -- the single-writer lease ---------------------------------------------------------
 
     @asynccontextmanager

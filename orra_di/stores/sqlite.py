@@ -440,6 +440,27 @@ class SQLiteStore:
             await anyio.to_thread.run_sync(self._checkpointer.join)
         await anyio.to_thread.run_sync(self._close)
 
+    # -- other kinds of data in the same database -----------------------------------
+
+    async def run_in_connection(
+        self, what: str, op: Callable[[sqlite3.Connection], _T], *, write: bool = False
+    ) -> _T:
+        """Run ``op`` on this store's connection, for data kept beside the sessions.
+
+        Approvals, usage counters and projects live in the same database file, so
+        they share its connection, its worker thread and its busy handling rather
+        than opening their own. ``write=True`` runs ``op`` inside one write
+        transaction. A ``sqlite3.Error`` becomes a :class:`StoreError` naming ``what``.
+        """
+        if not write:
+            return await self._run(what, op)
+
+        def in_transaction(conn: sqlite3.Connection) -> _T:
+            with self._writing(conn):
+                return op(conn)
+
+        return await self._run(what, in_transaction)
+
     # -- the single-writer lease ---------------------------------------------------------
 
     @asynccontextmanager
