@@ -1,10 +1,17 @@
-"""A store in a dict: for tests and single-process tools that need no persistence."""
+"""A store in a dict: for tests and single-process tools that need no persistence.
+
+The lock is the in-process lock alone, so it cannot lapse; like every store,
+it still refuses a holder's write once the session it holds was deleted under
+it (:func:`~orra_di.stores._codec.session_gone`), and ``prune`` passes over
+held sessions.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+import itertools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +19,7 @@ from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session, utc_now
 from orra_di.store import in_subtree, trim_start
+from orra_di.stores._codec import Held, session_gone
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["InMemoryStore"]
@@ -22,14 +30,20 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._ids: dict[str, int] = {}  # key -> which session it is (new on each creation)
+        self._new_id = itertools.count(1)
         self._locks = KeyedLocks()
+        self._held: dict[str, Held] = {}
 
     async def load(self, namespace: Namespace) -> Session | None:
         stored = self._sessions.get(namespace.key)
         return None if stored is None else stored.snapshot()
 
     async def save(self, session: Session) -> None:
-        self._sessions[session.namespace.key] = session.snapshot()
+        key = session.namespace.key
+        self._check(key, "save session")
+        self._sessions[key] = session.snapshot()
+        self._wrote(key)
 
     async def append(
         self,
@@ -38,21 +52,24 @@ class InMemoryStore:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        self._check(namespace.key, "append to session")
         stored = self._sessions.get(namespace.key)
         if stored is None:
             stored = self._sessions[namespace.key] = Session(namespace=namespace)
+        self._wrote(namespace.key)
         stored.messages.extend(messages)
         if metadata is not None:
             stored.metadata = copy.deepcopy(dict(metadata))
         stored.updated_at = utc_now()
 
     async def delete(self, namespace: Namespace) -> bool:
+        self._ids.pop(namespace.key, None)
         return self._sessions.pop(namespace.key, None) is not None
 
     async def delete_tree(self, namespace: Namespace) -> int:
         doomed = [k for k in self._sessions if in_subtree(k, namespace.key)]
         for key in doomed:
-            del self._sessions[key]
+            del self._sessions[key], self._ids[key]
         return len(doomed)
 
     async def list(self, prefix: Namespace | None = None) -> list[Namespace]:
@@ -62,6 +79,7 @@ class InMemoryStore:
         return [self._sessions[k].namespace for k in keys]
 
     async def trim(self, namespace: Namespace, keep_last: int) -> int:
+        self._check(namespace.key, "trim session")
         stored = self._sessions.get(namespace.key)
         if stored is None:
             return 0
@@ -73,15 +91,41 @@ class InMemoryStore:
 
     async def prune(self, idle_for: float) -> int:
         cutoff = utc_now() - timedelta(seconds=idle_for)
-        idle = [k for k, s in self._sessions.items() if s.updated_at < cutoff]
+        idle = [
+            k for k, s in self._sessions.items() if s.updated_at < cutoff and k not in self._held
+        ]
         for key in idle:
-            del self._sessions[key]
+            del self._sessions[key], self._ids[key]
         return len(idle)
 
     def lock(
         self, namespace: Namespace, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
-        return self._locks.hold(namespace.key, timeout)
+        return self._hold(namespace.key, timeout)
+
+    @asynccontextmanager
+    async def _hold(self, key: str, wait: float | None) -> AsyncIterator[None]:
+        async with self._locks.hold(key, wait):
+            self._held[key] = Held("", self._ids.get(key))
+            try:
+                yield
+            finally:
+                del self._held[key]
+
+    def _check(self, key: str, what: str) -> None:
+        """Refuse a holder's write once the session its lock is on was deleted."""
+        held = self._held.get(key)
+        if held is not None and held.session is not None and self._ids.get(key) != held.session:
+            raise session_gone(f"{what} {key!r}")
+
+    def _wrote(self, key: str) -> None:
+        """The session exists now (with a new id if it was created); a holder is on it."""
+        session_id = self._ids.get(key)
+        if session_id is None:
+            session_id = self._ids[key] = next(self._new_id)
+        held = self._held.get(key)
+        if held is not None:
+            held.session = session_id
 
     async def aclose(self) -> None:
         return None
