@@ -10,9 +10,10 @@ glob pattern (no ``KEYS``/``SCAN``), so ``*?[]`` in namespaces are plain text.
     ``segments`` (JSON list), ``created_at`` and ``updated_at`` (fixed-width
     UTC ISO 8601), ``metadata`` (JSON object), ``origin`` (a random id given
     when the session is created, kept by every write: which session a lease
-    is on) and ``revision``: a random id that every write replaces. It never repeats for a key, not even after a
-    delete, an expiry or a server restart that lost the data, so it is what
-    the load cache checks. The hash is what makes a session exist.
+    is on) and ``revision``: a random id that every write replaces. It never
+    repeats for a key, not even after a delete, an expiry or a server restart
+    that lost the data, so it is what the load cache checks. The hash is what
+    makes a session exist.
 ``P messages:K`` (LIST)
     One JSON document per message, oldest first: appending is ``RPUSH``,
     O(1) per message. An empty session has no list.
