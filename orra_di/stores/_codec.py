@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ from orra_di.session import Session
 
 __all__ = [
     "EncodedSession",
+    "Held",
     "dump_messages",
     "dump_metadata",
     "encode_session",
@@ -26,6 +28,7 @@ __all__ = [
     "lease_lapsed",
     "load_messages",
     "poll_until",
+    "session_gone",
     "time_text",
 ]
 
@@ -98,13 +101,15 @@ async def poll_until(
     wait: float | None,
     *,
     started: float | None = None,
+    max_poll: float = MAX_POLL,
 ) -> None:
     """Retry ``attempt`` with a growing pause until it succeeds or ``wait`` runs out.
 
     The lock of a store shared between processes cannot be awaited, only
     tried; this is that loop. ``started`` (``anyio.current_time()``, default
     now) is when the caller began to wait, so that time spent on the
-    in-process lock counts against ``wait`` too. Raises SessionBusyError
+    in-process lock counts against ``wait`` too; the pause grows to
+    ``max_poll``. Raises SessionBusyError
     naming ``key``.
     """
     if started is None:
@@ -115,7 +120,7 @@ async def poll_until(
         if wait is not None and waited >= wait:
             raise SessionBusyError(key, wait)
         await anyio.sleep(delay if wait is None else min(delay, max(wait - waited, 0)))
-        delay = min(delay * 2, MAX_POLL)
+        delay = min(delay * 2, max_poll)
 
 
 def lease_lapsed(what: str, lease_seconds: float) -> StoreError:
@@ -124,6 +129,33 @@ def lease_lapsed(what: str, lease_seconds: float) -> StoreError:
         f"{what} refused: this run's lock on the session lapsed (not renewed within "
         f"lease_seconds={lease_seconds:g}) and another run took it over"
     )
+
+
+def session_gone(what: str) -> StoreError:
+    """The error for a write by a holder whose session was deleted under it (fencing).
+
+    Going on would store the run's next steps as a session of their own: a tail
+    (a tool result, an answer) without the history it continues.
+    """
+    return StoreError(
+        f"{what} refused: the session was deleted while this run held its lock (by delete, "
+        "delete_tree, prune or expiry), so the history this run continues is gone; "
+        "start a new run"
+    )
+
+
+@dataclass(slots=True)
+class Held:
+    """A lock this store object holds on a session: its lease, and which session it is on.
+
+    ``session`` identifies the stored session the holder works on (a row id, a
+    random origin), ``None`` while there is none: it is read when the lock is
+    taken and set by the holder's own writes. A write that finds another
+    session, or none where there was one, is refused (:func:`session_gone`).
+    """
+
+    lease: str
+    session: Any = None
 
 
 @asynccontextmanager
@@ -139,18 +171,20 @@ async def hold_lease(
 ) -> AsyncIterator[None]:
     """Hold a lease that other processes respect, for as long as the block runs.
 
-    ``claim`` is retried as by :func:`poll_until`; ``renew`` runs every
+    ``claim`` is retried as by :func:`poll_until`; a claim that fails must
+    leave the claimant in the store's queue of waiters for the session, so
+    that waiters are served in about their order of arrival (a holder that
+    releases and at once asks again queues behind them); ``renew`` runs every
     ``renew_every`` seconds while held and returns ``False`` once another run
     took the lease over (renewal stops: the store's fenced writes refuse the
-    stale holder from then on). ``drop`` runs shielded on the way out, and
-    also when the claim itself was interrupted, since the server may have
-    committed it; a StoreError from it is logged (the lease expires anyway).
+    stale holder from then on). ``drop`` releases the lease and the place in
+    the queue; it runs shielded on the way out, and also when the wait ended
+    without the lease (a timeout, or an interruption: the server may have
+    committed the claim); a StoreError from it is logged (both expire anyway).
     Errors of the block reach the caller as themselves, not in a group.
     """
     try:
         await poll_until(claim, key, wait, started=started)
-    except SessionBusyError:
-        raise
     except BaseException:
         await _drop_quietly(key, drop, renew_every * 3)
         raise

@@ -63,9 +63,21 @@ earlier version), a rewrite that gets all of inode, size and that tick.
 Sessions are cached only when the file ends with a complete line.
 
 The single-writer lock is the in-process lock plus ``flock`` on a sidecar
-``<name>.lock`` file, which other processes on the host respect.
-``delete_tree`` removes those lock files too (an erased namespace leaves no
-file named after it): erase a subtree while none of its sessions is held.
+``<name>.lock`` file, which other processes on the host respect. A ``flock``
+can only be tried, and a holder that releases and at once asks again would
+win over a waiter polling with backoff every time; so waiters queue in
+``<name>.queue`` (one ``<deadline> <token>`` line each, edited under that
+file's own ``flock``): only the first live waiter may take the lock, and each
+attempt renews the waiter's place for ``_PLACE_SECONDS`` (a waiter that died
+or stopped asking loses it). ``delete_tree`` removes those lock and queue
+files too (an erased namespace leaves no file named after it): erase a
+subtree while none of its sessions is held.
+
+A holder notes which file its session is (device and inode, or none) when it
+takes the lock and after each of its own writes; a write of the holder that
+finds the file gone or another file in its place (deleted, and perhaps created
+anew by another writer, or replaced by another writer's ``save``) is refused
+with :class:`~orra_di.errors.StoreError` and writes nothing.
 
 Retention: ``trim`` rewrites the file atomically like ``save``, and holds the
 session's lock and the file's ``flock`` while it does, so that appends (a
@@ -91,6 +103,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime, timedelta
@@ -108,10 +121,12 @@ from orra_di.session import Session, utc_now
 from orra_di.store import trim_start
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
+    Held,
     dump_messages,
     dump_metadata,
     encode_session,
     poll_until,
+    session_gone,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
@@ -121,6 +136,10 @@ __all__ = ["FileStore", "decode_segment", "encode_segment"]
 _FORMAT_VERSION: Final = 1
 _SUFFIX: Final = ".jsonl"
 _LOCK_SUFFIX: Final = ".lock"
+_QUEUE_SUFFIX: Final = ".queue"
+_PLACE_SECONDS: Final = 2.0
+"""How long a waiter keeps its place in the queue without asking again (it asks at
+least every ``MAX_POLL``)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
 _CHUNK = 65536
@@ -261,6 +280,7 @@ class FileStore:
         self._locks = KeyedLocks()
         self._cache = SessionCache(cache_sessions)
         self._mutex = threading.Lock()  # guards the cache, used from worker threads
+        self._held: dict[str, Held] = {}  # key -> a lock this store holds (on which file)
 
     def path_for(self, namespace: NamespaceLike) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
@@ -280,8 +300,14 @@ class FileStore:
         encoded = encode_session(session, what)
         header = _header(namespace, session.created_at, session.updated_at, session.metadata, what)
 
+        held = self._held.get(namespace.key)
+
         def save() -> None:
+            if held is not None and held.session is not None:
+                _check_same(self.path_for(namespace), held, what)
             version = self._replace(namespace, [header, *encoded.bodies], what)
+            if held is not None:
+                held.session = (version.device, version.inode)
             with self._mutex:
                 self._cache.put(namespace.key, version, encoded.reloaded)
 
@@ -311,7 +337,10 @@ class FileStore:
             datetime.fromisoformat(written["updated_at"]),
             written.get("metadata"),
         )
-        await _in_thread(what, self._base, self._append, namespace, header, lines, change, what)
+        held = self._held.get(namespace.key)
+        await _in_thread(
+            what, self._base, self._append, namespace, header, lines, change, what, held
+        )
 
     async def delete(self, namespace: NamespaceLike) -> bool:
         namespace = Namespace.coerce(namespace)
@@ -346,11 +375,13 @@ class FileStore:
                 for found in self._overflowing(namespace, what):
                     os.unlink(self.path_for(found))
                     _unlink_quietly(self._stem(found) + _LOCK_SUFFIX)
+                    _unlink_quietly(self._stem(found) + _QUEUE_SUFFIX)
                     count += 1
                 with suppress(FileNotFoundError):
                     os.unlink(self.path_for(namespace))
                     count += 1
                 _unlink_quietly(self._stem(namespace) + _LOCK_SUFFIX)
+                _unlink_quietly(self._stem(namespace) + _QUEUE_SUFFIX)
             finally:
                 with self._mutex:
                     self._cache.discard_tree(namespace.key)
@@ -378,7 +409,7 @@ class FileStore:
         self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
         namespace = Namespace.coerce(namespace)
-        return self._hold(namespace, timeout)
+        return self._lock(namespace, timeout)
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
@@ -398,17 +429,36 @@ class FileStore:
     # -- locking -----------------------------------------------------------------------------
 
     @asynccontextmanager
+    async def _lock(self, namespace: Namespace, wait: float | None) -> AsyncIterator[None]:
+        """The public lock: ``_hold``, and which file the holder's session is."""
+        key = namespace.key
+        async with self._hold(namespace, wait):
+            path = self.path_for(namespace)
+            held = Held("", await anyio.to_thread.run_sync(_identity, path, key))
+            self._held[key] = held
+            try:
+                yield
+            finally:
+                del self._held[key]
+
+    @asynccontextmanager
     async def _hold(self, namespace: Namespace, wait: float | None) -> AsyncIterator[None]:
         key = namespace.key
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
-            path = self._stem(namespace) + _LOCK_SUFFIX
+            stem = self._stem(namespace)
+            path, queue = stem + _LOCK_SUFFIX, stem + _QUEUE_SUFFIX
+            token = secrets.token_hex(8)
             fd: int | None = None
+            queued = False
+
+            def attempt_in_thread() -> bool:
+                nonlocal fd, queued
+                fd, queued = _try_in_turn(path, queue, key, token, queued)
+                return fd is not None
 
             async def attempt() -> bool:
-                nonlocal fd
-                fd = await anyio.to_thread.run_sync(_try_flock, path, key)
-                return fd is not None
+                return await anyio.to_thread.run_sync(attempt_in_thread)
 
             try:
                 await poll_until(attempt, key, wait, started=started)
@@ -416,6 +466,9 @@ class FileStore:
             finally:
                 if fd is not None:
                     os.close(fd)  # releases the flock; never blocks, so safe in cleanup
+                elif queued:  # gave up waiting: leave the queue (else the place expires)
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(_leave_queue, queue, key, token)
 
     # -- blocking helpers (run in worker threads) ----------------------------------------
 
@@ -525,6 +578,7 @@ class FileStore:
         lines: builtins.list[str],
         change: _Change,
         what: str,
+        held: Held | None,
     ) -> None:
         key = namespace.key
         path = self.path_for(namespace)
@@ -533,9 +587,13 @@ class FileStore:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             except FileNotFoundError:
+                if held is not None and held.session is not None:
+                    raise session_gone(what) from None
                 created = _create(path, [header, *lines], what)
                 if created is None:
                     continue  # another writer created it first: append to theirs
+                if held is not None:
+                    held.session = (created.device, created.inode)
                 session = Session(
                     namespace=namespace,
                     messages=list(change.messages),
@@ -555,6 +613,10 @@ class FileStore:
                 before = os.fstat(fd)
                 if not _is_at(path, before):
                     continue  # replaced or deleted while we waited: write to what is there
+                if held is not None:
+                    if held.session not in (None, (before.st_dev, before.st_ino)):
+                        raise session_gone(what)
+                    held.session = (before.st_dev, before.st_ino)
                 head = os.pread(fd, _HEAD, 0)
                 size = _cut_torn_tail(fd, before.st_size)
                 _write_all(fd, data)
@@ -624,6 +686,7 @@ class FileStore:
                 if _written_before(path, cutoff):  # again: it may have changed meanwhile
                     os.unlink(path)
                     _unlink_quietly(lock_path)
+                    _unlink_quietly(self._stem(namespace) + _QUEUE_SUFFIX)
                     pruned += 1
                     with self._mutex:
                         self._cache.discard(namespace.key)
@@ -806,6 +869,94 @@ def _try_flock(path: str, key: str) -> int | None:
         if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
             return fd
         os.close(fd)
+
+
+def _try_in_turn(
+    path: str, queue: str, key: str, token: str, queued: bool
+) -> tuple[int | None, bool]:
+    """Take ``flock`` on the lock file ``path`` if no live waiter queued before ``token``.
+
+    Returns the fd holding the lock (or ``None``) and whether ``token`` now has
+    a place in the queue file. A queue being edited by another process counts
+    as a failed attempt: it is tried again a moment later.
+    """
+    qfd = _try_flock(queue, key)
+    if qfd is None:
+        return None, queued
+    try:
+        now = time.time()
+        places = [
+            (deadline, owner)
+            for deadline, owner in _read_queue(qfd)
+            if deadline > now or owner == token
+        ]
+        first = places[0][1] if places else None
+        if first in (None, token):
+            fd = _try_flock(path, key)
+            if fd is not None:
+                if queued or places:
+                    _write_queue(qfd, [p for p in places if p[1] != token])
+                return fd, False
+        deadline = now + _PLACE_SECONDS
+        if any(owner == token for _, owner in places):
+            places = [(deadline if o == token else d, o) for d, o in places]
+        else:
+            places.append((deadline, token))
+        _write_queue(qfd, places)
+        return None, True
+    except OSError as exc:
+        raise _oserror(f"lock session {key!r}", queue, exc) from exc
+    finally:
+        os.close(qfd)
+
+
+def _leave_queue(queue: str, key: str, token: str) -> None:
+    """Give up a place in the queue (best effort: a place left behind expires)."""
+    with suppress(OSError, StoreError):
+        qfd = _try_flock(queue, key)
+        if qfd is not None:
+            try:
+                _write_queue(qfd, [p for p in _read_queue(qfd) if p[1] != token])
+            finally:
+                os.close(qfd)
+
+
+def _read_queue(fd: int) -> builtins.list[tuple[float, str]]:
+    """The places in a queue file, oldest first; a garbled line (a crash) is skipped."""
+    places = []
+    for line in _read(fd, os.fstat(fd).st_size).decode(errors="replace").splitlines():
+        deadline, _, owner = line.partition(" ")
+        with suppress(ValueError):
+            places.append((float(deadline), owner))
+    return places
+
+
+def _write_queue(fd: int, places: builtins.list[tuple[float, str]]) -> None:
+    os.ftruncate(fd, 0)
+    _write_all(fd, "".join(f"{deadline!r} {owner}\n" for deadline, owner in places).encode())
+
+
+def _identity(path: str, key: str) -> tuple[int, int] | None:
+    """Which file the session at ``path`` is (device, inode), or ``None`` if there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _oserror(f"lock session {key!r}", path, exc) from exc
+    return stat.st_dev, stat.st_ino
+
+
+def _check_same(path: str, held: Held, what: str) -> None:
+    """Refuse a holder's write when its session's file was deleted or replaced."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise session_gone(what) from None
+    except OSError as exc:
+        raise _oserror(what, path, exc) from exc
+    if (stat.st_dev, stat.st_ino) != held.session:
+        raise session_gone(what)
 
 
 def _tmp_name(path: str) -> str:

@@ -1,10 +1,17 @@
-"""A store in a dict: for tests and single-process tools that need no persistence."""
+"""A store in a dict: for tests and single-process tools that need no persistence.
+
+The lock is the in-process lock alone, so it cannot lapse; like every store,
+it still refuses a holder's write once the session it holds was deleted under
+it (:func:`~orra_di.stores._codec.session_gone`), and ``prune`` passes over
+held sessions.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+import itertools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +19,7 @@ from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
 from orra_di.store import in_subtree, trim_start
+from orra_di.stores._codec import Held, session_gone
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["InMemoryStore"]
@@ -22,7 +30,10 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._ids: dict[str, int] = {}  # key -> which session it is (new on each creation)
+        self._new_id = itertools.count(1)
         self._locks = KeyedLocks()
+        self._held: dict[str, Held] = {}
 
     async def load(self, namespace: NamespaceLike) -> Session | None:
         namespace = Namespace.coerce(namespace)
@@ -30,7 +41,10 @@ class InMemoryStore:
         return None if stored is None else stored.snapshot()
 
     async def save(self, session: Session) -> None:
-        self._sessions[session.namespace.key] = session.snapshot()
+        key = session.namespace.key
+        self._check(key, "save session")
+        self._sessions[key] = session.snapshot()
+        self._wrote(key)
 
     async def append(
         self,
@@ -40,9 +54,11 @@ class InMemoryStore:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         namespace = Namespace.coerce(namespace)
+        self._check(namespace.key, "append to session")
         stored = self._sessions.get(namespace.key)
         if stored is None:
             stored = self._sessions[namespace.key] = Session(namespace=namespace)
+        self._wrote(namespace.key)
         stored.messages.extend(messages)
         if metadata is not None:
             stored.metadata = copy.deepcopy(dict(metadata))
@@ -50,13 +66,14 @@ class InMemoryStore:
 
     async def delete(self, namespace: NamespaceLike) -> bool:
         namespace = Namespace.coerce(namespace)
+        self._ids.pop(namespace.key, None)
         return self._sessions.pop(namespace.key, None) is not None
 
     async def delete_tree(self, namespace: NamespaceLike) -> int:
         namespace = Namespace.coerce(namespace)
         doomed = [k for k in self._sessions if in_subtree(k, namespace.key)]
         for key in doomed:
-            del self._sessions[key]
+            del self._sessions[key], self._ids[key]
         return len(doomed)
 
     async def list(self, prefix: NamespaceLike | None = None) -> list[Namespace]:
@@ -68,6 +85,7 @@ class InMemoryStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
+        self._check(namespace.key, "trim session")
         stored = self._sessions.get(namespace.key)
         if stored is None:
             return 0
@@ -79,16 +97,42 @@ class InMemoryStore:
 
     async def prune(self, idle_for: float) -> int:
         cutoff = utc_now() - timedelta(seconds=idle_for)
-        idle = [k for k, s in self._sessions.items() if s.updated_at < cutoff]
+        idle = [
+            k for k, s in self._sessions.items() if s.updated_at < cutoff and k not in self._held
+        ]
         for key in idle:
-            del self._sessions[key]
+            del self._sessions[key], self._ids[key]
         return len(idle)
 
     def lock(
         self, namespace: NamespaceLike, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[None]:
         namespace = Namespace.coerce(namespace)
-        return self._locks.hold(namespace.key, timeout)
+        return self._hold(namespace.key, timeout)
+
+    @asynccontextmanager
+    async def _hold(self, key: str, wait: float | None) -> AsyncIterator[None]:
+        async with self._locks.hold(key, wait):
+            self._held[key] = Held("", self._ids.get(key))
+            try:
+                yield
+            finally:
+                del self._held[key]
+
+    def _check(self, key: str, what: str) -> None:
+        """Refuse a holder's write once the session its lock is on was deleted."""
+        held = self._held.get(key)
+        if held is not None and held.session is not None and self._ids.get(key) != held.session:
+            raise session_gone(f"{what} {key!r}")
+
+    def _wrote(self, key: str) -> None:
+        """The session exists now (with a new id if it was created); a holder is on it."""
+        session_id = self._ids.get(key)
+        if session_id is None:
+            session_id = self._ids[key] = next(self._new_id)
+        held = self._held.get(key)
+        if held is not None:
+            held.session = session_id
 
     async def aclose(self) -> None:
         return None

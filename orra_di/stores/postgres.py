@@ -50,7 +50,16 @@ the lease is still its own, holding the lease row ``FOR SHARE`` until it
 commits (a takeover waits for that): a holder that stalled past its lease
 and was taken over gets a :class:`~orra_di.errors.StoreError` and writes
 nothing. Lease times are the server's ``now()``, so client clocks need not
-agree.
+agree. The claim also returns the id of the session the lease is on; once the
+holder knows it, its appends are an ``UPDATE`` of that row (never an insert),
+so a session deleted under the lease (``delete``, ``delete_tree``, ``prune``
+after the lease lapsed) is not recreated with only the run's later steps: the
+write is refused (one more round trip, on that path only, says which reason).
+
+Waiters queue in ``lease_waiters`` (``UNLOGGED``): a claim that finds the
+lease held, or an older live waiter, takes or keeps a ticket (renewed by each
+attempt, expiring after ``lease_seconds``); only the first may take a free
+lease. Claim, queueing and reading the session id are one statement.
 
 Advisory locks were the alternative. They belong to a connection, so a lock
 held for a whole run would pin one pooled connection per running session,
@@ -90,11 +99,13 @@ from orra_di.session import Session
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
+    Held,
     dump_messages,
     dump_metadata,
     hold_lease,
     lease_lapsed,
     load_messages,
+    session_gone,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
@@ -151,6 +162,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX leases_key ON {s}.leases USING hash (key)",
         "ALTER TABLE {s}.leases DROP CONSTRAINT leases_pkey",
     ),
+    (  # 3: the queue of runs waiting for a lease, served in order of arrival
+        """CREATE UNLOGGED TABLE {s}.lease_waiters (
+            ticket bigserial PRIMARY KEY,
+            key text COLLATE "C" NOT NULL,
+            owner text NOT NULL,
+            expires_at timestamptz NOT NULL
+        )""",
+        # By digest, like the sessions: a key may be longer than a btree entry holds.
+        "CREATE UNIQUE INDEX lease_waiters_key_owner ON {s}.lease_waiters "
+        "({s}.key_digest(key), owner)",
+        "CREATE INDEX lease_waiters_by_key ON {s}.lease_waiters ({s}.key_digest(key), ticket)",
+    ),
 )
 """Schema steps (``{s}`` is the quoted schema); ``schema_version`` lists those applied.
 
@@ -176,6 +199,24 @@ WITH {fence} s AS (
         metadata = coalesce(%(metadata)s::text, t.metadata),
         revision = t.revision + 1,
         next_seq = t.next_seq + excluded.next_seq
+    RETURNING id, revision, next_seq, updated_at
+), added AS (
+    INSERT INTO {s}.messages (session_id, seq, has_tool_results, body)
+    SELECT s.id, s.next_seq - %(count)s::bigint + m.ord - 1, m.tools, m.body
+    FROM s, unnest(%(bodies)b::text[], %(tools)b::boolean[]) WITH ORDINALITY AS m (body, tools, ord)
+)
+SELECT id, revision, updated_at FROM s
+"""
+# The holder's append once it knows which session its lease is on: that row or nothing, so
+# a session deleted under the lease (even if created anew since) is never written.
+_APPEND_KNOWN = """
+WITH {fence} s AS (
+    UPDATE {s}.sessions t SET
+        updated_at = now(),
+        metadata = coalesce(%(metadata)s::text, t.metadata),
+        revision = t.revision + 1,
+        next_seq = t.next_seq + %(count)s::bigint
+    WHERE t.id = %(session)s::bigint AND EXISTS (SELECT FROM fence)
     RETURNING id, revision, next_seq, updated_at
 ), added AS (
     INSERT INTO {s}.messages (session_id, seq, has_tool_results, body)
@@ -240,7 +281,7 @@ WITH {fence} target AS (
     UPDATE {s}.sessions t SET revision = t.revision + 1, updated_at = now()
     FROM target WHERE t.id = target.id AND EXISTS (SELECT FROM gone)
 )
-SELECT count(*), {fenced} FROM gone
+SELECT count(*), {fenced}, (SELECT id FROM target) FROM gone
 """
 # Sessions under a live lease are in use by a run, however long ago they were written.
 _PRUNE = """
@@ -248,18 +289,43 @@ DELETE FROM {s}.sessions s
 WHERE s.updated_at < now() - make_interval(secs => %(idle)s::float8)
 AND NOT EXISTS (SELECT FROM {s}.leases l WHERE l.key = s.key AND l.expires_at > now())
 """
+# Take the lease if it is free and nobody queued before us, else queue (or keep our place);
+# returns whether it was taken and the id of the session it is on (NULL: none yet).
 _CLAIM_LEASE = """
-INSERT INTO {s}.leases AS l (key, owner, expires_at)
-VALUES (%(key)s, %(owner)s, now() + make_interval(secs => %(seconds)s::float8))
-ON CONFLICT (({s}.key_digest(key)))
-DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-WHERE l.expires_at <= now()
+WITH first AS (
+    SELECT owner FROM {s}.lease_waiters
+    WHERE key = %(key)s AND expires_at > now() ORDER BY ticket LIMIT 1
+), claimed AS (
+    INSERT INTO {s}.leases AS l (key, owner, expires_at)
+    SELECT %(key)s, %(owner)s, now() + make_interval(secs => %(seconds)s::float8)
+    WHERE NOT EXISTS (SELECT FROM first WHERE owner <> %(owner)s)
+    ON CONFLICT (({s}.key_digest(key)))
+    DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE l.expires_at <= now()
+    RETURNING 1
+), queued AS (
+    INSERT INTO {s}.lease_waiters AS w (key, owner, expires_at)
+    SELECT %(key)s, %(owner)s, now() + make_interval(secs => %(seconds)s::float8)
+    WHERE NOT EXISTS (SELECT FROM claimed)
+    ON CONFLICT (({s}.key_digest(key)), owner) DO UPDATE SET expires_at = excluded.expires_at
+), served AS (
+    DELETE FROM {s}.lease_waiters
+    WHERE key = %(key)s AND EXISTS (SELECT FROM claimed)
+    AND (owner = %(owner)s OR expires_at <= now())
+)
+SELECT EXISTS (SELECT FROM claimed), (SELECT id FROM {s}.sessions WHERE key = %(key)s)
 """
+_OWN_LEASE = "SELECT FROM {s}.leases WHERE key = %(key)s AND owner = %(owner)s"
 _RENEW_LEASE = """
 UPDATE {s}.leases SET expires_at = now() + make_interval(secs => %(seconds)s::float8)
 WHERE key = %(key)s AND owner = %(owner)s
 """
-_DROP_LEASE = "DELETE FROM {s}.leases WHERE key = %(key)s AND owner = %(owner)s"
+_DROP_LEASE = """
+WITH waiting AS (
+    DELETE FROM {s}.lease_waiters WHERE key = %(key)s AND owner = %(owner)s
+)
+DELETE FROM {s}.leases WHERE key = %(key)s AND owner = %(owner)s
+"""
 
 
 def _driver() -> tuple[ModuleType, ModuleType]:
@@ -282,6 +348,7 @@ class _Statements:
         where = f"WHERE {fenced}"
         self.append = _APPEND.format(s=s, fence="", where="")
         self.append_fenced = _APPEND.format(s=s, fence=fence, where=where)
+        self.append_known = _APPEND_KNOWN.format(s=s, fence=fence)
         self.save = _SAVE.format(s=s, fence="", where="")
         self.save_fenced = _SAVE.format(s=s, fence=fence, where=where)
         self.save_clear = f"DELETE FROM {s}.messages WHERE session_id = %(id)s::bigint"
@@ -292,9 +359,16 @@ class _Statements:
         self.list_all = f"SELECT segments FROM {s}.sessions ORDER BY key"
         self.list_tree = f"SELECT segments FROM {s}.sessions WHERE {_SUBTREE} ORDER BY key"
         self.trim = _TRIM.format(s=s, fence="", and_fenced="", fenced="true")
-        self.trim_fenced = _TRIM.format(s=s, fence=fence, and_fenced=f"AND {fenced}", fenced=fenced)
+        self.trim_fenced = _TRIM.format(
+            s=s,
+            fence=fence,
+            # Not a session created anew after the one the lease is on was deleted.
+            and_fenced=f"AND {fenced} AND id = coalesce(%(session)s::bigint, id)",
+            fenced=fenced,
+        )
         self.prune = _PRUNE.format(s=s)
         self.claim = _CLAIM_LEASE.format(s=s)
+        self.own = _OWN_LEASE.format(s=s)
         self.renew = _RENEW_LEASE.format(s=s)
         self.drop = _DROP_LEASE.format(s=s)
 
@@ -353,7 +427,7 @@ class PostgresStore:
         self._closed = False
         self._cache = SessionCache(session_cache)
         self._locks = KeyedLocks()
-        self._held: dict[str, str] = {}  # key -> owner token of a lease this store holds
+        self._held: dict[str, Held] = {}  # key -> a lease this store holds
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r}, schema={self._schema!r})"
@@ -523,10 +597,10 @@ class PostgresStore:
             updated_at=datetime.fromisoformat(updated),
             metadata=json.loads(metadata),
         )
-        token = self._held.get(key)
+        held = self._held.get(key)
         params = {
             "key": key,
-            "owner": token,
+            "owner": None if held is None else held.lease,
             "segments": list(namespace.segments),
             "created": created,
             "updated": updated,
@@ -537,11 +611,13 @@ class PostgresStore:
         async def write(conn: AsyncConnection[Any]) -> tuple[int, int] | None:
             async with conn.transaction():
                 cursor = await conn.execute(
-                    self._sql.save if token is None else self._sql.save_fenced, params
+                    self._sql.save if held is None else self._sql.save_fenced, params
                 )
                 row = await cursor.fetchone()
                 if row is None:
                     return None
+                if held is not None and held.session not in (None, row[0]):
+                    raise session_gone(what)  # the upsert created it anew: roll back
                 ids = {"id": row[0]}
                 await conn.execute(self._sql.save_clear, ids)
                 await conn.execute(
@@ -552,7 +628,9 @@ class PostgresStore:
 
         version = await self._run(what, write)
         if version is None:
-            raise lease_lapsed(what, self._lease_seconds)
+            raise await self._refusal(key, held, what)
+        if held is not None:
+            held.session = version[0]
         self._cache.put(key, version, cached)
 
     async def append(
@@ -567,13 +645,18 @@ class PostgresStore:
         what = f"append to session {key!r}"
         added = tuple(messages)
         new_metadata = None if metadata is None else dump_metadata(metadata, what)
-        token = self._held.get(key)
+        held = self._held.get(key)
+        if held is None:
+            sql = self._sql.append
+        else:  # only the session the lease is on, once known
+            sql = self._sql.append_fenced if held.session is None else self._sql.append_known
         row = await self._fetch_one(
             what,
-            self._sql.append if token is None else self._sql.append_fenced,
+            sql,
             {
                 "key": key,
-                "owner": token,
+                "owner": None if held is None else held.lease,
+                "session": None if held is None else held.session,
                 "segments": list(namespace.segments),
                 "metadata": new_metadata,
                 "count": len(added),
@@ -582,8 +665,10 @@ class PostgresStore:
             },
         )
         if row is None:
-            raise lease_lapsed(what, self._lease_seconds)
+            raise await self._refusal(key, held, what)
         session_id, revision, updated = row
+        if held is not None:
+            held.session = session_id
         self._cache.advance(
             key,
             (session_id, revision - 1),
@@ -633,14 +718,21 @@ class PostgresStore:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         key = namespace.key
         what = f"trim session {key!r}"
-        token = self._held.get(key)
-        removed, held = await self._fetch_one(
+        held = self._held.get(key)
+        removed, fenced, session_id = await self._fetch_one(
             what,
-            self._sql.trim if token is None else self._sql.trim_fenced,
-            {"key": key, "owner": token, "keep": keep_last},
+            self._sql.trim if held is None else self._sql.trim_fenced,
+            {
+                "key": key,
+                "owner": None if held is None else held.lease,
+                "session": None if held is None else held.session,
+                "keep": keep_last,
+            },
         )
-        if not held:
+        if not fenced:
             raise lease_lapsed(what, self._lease_seconds)
+        if held is not None and held.session is not None and session_id is None:
+            raise session_gone(what)
         if removed:
             self._cache.discard(key)
         count: int = removed
@@ -664,10 +756,14 @@ class PostgresStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             token = secrets.token_hex(16)
+            held = Held(token)
             params = {"key": key, "owner": token, "seconds": self._lease_seconds}
 
             async def claim() -> bool:
-                return await self._execute(f"lock session {key!r}", self._sql.claim, params) == 1
+                taken, held.session = await self._fetch_one(
+                    f"lock session {key!r}", self._sql.claim, params
+                )
+                return bool(taken)
 
             async def renew() -> bool:
                 what = f"renew the lock on session {key!r}"
@@ -688,11 +784,22 @@ class PostgresStore:
                 renew_every=self._lease_seconds / 3,
                 started=started,
             ):
-                self._held[key] = token
+                self._held[key] = held
                 try:
                     yield
                 finally:
                     del self._held[key]
+
+    async def _refusal(self, key: str, held: Held | None, what: str) -> StoreError:
+        """Why a fenced write changed nothing: the lease was lost, or the session deleted.
+
+        One more round trip, on this rare path only.
+        """
+        assert held is not None  # only fenced writes are refused
+        params = {"key": key, "owner": held.lease}
+        if await self._fetch_one(f"{what} (checking the lock)", self._sql.own, params) is None:
+            return lease_lapsed(what, self._lease_seconds)
+        return session_gone(what)
 
     # -- running statements --------------------------------------------------------------
 

@@ -8,10 +8,12 @@ glob pattern (no ``KEYS``/``SCAN``), so ``*?[]`` in namespaces are plain text.
 
 ``P session:K`` (HASH)
     ``segments`` (JSON list), ``created_at`` and ``updated_at`` (fixed-width
-    UTC ISO 8601), ``metadata`` (JSON object) and ``revision``: a random id
-    that every write replaces. It never repeats for a key, not even after a
-    delete, an expiry or a server restart that lost the data, so it is what
-    the load cache checks. The hash is what makes a session exist.
+    UTC ISO 8601), ``metadata`` (JSON object), ``origin`` (a random id given
+    when the session is created, kept by every write: which session a lease
+    is on) and ``revision``: a random id that every write replaces. It never
+    repeats for a key, not even after a delete, an expiry or a server restart
+    that lost the data, so it is what the load cache checks. The hash is what
+    makes a session exist.
 ``P messages:K`` (LIST)
     One JSON document per message, oldest first: appending is ``RPUSH``,
     O(1) per message. An empty session has no list.
@@ -24,6 +26,9 @@ glob pattern (no ``KEYS``/``SCAN``), so ``*?[]`` in namespaces are plain text.
 ``P lease:K`` (STRING with ``PX`` expiry) and ``P fence:K`` (counter)
     The single-writer lease ``"<fence>:<random token>"`` and the last fence
     number handed out for ``K`` (see below).
+``P waiters:K`` (ZSET, score = arrival in µs) and ``P waiting:K`` (HASH)
+    The runs waiting for the lease, by token, and when each one's place
+    expires; they exist only while someone waits.
 
 Every write is one Lua script (``EVALSHA``), so it is atomic across these keys
 and one round trip: an append pushes the messages, replaces the revision,
@@ -38,7 +43,10 @@ Redis server, not a cluster.
 Expiry
 ------
 With ``session_ttl``, every write sets that expiry on the session's hash and
-list, and Redis drops idle sessions by itself. The indexes cannot expire
+list, and Redis drops idle sessions by itself. A session under a lease is
+never idle: claiming and renewing the lease lengthen its keys' expiry to at
+least ``lease_seconds``, and writes under it set ``max(session_ttl,
+lease_seconds)``; releasing the lease starts the ``session_ttl`` anew. The indexes cannot expire
 members, so their stale entries are removed three ways: each write also looks
 at the 16 oldest entries idle for longer than ``session_ttl`` and drops those
 whose hash has expired, ``list`` skips and drops every entry whose hash has
@@ -59,7 +67,14 @@ Appends, saves and trims by a store holding the session's lease first check,
 in the same script, that the lease is still its own. A lease that expired
 without anyone taking it is re-claimed if the fence counter still holds our
 fence (nobody locked the session since); otherwise the write is refused with
-:class:`~orra_di.errors.StoreError` and changes nothing. The fence counter
+:class:`~orra_di.errors.StoreError` and changes nothing. The same script
+checks that the session's ``origin`` is the one the lease was claimed on (or
+that the lease's own first write created): a session deleted, pruned or
+expired under the lease is refused, not recreated with only the later steps.
+
+The claim script queues a run that finds the lease taken, or an older live
+waiter, and lets only the first waiter take a free lease; each attempt
+renews the waiter's place for ``lease_seconds``. The fence counter
 lives ten leases (at least a minute) after the last acquisition or renewal.
 
 Connections
@@ -93,11 +108,13 @@ from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session, utc_now
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
+    Held,
     dump_messages,
     dump_metadata,
     hold_lease,
     lease_lapsed,
     load_messages,
+    session_gone,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
@@ -136,6 +153,28 @@ local function held(lease, fence, value, lease_ms)
     return true
   end
   return false
+end
+"""
+
+# The holder's session check: ``origin`` ('' if unknown) is the origin of the session the
+# lease is on. Returns the session's origin, or nil if it is not that session (deleted,
+# expired, or created anew under the lease).
+_SAME = """
+local function same(session, origin)
+  local current = redis.call('HGET', session, 'origin')
+  if origin ~= '' and current ~= origin then return nil end
+  return current
+end
+"""
+
+# Lengthen (never shorten) the expiry of a session's keys to ``ms``: a held session
+# outlives its lease. Keys without an expiry are left alone.
+_KEEP = """
+local function keep(ms, ...)
+  for _, key in ipairs({...}) do
+    local left = redis.call('PTTL', key)
+    if left >= 0 and left < tonumber(ms) then redis.call('PEXPIRE', key, ms) end
+  end
 end
 """
 
@@ -191,58 +230,75 @@ end
 # KEYS: session, messages, index:keys, index:updated, lease, fence.
 # ARGV: 1 member, 2 new revision, 3 now, 4 now as score, 5 metadata or '', 6 segments,
 # 7 ttl ms or '0', 8 sweep cutoff, 9 lease value or '', 10 lease ms, 11 session key prefix,
-# 12 messages key prefix, 13... message bodies.
-# Returns the previous revision ('' for a new session), or nil if the lease was lost.
+# 12 messages key prefix, 13 the lease's session origin or '', 14... message bodies.
+# Returns {previous revision ('' for a new session), origin}, nil if the lease was lost,
+# or 0 if the session the lease is on is gone.
 _APPEND = (
     _HELD
+    + _SAME
     + _TOUCH
     + """
 if not held(KEYS[5], KEYS[6], ARGV[9], ARGV[10]) then return false end
+local origin = same(KEYS[1], ARGV[13])
+if origin == nil then return 0 end
 local previous = redis.call('HGET', KEYS[1], 'revision')
 if previous then
   redis.call('HSET', KEYS[1], 'revision', ARGV[2], 'updated_at', ARGV[3])
   if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'metadata', ARGV[5]) end
+  if not origin then  -- written before sessions had one
+    origin = ARGV[2]
+    redis.call('HSET', KEYS[1], 'origin', origin)
+  end
 else
   previous = ''
+  origin = ARGV[2]
   redis.call('DEL', KEYS[2])  -- what is left of an expired session
   local metadata = ARGV[5]
   if metadata == '' then metadata = '{}' end
   redis.call('HSET', KEYS[1], 'segments', ARGV[6], 'created_at', ARGV[3],
-             'updated_at', ARGV[3], 'metadata', metadata, 'revision', ARGV[2])
+             'updated_at', ARGV[3], 'metadata', metadata, 'revision', ARGV[2], 'origin', origin)
 end
-push(KEYS[2], 13)
+push(KEYS[2], 14)
 touch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[4], ARGV[7], ARGV[8], ARGV[11],
       ARGV[12])
-return previous
+return {previous, origin}
 """
 )
 
 # KEYS as for _APPEND. ARGV: 1 member, 2 revision, 3 created_at, 4 updated_at, 5 its score,
 # 6 metadata, 7 segments, 8 ttl ms, 9 sweep cutoff, 10 lease value, 11 lease ms,
-# 12 session key prefix, 13 messages key prefix, 14... message bodies. 0 if the lease was lost.
+# 12 session key prefix, 13 messages key prefix, 14 the lease's session origin or '',
+# 15... message bodies. Returns the session's origin (a save keeps it), nil if the lease
+# was lost, 0 if the session the lease is on is gone.
 _SAVE = (
     _HELD
+    + _SAME
     + _TOUCH
     + """
-if not held(KEYS[5], KEYS[6], ARGV[10], ARGV[11]) then return 0 end
+if not held(KEYS[5], KEYS[6], ARGV[10], ARGV[11]) then return false end
+local origin = same(KEYS[1], ARGV[14])
+if origin == nil then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'segments', ARGV[7], 'created_at', ARGV[3],
-           'updated_at', ARGV[4], 'metadata', ARGV[6], 'revision', ARGV[2])
-push(KEYS[2], 14)
+           'updated_at', ARGV[4], 'metadata', ARGV[6], 'revision', ARGV[2],
+           'origin', origin or ARGV[2])
+push(KEYS[2], 15)
 touch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[5], ARGV[8], ARGV[9], ARGV[12],
       ARGV[13])
-return 1
+return origin or ARGV[2]
 """
 )
 
 # KEYS as for _APPEND. ARGV: 1 member, 2 keep_last, 3 new revision, 4 now, 5 its score,
 # 6 ttl ms, 7 sweep cutoff, 8 lease value, 9 lease ms, 10 session key prefix,
-# 11 messages key prefix. Returns how many messages went, or -1 if the lease was lost.
+# 11 messages key prefix, 12 the lease's session origin or ''. Returns how many messages
+# went, -1 if the lease was lost, or -2 if the session the lease is on is gone.
 # The cut moves past tool-result messages (a JSON ``tool_results`` list that is not empty),
 # as orra_di.store.trim_start does; a message cjson cannot decode is not a tool result
 # (those are shallow: only deep tool-call arguments exceed cjson's nesting limit).
 _TRIM = (
     _HELD
+    + _SAME
     + _TOUCH
     + """
 local function is_result(body)
@@ -251,8 +307,9 @@ local function is_result(body)
     and next(message.tool_results) ~= nil
 end
 
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if not held(KEYS[5], KEYS[6], ARGV[8], ARGV[9]) then return -1 end
+if same(KEYS[1], ARGV[12]) == nil then return -2 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local count = redis.call('LLEN', KEYS[2])
 local start = math.max(count - tonumber(ARGV[2]), 0)
 local scanning = true
@@ -348,37 +405,85 @@ return live
 """
 )
 
-# KEYS: lease, fence. ARGV: 1 token, 2 lease ms, 3 fence ms. Returns the lease value, or
-# nil if another holder has it.
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+# KEYS: lease, fence, waiters, waiting, session, messages. ARGV: 1 token, 2 lease ms,
+# 3 fence ms, 4 a new origin (for a session written before sessions had one).
+# Takes the lease if it is free and no live waiter queued before us, else queues us (or
+# keeps our place: a waiter's place lives one lease, renewed by each of its attempts).
+# Returns {lease value, origin of the session ('' if none)}, or nil if queued.
+_ACQUIRE = (
+    _KEEP
+    + """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local head
+repeat  -- drop waiters that stopped asking (gave up without a word, or died)
+  head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  local expired = head and tonumber(redis.call('HGET', KEYS[4], head) or '0') <= now
+  if expired then
+    redis.call('ZREM', KEYS[3], head)
+    redis.call('HDEL', KEYS[4], head)
+  end
+until not expired
+if redis.call('EXISTS', KEYS[1]) == 1 or (head and head ~= ARGV[1]) then
+  if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    redis.call('ZADD', KEYS[3], string.format('%d', now), ARGV[1])
+  end
+  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d', now + tonumber(ARGV[2]) * 1000))
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  redis.call('PEXPIRE', KEYS[4], ARGV[2])
+  return false
+end
+if head then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
 if redis.call('EXISTS', KEYS[2]) == 0 then
-  local now = redis.call('TIME')
-  redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
+  redis.call('SET', KEYS[2], clock[1] .. string.format('%06d', tonumber(clock[2])))
 end
 local value = string.format('%d', redis.call('INCR', KEYS[2])) .. ':' .. ARGV[1]
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-return value
+local origin = ''
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  origin = redis.call('HGET', KEYS[5], 'origin')
+  if not origin then
+    origin = ARGV[4]
+    redis.call('HSET', KEYS[5], 'origin', origin)
+  end
+  keep(ARGV[2], KEYS[5], KEYS[6])
+end
+return {value, origin}
 """
+)
 
-# KEYS: lease, fence. ARGV: 1 lease value, 2 lease ms, 3 fence ms. 1 if still held.
+# KEYS: lease, fence, session, messages. ARGV: 1 lease value, 2 lease ms, 3 fence ms.
+# 1 if still held. A held session's keys live at least as long as the lease.
 _RENEW = (
     _HELD
+    + _KEEP
     + """
 if not held(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+keep(ARGV[2], KEYS[3], KEYS[4])
 return 1
 """
 )
 
-# KEYS: lease. ARGV: 1 lease value. Deletes the lease only if it is still ours.
-# KEYS: lease. ARGV: 1 owner token. The lease value is "<fence>:<token>"; matching the
-# token alone lets a claim whose reply was lost (a cancelled wait) be released too.
+# KEYS: lease, waiters, waiting, session, messages. ARGV: 1 owner token, 2 ttl ms or '0'.
+# The lease value is "<fence>:<token>"; matching the token alone lets a claim whose reply
+# was lost (a cancelled wait) be released too. Leaves the queue; with a TTL, the session
+# is idle from now on (the run kept it alive until here).
 _RELEASE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, -(#ARGV[1] + 1)) == ':' .. ARGV[1] then
+  if ARGV[2] ~= '0' then
+    for _, key in ipairs({KEYS[4], KEYS[5]}) do
+      if redis.call('PTTL', key) >= 0 then redis.call('PEXPIRE', key, ARGV[2]) end
+    end
+  end
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -430,7 +535,7 @@ class RedisStore:
         self._ttl_ms = "0" if session_ttl is None else str(max(round(session_ttl * 1000), 1))
         self._cache = SessionCache(session_cache)
         self._locks = KeyedLocks()
-        self._held: dict[str, str] = {}  # key -> value of a lease this store holds
+        self._held: dict[str, Held] = {}  # key -> a lease this store holds
         self._closed = False
         script = self._client.register_script
         self._read, self._append, self._save = script(_READ), script(_APPEND), script(_SAVE)
@@ -500,6 +605,7 @@ class RedisStore:
             metadata=json.loads(metadata),
         )
         revision = secrets.token_hex(8)
+        held = self._held.get(key)
         args = [
             key,
             revision,
@@ -508,16 +614,17 @@ class RedisStore:
             repr(stored.updated_at.timestamp()),
             metadata,
             _segments(namespace),
-            self._ttl_ms,
+            self._ttl_for(held),
             self._sweep_cutoff(utc_now()),
-            self._held.get(key, ""),
-            self._lease_ms,
+            *self._fence_args(held),
             *self._key_prefixes(),
+            _origin(held),
             *bodies,
         ]
-        saved = await self._run(what, lambda: self._save(self._write_keys(key), args))
-        if not saved:
-            raise lease_lapsed(what, self._lease_seconds)
+        origin = await self._run(what, lambda: self._save(self._write_keys(key), args))
+        self._refuse_unless(origin, what)
+        if held is not None:
+            held.session = origin
         self._cache.put(key, revision, stored)
 
     async def append(
@@ -534,6 +641,7 @@ class RedisStore:
         new_metadata = "" if metadata is None else dump_metadata(metadata, what)
         now = utc_now()
         revision = secrets.token_hex(8)
+        held = self._held.get(key)
         args = [
             key,
             revision,
@@ -541,16 +649,18 @@ class RedisStore:
             repr(now.timestamp()),
             new_metadata,
             _segments(namespace),
-            self._ttl_ms,
+            self._ttl_for(held),
             self._sweep_cutoff(now),
-            self._held.get(key, ""),
-            self._lease_ms,
+            *self._fence_args(held),
             *self._key_prefixes(),
+            _origin(held),
             *dump_messages(added),
         ]
-        previous = await self._run(what, lambda: self._append(self._write_keys(key), args))
-        if previous is None:
-            raise lease_lapsed(what, self._lease_seconds)
+        written = await self._run(what, lambda: self._append(self._write_keys(key), args))
+        self._refuse_unless(written, what)
+        previous, origin = written
+        if held is not None:
+            held.session = origin
         self._cache.advance(
             key,
             previous,
@@ -597,21 +707,24 @@ class RedisStore:
         key = namespace.key
         what = f"trim session {key!r}"
         now = utc_now()
+        held = self._held.get(key)
         args: list[str | int] = [
             key,
             keep_last,
             secrets.token_hex(8),
             time_text(now),
             repr(now.timestamp()),
-            self._ttl_ms,
+            self._ttl_for(held),
             self._sweep_cutoff(now),
-            self._held.get(key, ""),
-            self._lease_ms,
+            *self._fence_args(held),
             *self._key_prefixes(),
+            _origin(held),
         ]
         removed = int(await self._run(what, lambda: self._trim(self._write_keys(key), args)))
-        if removed < 0:
+        if removed == -1:
             raise lease_lapsed(what, self._lease_seconds)
+        if removed == -2:
+            raise session_gone(what)
         if removed:
             self._cache.discard(key)
         return removed
@@ -660,27 +773,33 @@ class RedisStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             token = secrets.token_hex(16)
+            held = Held("")  # the lease value "<fence>:<token>" once claimed
             lease, fence = self._lease(key), self._fence(key)
-            value = ""  # "<fence>:<token>" once claimed
+            session, messages = self._session(key), self._messages(key)
+            waiters, waiting = f"{self._prefix}waiters:{key}", f"{self._prefix}waiting:{key}"
 
             async def claim() -> bool:
-                nonlocal value
-                args = [token, self._lease_ms, self._fence_ms]
-                got = await self._run(
-                    f"lock session {key!r}", lambda: self._acquire([lease, fence], args)
-                )
-                value = got or ""
-                return got is not None
+                keys = [lease, fence, waiters, waiting, session, messages]
+                args = [token, self._lease_ms, self._fence_ms, secrets.token_hex(8)]
+                got = await self._run(f"lock session {key!r}", lambda: self._acquire(keys, args))
+                if got is None:
+                    return False
+                held.lease, held.session = got[0], got[1] or None
+                return True
 
             async def renew() -> bool:
-                args = [value, self._lease_ms, self._fence_ms]
-                held = await self._run(
-                    f"renew the lock on session {key!r}", lambda: self._renew([lease, fence], args)
+                keys = [lease, fence, session, messages]
+                args = [held.lease, self._lease_ms, self._fence_ms]
+                renewed = await self._run(
+                    f"renew the lock on session {key!r}", lambda: self._renew(keys, args)
                 )
-                return bool(held)
+                return bool(renewed)
 
             async def drop() -> None:  # by token: a claim whose reply was lost goes too
-                await self._run(f"unlock session {key!r}", lambda: self._release([lease], [token]))
+                keys = [lease, waiters, waiting, session, messages]
+                await self._run(
+                    f"unlock session {key!r}", lambda: self._release(keys, [token, self._ttl_ms])
+                )
 
             async with hold_lease(
                 key,
@@ -691,7 +810,7 @@ class RedisStore:
                 renew_every=self._lease_seconds / 3,
                 started=started,
             ):
-                self._held[key] = value
+                self._held[key] = held
                 try:
                     yield
                 finally:
@@ -724,6 +843,22 @@ class RedisStore:
             self._fence(key),
         )
 
+    def _ttl_for(self, held: Held | None) -> str:
+        """The expiry a write sets: ``session_ttl``, but never shorter than a held lease."""
+        if held is None or self._ttl_ms == "0":
+            return self._ttl_ms
+        return str(max(int(self._ttl_ms), int(self._lease_ms)))
+
+    def _fence_args(self, held: Held | None) -> tuple[str, str]:
+        return ("" if held is None else held.lease), self._lease_ms
+
+    def _refuse_unless(self, written: Any, what: str) -> None:
+        """Raise for a fenced write a script refused: nil (lease lost) or 0 (session gone)."""
+        if written is None:
+            raise lease_lapsed(what, self._lease_seconds)
+        if written == 0:
+            raise session_gone(what)
+
     def _sweep_cutoff(self, now: datetime) -> str:
         """The score below which an index entry's session must have expired ('' if none)."""
         return "" if self._ttl is None else repr(now.timestamp() - self._ttl)
@@ -741,3 +876,8 @@ class RedisStore:
 
 def _segments(namespace: Namespace) -> str:
     return json.dumps(namespace.segments, ensure_ascii=False)
+
+
+def _origin(held: Held | None) -> str:
+    """The origin of the session a held lease is on, '' if none (or no lease)."""
+    return "" if held is None or held.session is None else str(held.session)

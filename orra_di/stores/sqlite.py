@@ -40,6 +40,19 @@ expires. Appends and saves by a store that holds the session's lease also
 check, in the same transaction, that the lease is still its own: a holder
 that stalled past its lease and was taken over gets a
 :class:`~orra_di.errors.StoreError` instead of interleaving with the new run.
+The claim also reads the id of the session the lease is on, and each write of
+the holder checks the row it touches against it (row ids are never reused):
+a session deleted under the lease (``delete``, ``delete_tree``, or ``prune``
+once the lease lapsed) is never silently recreated holding only the run's
+later steps; the write is refused instead. This costs no statement: the id
+comes back from the ``UPDATE ... RETURNING`` the append runs anyway.
+
+Waiters are served in order of arrival: a claim that finds the lease taken,
+or an older waiter queued, takes a ticket in ``lease_waiters`` (renewed by
+each attempt, expiring after ``lease_seconds``), and only the first live
+ticket may claim a free lease. Without it, a holder running back-to-back
+turns released and re-claimed within microseconds, while a waiter polling
+with backoff found the lease held every time.
 
 Retention
 ---------
@@ -82,12 +95,14 @@ from orra_di.session import Session, utc_now
 from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
+    Held,
     dump_messages,
     dump_metadata,
     encode_session,
     hold_lease,
     lease_lapsed,
     load_messages,
+    session_gone,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
@@ -126,6 +141,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE sessions ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0",
         "UPDATE sessions SET next_seq = message_count",
         "CREATE INDEX sessions_by_updated_at ON sessions (updated_at)",
+    ),
+    (  # 3: the queue of runs waiting for a lease, served in order of arrival
+        """CREATE TABLE lease_waiters (
+            ticket INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        "CREATE INDEX lease_waiters_by_key ON lease_waiters (key, ticket)",
     ),
 )
 """Schema steps; ``PRAGMA user_version`` counts those applied. Only ever append."""
@@ -180,11 +204,19 @@ _PRUNE = """
     DELETE FROM sessions
     WHERE updated_at < ? AND key NOT IN (SELECT key FROM leases WHERE expires_at > ?)
 """
+# Returns the id of the session the lease is on (NULL: none yet), or no row if not claimed.
 _CLAIM_LEASE = """
-    INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
+    INSERT INTO leases (key, owner, expires_at) VALUES (?1, ?2, ?3)
     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-    WHERE expires_at <= ?
+    WHERE expires_at <= ?4
+    RETURNING (SELECT id FROM sessions WHERE key = ?1)
 """
+_FIRST_WAITER = """
+    SELECT owner FROM lease_waiters WHERE key = ? AND expires_at > ? ORDER BY ticket LIMIT 1
+"""
+_QUEUE = "INSERT INTO lease_waiters (key, owner, expires_at) VALUES (?, ?, ?)"
+_STILL_QUEUED = "UPDATE lease_waiters SET expires_at = ? WHERE key = ? AND owner = ?"
+_DEQUEUE = "DELETE FROM lease_waiters WHERE key = ?1 AND (owner = ?2 OR expires_at <= ?3)"
 _RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ?"
 _OWN_LEASE = "SELECT 1 FROM leases WHERE key = ? AND owner = ?"
 _DROP_LEASE = "DELETE FROM leases WHERE key = ? AND owner = ?"
@@ -250,7 +282,7 @@ class SQLiteStore:
         self._closed = False
         self._cache = SessionCache(cache_sessions)
         self._locks = KeyedLocks()
-        self._held: dict[str, str] = {}  # key -> owner token of a lease this store holds
+        self._held: dict[str, Held] = {}  # key -> a lease this store holds
         self._writes = 0  # since the last checkpoint
         self._checkpointer: threading.Thread | None = None
         self._backfilled = threading.Event()  # set when the background copy is done
@@ -280,17 +312,19 @@ class SQLiteStore:
         key = namespace.key
         what = f"save session {key!r}"
         bodies, metadata, created, updated, cached = encode_session(session, what)
-        token = self._held.get(key)
+        held = self._held.get(key)
 
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                self._fence(conn, key, token, what)
+                self._fence(conn, key, held, what)
                 row = conn.execute(
                     _REPLACE_SESSION,
                     (key, _segments(namespace), created, updated, metadata, len(bodies)),
                 ).fetchone()
+                _same_session(held, row[0], what)  # not one created anew by this statement
                 conn.execute("DELETE FROM messages WHERE session_id = ?", (row[0],))
                 conn.executemany(_INSERT_MESSAGE, ((row[0], s, b) for s, b in enumerate(bodies)))
+            _wrote(held, row[0])
             self._cache.put(key, (row[0], row[1]), cached)
 
         await self._run(what, write, inline=False)
@@ -310,25 +344,28 @@ class SQLiteStore:
         new_metadata = None if metadata is None else dump_metadata(metadata, what)
         now = utc_now()
         stamp = time_text(now)
-        token = self._held.get(key)
+        held = self._held.get(key)
 
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                self._fence(conn, key, token, what)
+                self._fence(conn, key, held, what)
                 row = conn.execute(
                     _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
                 ).fetchone()
                 if row is None:
+                    _same_session(held, None, what)
                     row = conn.execute(
                         _CREATE_SESSION,
                         (key, _segments(namespace), stamp, new_metadata or "{}", len(bodies)),
                     ).fetchone()
                 session_id, revision, next_seq = row
+                _same_session(held, session_id, what)
                 first = next_seq - len(bodies)
                 conn.executemany(
                     _INSERT_MESSAGE,
                     ((session_id, first + i, body) for i, body in enumerate(bodies)),
                 )
+            _wrote(held, session_id)
             self._cache.advance(
                 key,
                 (session_id, revision - 1),
@@ -405,13 +442,14 @@ class SQLiteStore:
         key = namespace.key
         what = f"trim session {key!r}"
         stamp = time_text(utc_now())
-        token = self._held.get(key)
+        held = self._held.get(key)
 
         def trim(conn: sqlite3.Connection) -> int:
             with self._writing(conn):
-                self._fence(conn, key, token, what)
+                self._fence(conn, key, held, what)
                 row = conn.execute("SELECT id, next_seq FROM sessions WHERE key = ?", (key,))
                 found = row.fetchone()
+                _same_session(held, None if found is None else found[0], what)
                 if found is None:
                     return 0
                 session_id, next_seq = found
@@ -468,12 +506,32 @@ class SQLiteStore:
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
             token = secrets.token_hex(16)
+            held = Held(token)
+            queued = False  # whether this claimant has a row in lease_waiters
 
             def claim(conn: sqlite3.Connection) -> bool:
+                """Take the lease if it is free and no one queued before us; else queue."""
+                nonlocal queued
                 now = time.time()
+                expires = now + self._lease_seconds
                 with self._writing(conn):
-                    expires = now + self._lease_seconds
-                    return conn.execute(_CLAIM_LEASE, (key, token, expires, now)).rowcount == 1
+                    first = conn.execute(_FIRST_WAITER, (key, now)).fetchone()
+                    if first is None or first[0] == token:
+                        row = conn.execute(_CLAIM_LEASE, (key, token, expires, now)).fetchone()
+                        if row is not None:
+                            if queued or first is not None:
+                                conn.execute(_DEQUEUE, (key, token, now))
+                            held.session = row[0]
+                            return True
+                    # A waiter that was too slow to renew its place (dropped as expired)
+                    # queues again at the back.
+                    if (
+                        not queued
+                        or not conn.execute(_STILL_QUEUED, (expires, key, token)).rowcount
+                    ):
+                        conn.execute(_QUEUE, (key, token, expires))
+                queued = True
+                return False
 
             def renew(conn: sqlite3.Connection) -> bool:
                 with self._writing(conn):
@@ -483,6 +541,8 @@ class SQLiteStore:
             def drop(conn: sqlite3.Connection) -> None:
                 with self._writing(conn):
                     conn.execute(_DROP_LEASE, (key, token))
+                    if queued:
+                        conn.execute(_DEQUEUE, (key, token, time.time()))
 
             async with hold_lease(
                 key,
@@ -493,21 +553,22 @@ class SQLiteStore:
                 renew_every=self._lease_seconds / 3,
                 started=started,
             ):
-                self._held[key] = token
+                self._held[key] = held
                 try:
                     yield
                 finally:
                     del self._held[key]
 
-    def _fence(self, conn: sqlite3.Connection, key: str, token: str | None, what: str) -> None:
+    def _fence(self, conn: sqlite3.Connection, key: str, held: Held | None, what: str) -> None:
         """Refuse a write under a lease that another run has taken over.
 
-        ``token`` is this store's lease on ``key``, if it holds one (else any
+        ``held`` is this store's lease on ``key``, if it holds one (else any
         write goes). A lease of ours that expired but was not taken over still
         protects the session: taking it over is a write, which this
-        transaction excludes.
+        transaction excludes. (That the session is still the one the lease is
+        on is checked by the write itself, from the row it touches.)
         """
-        if token is not None and conn.execute(_OWN_LEASE, (key, token)).fetchone() is None:
+        if held is not None and conn.execute(_OWN_LEASE, (key, held.lease)).fetchone() is None:
             raise lease_lapsed(what, self._lease_seconds)
 
     # -- running operations --------------------------------------------------------------
@@ -668,6 +729,22 @@ class SQLiteStore:
 
 def _segments(namespace: Namespace) -> str:
     return json.dumps(namespace.segments, ensure_ascii=False)
+
+
+def _same_session(held: Held | None, session_id: int | None, what: str) -> None:
+    """Refuse a holder's write to a session other than the one its lease is on.
+
+    Row ids are never reused (AUTOINCREMENT), so a session deleted under the
+    lease (and perhaps created anew by someone else) has another id, or none.
+    """
+    if held is not None and held.session is not None and session_id != held.session:
+        raise session_gone(what)
+
+
+def _wrote(held: Held | None, session_id: int) -> None:
+    """After a holder's write: its lease is on that session from now on."""
+    if held is not None:
+        held.session = session_id
 
 
 def _checkpoint(path: str, done: threading.Event) -> None:

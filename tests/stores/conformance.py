@@ -25,10 +25,12 @@ between tests (one database) does not disturb them.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -177,6 +179,16 @@ LOOKALIKES = [
 async def join(process: multiprocessing.process.BaseProcess) -> int | None:
     await anyio.to_thread.run_sync(process.join, 120)
     return process.exitcode
+
+
+def _wait_until_stopped(pid: int) -> None:
+    """Return once process ``pid`` is stopped (state ``T`` in /proc)."""
+    for _ in range(6000):
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rpartition(")")[2].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
 
 
 class StoreConformance:
@@ -552,6 +564,98 @@ class StoreConformance:
             tg.start_soon(second)
         assert order == ["first done", "second in"]
 
+    # -- what a lock holder wrote never silently vanishes -----------------------------------------
+
+    async def test_prune_spares_a_session_under_a_live_lock(self, store: SessionStore) -> None:
+        await store.append(ALICE, [Message.user("mine")])
+        await store.append(Namespace("idle"), [Message.user("idle")])
+        await anyio.sleep(0.05)
+        async with store.lock(ALICE):  # a run is on it, however long ago it last wrote
+            assert await store.prune(0.01) == 1
+            assert contents(await store.load(ALICE)) == ["mine"]
+            await store.append(ALICE, [Message.user("more")])
+        assert contents(await store.load(ALICE)) == ["mine", "more"]
+        await anyio.sleep(0.05)
+        assert await store.prune(0.01) == 1  # released: idle like any other
+        assert await store.list() == []
+
+    @pytest.mark.parametrize("erase", ["delete", "delete_tree"])
+    @pytest.mark.parametrize("wrote_first", [False, True])
+    async def test_a_write_under_a_lock_whose_session_was_deleted_is_refused(
+        self, store: SessionStore, erase: str, wrote_first: bool
+    ) -> None:
+        await store.append(ALICE, [Message.user("earlier turn")])
+        async with store.lock(ALICE):
+            assert contents(await store.load(ALICE)) == ["earlier turn"]
+            if wrote_first:
+                await store.append(ALICE, [Message.user("this turn")])
+            # An erasure served meanwhile (it takes no lock: erasure must win).
+            if erase == "delete":
+                assert await store.delete(ALICE) is True
+            else:
+                assert await store.delete_tree(Namespace("acme")) == 1
+            # The run's history is gone: going on would store a tail without its head.
+            with pytest.raises(StoreError, match="deleted while this run held"):
+                await store.append(ALICE, [Message.assistant("answer")])
+            with pytest.raises(StoreError, match="deleted while this run held"):
+                await store.save(Session(namespace=ALICE, messages=[Message.user("x")]))
+            assert await store.load(ALICE) is None
+        async with store.lock(ALICE, timeout=5):  # the next run starts afresh
+            assert await store.load(ALICE) is None
+            await store.append(ALICE, [Message.user("next run")])
+        assert contents(await store.load(ALICE)) == ["next run"]
+
+    async def test_a_lock_on_a_missing_session_may_create_it(self, store: SessionStore) -> None:
+        async with store.lock(ALICE):
+            assert await store.delete(ALICE) is False  # nothing of this run's was there
+            await store.append(ALICE, [Message.user("first")])
+            await store.append(ALICE, [Message.assistant("second")])
+        assert contents(await store.load(ALICE)) == ["first", "second"]
+
+    async def test_a_stalled_holder_never_recreates_a_pruned_session(
+        self, url_store: SessionStore, store_url: str, store_options: dict[str, Any]
+    ) -> None:
+        """A holder stopped (SIGSTOP: a GC pause, a frozen VM) past its lease and the TTL.
+
+        Whatever the store decides (spare the session, or prune it and refuse the
+        holder's next write), the holder's next append never lands in a session
+        that lacks what it wrote before.
+        """
+        ns = fresh_namespace()
+        lease = float(store_options.get("lease_seconds", 0.2))
+        spawn = multiprocessing.get_context("spawn")
+        outcome, sender = spawn.Pipe(duplex=False)
+        worker = spawn.Process(
+            target=workers.stall_while_holding, args=(store_url, store_options, ns.key, sender)
+        )
+        worker.start()
+        sender.close()
+
+        def receive() -> str:
+            assert outcome.poll(60), "the worker said nothing"
+            said: str = outcome.recv()
+            return said
+
+        try:
+            assert await anyio.to_thread.run_sync(receive) == "stopping"
+            assert worker.pid is not None
+            await anyio.to_thread.run_sync(_wait_until_stopped, worker.pid)
+            await anyio.sleep(lease * 1.5)  # past its lease, unrenewed
+            pruned = await url_store.prune(lease / 2)
+            os.kill(worker.pid, signal.SIGCONT)
+            result = await anyio.to_thread.run_sync(receive)
+            assert await join(worker) == 0
+        finally:
+            worker.kill()
+        loaded = await url_store.load(ns)
+        if result == "appended":  # the store spared the session
+            assert pruned == 0
+            assert contents(loaded) == ["before the stall", "after the stall"]
+        else:  # it pruned the session: the holder is told, and nothing is recreated
+            assert pruned == 1
+            assert "deleted while this run held" in result, result
+            assert loaded is None
+
     # -- content ---------------------------------------------------------------------------------
 
     async def test_unicode_namespaces_and_content(self, store: SessionStore) -> None:
@@ -812,6 +916,45 @@ class StoreConformance:
                     t for t in ran if t.startswith(f"w{w}-")
                 ]
             assert workers.unanswered(loaded.messages) == []
+
+    async def test_workers_on_one_session_take_turns_in_arrival_order(
+        self, url_store: SessionStore, store_url: str, store_options: dict[str, Any]
+    ) -> None:
+        """Back-to-back turns from two processes on one session alternate, roughly.
+
+        A holder that releases and at once asks again must queue behind a run
+        that was already waiting, or the waiter can wait through every turn of
+        the other (and time out, with a finite busy_timeout, under steady load).
+        """
+        key = fresh_namespace().key
+        count, turns = 2, 12
+        spawn = multiprocessing.get_context("spawn")
+        start = spawn.Barrier(count)
+        processes = [
+            spawn.Process(
+                target=workers.run_turns, args=(store_url, store_options, [key], w, turns, start)
+            )
+            for w in range(count)
+        ]
+        for process in processes:
+            process.start()
+        try:
+            assert [await join(p) for p in processes] == [0] * count
+        finally:
+            for process in processes:
+                process.kill()
+        loaded = await url_store.load(Namespace.parse(key))
+        assert loaded is not None
+        order = [tag.partition("-")[0] for tag in workers.turn_tags(loaded.messages)]
+        # From when both were running until one was done, neither ran more than a few in
+        # a row (before that, one process may still have been starting).
+        both = order[
+            max(order.index(w) for w in ("w0", "w1")) : min(
+                len(order) - order[::-1].index(w) for w in ("w0", "w1")
+            )
+        ]
+        streaks = [len(list(run)) for _, run in itertools.groupby(both)]
+        assert max(streaks) <= 3, order
 
     async def test_a_worker_killed_mid_turn_leaves_a_usable_session(
         self, url_store: SessionStore, store_url: str, store_options: dict[str, Any]

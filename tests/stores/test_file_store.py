@@ -335,7 +335,7 @@ async def test_delete_tree_removes_directories_and_lock_files(
         async with store.lock(ns):
             pass
     assert await store.delete_tree(Namespace("acme")) == 3
-    assert files(tmp_path) == ["acmeother.jsonl", "acmeother.lock"]
+    assert files(tmp_path) == ["acmeother.jsonl", "acmeother.lock", "acmeother.queue"]
 
 
 # -- the load cache -------------------------------------------------------------------------
@@ -525,7 +525,7 @@ async def test_trim_replaces_the_file_whole(store: FileStore, tmp_path: Path) ->
     lines = (await path.read_text()).splitlines()
     assert len(lines) == 3  # the header, then the kept messages
     assert json.loads(lines[0])["metadata"] == {"k": 1}
-    assert files(tmp_path) == ["acme/alice.jsonl", "acme/alice.lock"]
+    assert files(tmp_path) == ["acme/alice.jsonl", "acme/alice.lock", "acme/alice.queue"]
 
 
 async def test_trim_waits_for_the_run_holding_the_session(tmp_path: Path) -> None:
@@ -558,7 +558,8 @@ async def test_prune_spares_held_sessions_and_removes_lock_files(
             pass
     async with FileStore(tmp_path).lock(busy):  # a run in another process
         assert await store.prune(3600) == 1
-    assert files(tmp_path) == ["busy.jsonl", "busy.lock"]  # the directory "a" stays, empty
+    # The directory "a" stays, empty.
+    assert files(tmp_path) == ["busy.jsonl", "busy.lock", "busy.queue"]
     assert await store.prune(3600) == 1
     assert files(tmp_path) == []
 

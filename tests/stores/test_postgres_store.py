@@ -202,17 +202,18 @@ async def test_schema_version_is_recorded(store: PostgresStore, admin: Admin, sc
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
     )
     tables = {t for (t,) in await cursor.fetchall()}
-    assert tables == {"schema_version", "sessions", "messages", "leases"}
+    assert tables == {"schema_version", "sessions", "messages", "leases", "lease_waiters"}
     cursor = await admin.execute(
         "SELECT collation_name FROM information_schema.columns "
         "WHERE table_schema = %s AND column_name = 'key'",
         (schema,),
     )
-    assert [c for (c,) in await cursor.fetchall()] == ["C", "C"]
-    cursor = await admin.execute(
-        "SELECT relpersistence FROM pg_class WHERE oid = %s::regclass", (f'"{schema}".leases',)
-    )
-    assert await cursor.fetchone() == ("u",)  # unlogged: no disk flush to take a lease
+    assert [c for (c,) in await cursor.fetchall()] == ["C", "C", "C"]
+    for table in ("leases", "lease_waiters"):
+        cursor = await admin.execute(
+            "SELECT relpersistence FROM pg_class WHERE oid = %s::regclass", (f'"{schema}".{table}',)
+        )
+        assert await cursor.fetchone() == ("u",)  # unlogged: no disk flush to take a lease
 
 
 async def test_a_newer_schema_is_refused(store: PostgresStore, admin: Admin, schema: str) -> None:
@@ -463,15 +464,15 @@ async def test_a_lock_cancelled_as_its_claim_lands_leaves_no_lease(
     schema: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    execute = store._execute
+    fetch_one = store._fetch_one
 
-    async def claim_then_stall(what: str, sql: str, params: Any) -> int:
-        changed = await execute(what, sql, params)
+    async def claim_then_stall(what: str, sql: str, params: Any) -> Any:
+        row = await fetch_one(what, sql, params)
         if sql == store._sql.claim:
             await anyio.sleep(10)  # cancelled here, with the lease row already written
-        return changed
+        return row
 
-    monkeypatch.setattr(store, "_execute", claim_then_stall)
+    monkeypatch.setattr(store, "_fetch_one", claim_then_stall)
     with anyio.move_on_after(0.2) as scope:
         async with store.lock(ALICE):
             pytest.fail("the block ran without its lock")

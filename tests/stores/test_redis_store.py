@@ -21,12 +21,15 @@ from redis.asyncio import Redis
 from services import REDIS_URL, require_redis
 
 from orra_di.errors import ConfigurationError, SessionBusyError, StoreError
-from orra_di.message import Message, ToolCall
+from orra_di.message import Message, Role, ToolCall
 from orra_di.namespace import Namespace
+from orra_di.runtime import Runtime
 from orra_di.session import Session
 from orra_di.store import SessionStore
 from orra_di.stores import redis as redis_module
 from orra_di.stores.redis import RedisStore
+from orra_di.testing import ScriptedProvider, call, reply, tool_calls
+from orra_di.tool import tool
 
 from .conformance import (
     ALICE,
@@ -189,7 +192,9 @@ async def test_keys_are_laid_out_as_documented(
     session, messages = f"{prefix}session:acme:alice", f"{prefix}messages:acme:alice"
     assert await admin.type(session) == "hash"
     header = await admin.hgetall(session)
-    assert set(header) == {"segments", "created_at", "updated_at", "metadata", "revision"}
+    assert set(header) == {
+        *("segments", "created_at", "updated_at", "metadata", "revision", "origin")
+    }
     assert json.loads(header["segments"]) == ["acme", "alice"]
     assert json.loads(header["metadata"]) == {"k": 1}
     assert str(header["created_at"]) < str(header["updated_at"])
@@ -325,6 +330,48 @@ async def test_a_session_recreated_after_expiry_starts_afresh(
     loaded = await store.load(ALICE)
     assert contents(loaded) == ["new"]
     assert loaded is not None and loaded.metadata == {}
+
+
+async def test_session_ttl_never_cuts_a_run_that_holds_the_lock(
+    open_store: Callable[..., RedisStore],
+) -> None:
+    """A tool slower than session_ttl: the session outlives the run, then expires."""
+    store = open_store(session_ttl=0.4, lease_seconds=30.0)  # no renewal during the tool
+
+    @tool
+    async def slow(city: str) -> str:
+        """Take longer than the session's TTL."""
+        await anyio.sleep(0.8)
+        return f"{city}: 21C"
+
+    agent = Runtime(
+        ScriptedProvider([tool_calls(call("slow", {"city": "Paris"}, id="c1")), reply("Sunny.")]),
+        store,
+        tools=[slow],
+    )
+    result = await agent.run(ALICE, "Weather?")
+    assert result.final_message.content == "Sunny."
+    loaded = await store.load(ALICE)
+    assert loaded is not None  # the whole turn: the call before its result
+    assert [m.role for m in loaded.messages] == [Role.USER, Role.ASSISTANT] * 2
+    assert contents(loaded)[::3] == ["Weather?", "Sunny."]
+    assert [c.id for c in loaded.messages[1].tool_calls] == ["c1"]
+    assert [r.content for r in loaded.messages[2].tool_results] == ["Paris: 21C"]
+    await anyio.sleep(0.6)  # idle for session_ttl once the run is over: gone
+    assert await store.load(ALICE) is None
+
+
+async def test_lease_renewal_keeps_a_held_session_alive(
+    open_store: Callable[..., RedisStore], admin: Redis, prefix: str
+) -> None:
+    store = open_store(session_ttl=0.2, lease_seconds=0.6)  # renewed every 0.2 s
+    async with store.lock(ALICE):
+        await store.append(ALICE, [Message.user("question")])
+        await anyio.sleep(1.5)  # several leases, many TTLs, no write
+        assert 0 < await admin.pttl(f"{prefix}session:acme:alice") <= 600
+        await store.append(ALICE, [Message.assistant("answer")])
+    assert contents(await store.load(ALICE)) == ["question", "answer"]
+    assert 0 < await admin.pttl(f"{prefix}session:acme:alice") <= 200  # idle from the release
 
 
 # -- leases and fencing ----------------------------------------------------------------------

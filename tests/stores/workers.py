@@ -140,3 +140,35 @@ def run_until_blocked(
         await agent.run(Namespace.parse(key), BLOCKING)
 
     anyio.run(main)
+
+
+def stall_while_holding(url: str, options: dict[str, Any], key: str, outcome: Any) -> None:
+    """Lock ``key``, append, then stop this process (SIGSTOP) until the parent resumes it.
+
+    Stopping itself between two operations (not in the middle of one) keeps the
+    stall from holding a database write lock. After SIGCONT it appends again
+    and sends ``"appended"`` or the StoreError's text through ``outcome`` (a pipe
+    end, which sends at once: a queue's feeder thread could be stopped mid-send).
+    """
+    import os
+    import signal
+
+    from orra_di.errors import StoreError
+
+    async def main() -> None:
+        store = open_store(url, **options)
+        ns = Namespace.parse(key)
+        try:
+            async with store.lock(ns):
+                await store.append(ns, [Message.user("before the stall")])
+                outcome.send("stopping")
+                os.kill(os.getpid(), signal.SIGSTOP)
+                try:
+                    await store.append(ns, [Message.user("after the stall")])
+                    outcome.send("appended")
+                except StoreError as exc:
+                    outcome.send(str(exc))
+        finally:
+            await store.aclose()
+
+    anyio.run(main)
