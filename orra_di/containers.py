@@ -105,26 +105,30 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     Imported on use, so the container loads without the vendor extras.
     """
     adapter: Provider
+    # With llm.auth, the token provider's bearer token replaces every key (bug 39).
+    tokens = llm.auth.token_provider() if llm.auth else None
     if kind == "anthropic":
         from orra_di.providers import anthropic
 
         adapter = anthropic.AnthropicProvider(
-            llm.resolved_api_key,
+            None if tokens else llm.resolved_api_key,
             model=llm.model or anthropic.DEFAULT_MODEL,
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
+            token_provider=tokens,
         )
     else:
         from orra_di.providers import openai
 
         # A local server (base_url) never receives the OPENAI_API_KEY of the environment.
         adapter = openai.OpenAIProvider(
-            llm.api_key if llm.base_url else llm.resolved_api_key,
+            None if tokens else llm.api_key if llm.base_url else llm.resolved_api_key,
             model=llm.model or openai.DEFAULT_MODEL,
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
+            token_provider=tokens,
         )
     return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
