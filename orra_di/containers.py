@@ -50,6 +50,7 @@ from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
+from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
 
 __all__ = ["Container", "lifespan", "no_hooks", "no_tools", "shared_policies"]
 
@@ -233,6 +234,14 @@ class Container(containers.DeclarativeContainer):
     policy_factory = providers.Object(shared_policies)
 
     runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
+
+    # Voice adapters (orra-di[voice]), one per use: the caller closes it.
+    speech_to_text = providers.Factory(
+        make_speech_to_text, settings.provided.voice, settings.provided.llm
+    )
+    text_to_speech = providers.Factory(
+        make_text_to_speech, settings.provided.voice, settings.provided.llm
+    )
 
     agent_runtime = providers.Factory(
         _agent_runtime,

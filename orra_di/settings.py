@@ -83,6 +83,7 @@ from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.stores import STORE_URL_FORMS, split_store_url
+from orra_di.voice.settings import VoiceSettings
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -447,6 +448,9 @@ class OrraSettings(BaseSettings):
     )
     prompt: PromptSettings = Field(
         default_factory=PromptSettings, description="a table of prompt settings"
+    )
+    voice: VoiceSettings = Field(
+        default_factory=VoiceSettings, description="a table of voice settings"
     )
     tools: list[BuiltinTool] = Field(
         default_factory=lambda: list(get_args(BuiltinTool)),
