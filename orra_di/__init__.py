@@ -16,6 +16,7 @@ from orra_di.agent import (
 from orra_di.context import CharEstimator, ContextBudget, ContextMemory, ContextWindow, Tokenizer
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import (
+    AuthError,
     ConfigurationError,
     ContextLengthExceededError,
     MaxTurnsExceeded,
@@ -33,6 +34,7 @@ from orra_di.errors import (
     ToolError,
     ToolExecutionError,
     ToolInputError,
+    VoiceError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
 from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
@@ -75,6 +77,7 @@ __all__ = [
     "DEFAULT_AGENT_NAME",
     "DEFAULT_PERSONALITY",
     "AgentProfile",
+    "AuthError",
     "CapabilityDescription",
     "CharEstimator",
     "CompletionRequest",
@@ -142,6 +145,7 @@ __all__ = [
     "TurnResult",
     "Usage",
     "VendorData",
+    "VoiceError",
     "build_runtime",
     "current_run",
     "delegate_to_agent_tool",

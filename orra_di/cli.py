@@ -7,6 +7,7 @@ non-zero; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import importlib
 import json
@@ -14,6 +15,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -226,18 +228,38 @@ def chat(agent: AgentOption = None, namespace: NamespaceOption = None) -> None:
 
 @app.command()
 def ask(
-    text: Annotated[str, typer.Argument(help="The message to send.")],
+    text: Annotated[str | None, typer.Argument(help="The message (or give --audio).")] = None,
     agent: AgentOption = None,
     namespace: NamespaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    audio: Annotated[
+        Path | None,
+        typer.Option("--audio", help="Send what is said in this recording (.wav, .mp3, ...)."),
+    ] = None,
+    speak: Annotated[
+        Path | None,
+        typer.Option("--speak", help="Also write the answer as speech (.mp3, .wav, ...)."),
+    ] = None,
 ) -> None:
-    """Send one message and print the answer."""
+    """Send one message and print the answer; --audio and --speak need the voice extra."""
     ns = _namespace(namespace)
+    if (text is None) == (audio is None):
+        raise typer.BadParameter("give the message or --audio FILE, one of them")
 
     async def job(container: Container) -> tuple[str, RunResult]:
         runtimes: RuntimeMap = container.runtimes()
-        name, content = _pick(runtimes, agent, text)
-        return name, await runtimes[name].run(ns, content)
+
+        async def send(message: str) -> tuple[str, RunResult]:
+            name, content = _pick(runtimes, agent, message)
+            return name, await runtimes[name].run(ns, content)
+
+        if audio is None and speak is None:
+            assert text is not None
+            return await send(text)
+        from orra_di.voice.cli import ask_by_voice
+
+        say = functools.partial(err.print, soft_wrap=True)
+        return await ask_by_voice(container, send, text, audio=audio, speak=speak, say=say)
 
     name, result = _run(job, talk=True)
     if as_json:

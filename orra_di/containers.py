@@ -50,6 +50,7 @@ from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
+from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
 
 __all__ = [
     "Container",
@@ -112,26 +113,30 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     Imported on use, so the container loads without the vendor extras.
     """
     adapter: Provider
+    # With llm.auth, the token provider's bearer token replaces every key (bug 39).
+    tokens = llm.auth.token_provider() if llm.auth else None
     if kind == "anthropic":
         from orra_di.providers import anthropic
 
         adapter = anthropic.AnthropicProvider(
-            llm.resolved_api_key,
+            None if tokens else llm.resolved_api_key,
             model=llm.model or anthropic.DEFAULT_MODEL,
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
+            token_provider=tokens,
         )
     else:
         from orra_di.providers import openai
 
         # A local server (base_url) never receives the OPENAI_API_KEY of the environment.
         adapter = openai.OpenAIProvider(
-            llm.api_key if llm.base_url else llm.resolved_api_key,
+            None if tokens else llm.api_key if llm.base_url else llm.resolved_api_key,
             model=llm.model or openai.DEFAULT_MODEL,
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
+            token_provider=tokens,
         )
     return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
@@ -236,6 +241,14 @@ class Container(containers.DeclarativeContainer):
     policy_factory = providers.Object(shared_policies)
 
     runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
+
+    # Voice adapters (orra-di[voice]), one per use: the caller closes it.
+    speech_to_text = providers.Factory(
+        make_speech_to_text, settings.provided.voice, settings.provided.llm
+    )
+    text_to_speech = providers.Factory(
+        make_text_to_speech, settings.provided.voice, settings.provided.llm
+    )
 
     agent_runtime = providers.Factory(
         _agent_runtime,

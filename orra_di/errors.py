@@ -12,6 +12,7 @@ OrraError
 ├── NamespaceError (ValueError)   a namespace that cannot be a session key
 ├── ProviderError                 the LLM call failed
 │   ├── ProviderAuthError
+│   │   └── AuthError             no token from the token endpoint (auth/)
 │   ├── RateLimitedError          .retry_after_ms
 │   ├── ContextLengthExceededError
 │   ├── ProviderBadRequestError   the vendor refused the request as malformed
@@ -22,6 +23,7 @@ OrraError
 │   ├── ToolInputError            "invalid input: ..."
 │   └── ToolExecutionError        "execution failed: ..."
 ├── SessionBusyError              another run holds the session
+├── VoiceError                    speech-to-text or text-to-speech failed (voice/)
 └── OrraRuntimeError              the agent loop gave up
     └── MaxTurnsExceeded
 ```
@@ -32,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthError",
     "ConfigurationError",
     "ContextLengthExceededError",
     "MaxTurnsExceeded",
@@ -49,6 +52,7 @@ __all__ = [
     "ToolError",
     "ToolExecutionError",
     "ToolInputError",
+    "VoiceError",
 ]
 
 
@@ -80,6 +84,26 @@ class ProviderAuthError(ProviderError):
 
     def __str__(self) -> str:
         return f"authentication failed: {self.message}"
+
+
+class AuthError(ProviderAuthError):
+    """A token provider could not get an access token.
+
+    A :class:`ProviderAuthError`, so code that handles a refused key handles a
+    token endpoint that is down or misconfigured too. The message names the
+    endpoint's host and what to check; it never holds a secret. ``status`` is
+    the token endpoint's HTTP status, if it answered.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.status), self.__dict__)
+
+    def __str__(self) -> str:
+        return f"cannot get an access token: {self.message}"
 
 
 class RateLimitedError(ProviderError):
@@ -173,6 +197,21 @@ class SessionBusyError(OrraError):
         # Rebuild from the constructor's arguments, not from the formatted message,
         # so the error survives pickling (to another process or thread pool).
         return (type(self), (self.key, self.waited), self.__dict__)
+
+
+class VoiceError(OrraError):
+    """Speech-to-text or text-to-speech failed; ``status`` is the API's, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.status), self.__dict__)
+
+    def __str__(self) -> str:
+        return f"voice error: {self.message}"
 
 
 class OrraRuntimeError(OrraError):

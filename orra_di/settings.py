@@ -75,6 +75,7 @@ from pydantic_settings import (
 )
 
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
+from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.namespace import Namespace
@@ -82,6 +83,7 @@ from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.stores import STORE_URL_FORMS, split_store_url
+from orra_di.voice.settings import VoiceSettings
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -170,6 +172,12 @@ class LLMSettings(_Section):
     connection), with exponential backoff."""
     max_retry_wait: float = Field(60.0, gt=0)
     """The longest retry-after worth waiting for; a longer one fails (or falls back) at once."""
+    auth: AuthSettings | None = Field(
+        None,
+        description="a table {kind, token, token_url, client_id, client_secret, refresh_token, "
+        "scope, ...} (ORRA_LLM__AUTH__KIND=client_credentials, ...), or unset",
+    )
+    """A token provider whose bearer token replaces the API key (``orra_di.auth``)."""
 
     @field_validator("base_url")
     @classmethod
@@ -198,6 +206,14 @@ class LLMSettings(_Section):
         if key is not None and both_valid_and_unset:
             raise ValueError("an API key needs llm.kind (ORRA_LLM__KIND) to say whose key it is")
         return key
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> LLMSettings:
+        if self.auth is not None and self.api_key is not None:
+            raise ValueError("give llm.api_key or llm.auth, not both (the token replaces the key)")
+        if self.auth is not None and self.kind is None and not self.base_url:
+            raise ValueError("llm.auth needs llm.kind (ORRA_LLM__KIND) to say whose token it is")
+        return self
 
     @field_serializer("base_url")
     def _masked_base_url(self, url: str | None) -> str | None:
@@ -455,6 +471,9 @@ class OrraSettings(BaseSettings):
     )
     prompt: PromptSettings = Field(
         default_factory=PromptSettings, description="a table of prompt settings"
+    )
+    voice: VoiceSettings = Field(
+        default_factory=VoiceSettings, description="a table of voice settings"
     )
     tools: list[BuiltinTool] = Field(
         default_factory=lambda: list(get_args(BuiltinTool)),

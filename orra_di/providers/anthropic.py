@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from orra_di.auth.tokens import TokenProvider, auth_error_in
 from orra_di.errors import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -73,6 +74,8 @@ DEFAULT_MAX_TOKENS = 4096
 OAUTH_PREFIX = "sk-ant-oat"
 """Claude OAuth access tokens; they go as a bearer token with the OAuth beta, as in orra."""
 OAUTH_BETA = "oauth-2025-04-20"
+TOKEN_PROVIDER_PLACEHOLDER = "orra-di-token-provider"
+"""The SDK's ``auth_token`` when a token provider authenticates (it is never sent)."""
 SAMPLING_API_VERSION = "2023-06-01"
 """The last API version that accepts ``temperature``."""
 VENDOR = "anthropic"
@@ -133,10 +136,20 @@ def _make_client(
     base_url: str | None,
     timeout: float,
     max_retries: int,
+    token_provider: TokenProvider | None = None,
 ) -> AsyncAnthropic:
     key, token = _reveal(api_key), _reveal(auth_token)
     if key and token:
         raise ConfigurationError("pass either api_key or auth_token to AnthropicProvider, not both")
+    http_client = None
+    if token_provider is not None:
+        if key or token:
+            raise ConfigurationError("pass either credentials or token_provider, not both")
+        from orra_di.auth.http import bearer_http_client
+
+        # A stand-in the SDK requires; BearerAuth replaces it on every request.
+        token = TOKEN_PROVIDER_PLACEHOLDER
+        http_client = bearer_http_client(_sdk()[0].DefaultAsyncHttpxClient, token_provider)
     if not key and not token:
         key = os.environ.get("ANTHROPIC_API_KEY") or None
         token = None if key else os.environ.get("ANTHROPIC_AUTH_TOKEN") or None
@@ -156,6 +169,7 @@ def _make_client(
         timeout=timeout,
         max_retries=max_retries,
         default_headers={"anthropic-beta": OAUTH_BETA} if oauth else None,
+        http_client=http_client,
     )
     return client
 
@@ -168,6 +182,8 @@ class AnthropicProvider:
     ``ANTHROPIC_API_KEY`` then ``ANTHROPIC_AUTH_TOKEN`` are read. ``timeout``
     (seconds, per request and per wait for a stream chunk) and ``max_retries``
     configure the SDK, which retries 408/409/429/5xx and dropped connections.
+    A ``token_provider`` (:mod:`orra_di.auth`) replaces the credentials: each
+    request carries its bearer token, renewed before it expires.
     A ``client`` you pass is used as is and stays yours to close.
     """
 
@@ -182,9 +198,10 @@ class AnthropicProvider:
         max_retries: int = 2,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         client: Any | None = None,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         self._sdk, self._http = _sdk()
-        if client is not None and (api_key is not None or auth_token is not None):
+        if client is not None and (api_key, auth_token, token_provider) != (None, None, None):
             raise ConfigurationError("pass either client or credentials to AnthropicProvider")
         self.model = model
         self.max_tokens = max_tokens
@@ -192,7 +209,7 @@ class AnthropicProvider:
         self._client: AsyncAnthropic = (
             client
             if client is not None
-            else _make_client(api_key, auth_token, base_url, timeout, max_retries)
+            else _make_client(api_key, auth_token, base_url, timeout, max_retries, token_provider)
         )
         version = self._client.default_headers.get("anthropic-version")
         self._sends_temperature = version == SAMPLING_API_VERSION
@@ -293,6 +310,8 @@ class AnthropicProvider:
 
     def _classify(self, exc: Exception) -> ProviderError:
         sdk, http = self._sdk, self._http
+        if (no_token := auth_error_in(exc)) is not None:  # the SDK wraps it as a connection error
+            return no_token
         if isinstance(exc, sdk.APITimeoutError | http.TimeoutException):
             return ProviderTimeoutError("Anthropic did not answer in time")
         if isinstance(exc, sdk.APIConnectionError | http.TransportError):

@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
     from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
+    from orra_di.auth.tokens import TokenProvider
+
 __all__ = ["ERROR_PREFIX", "PLACEHOLDER_API_KEY", "OpenAIProvider", "token_parameter_for"]
 
 DEFAULT_MODEL = "gpt-4o"
@@ -124,7 +126,8 @@ class OpenAIProvider:
     ``base_url`` points at another server (Ollama, vLLM, llama.cpp), which gets
     :data:`PLACEHOLDER_API_KEY`. A ready ``client`` (an ``AsyncOpenAI`` or
     ``AsyncAzureOpenAI``) replaces the connection arguments; it stays the
-    caller's to close.
+    caller's to close. A ``token_provider`` (:mod:`orra_di.auth`) replaces the
+    key: each request carries its bearer token, renewed before it expires.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class OpenAIProvider:
         max_tokens: int = 4096,
         token_parameter: TokenParameter = "auto",
         client: Any | None = None,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         try:
             import openai
@@ -155,20 +159,32 @@ class OpenAIProvider:
         self.token_parameter = token_parameter
         self._client: openai.AsyncOpenAI
         if client is not None:
-            if api_key is not None or base_url is not None:
-                raise ConfigurationError("give either client or api_key/base_url, not both")
+            if api_key is not None or base_url is not None or token_provider is not None:
+                raise ConfigurationError(
+                    "give either client or api_key/base_url/token_provider, not both"
+                )
             self._client = client
             self._owns_client = False
             self._key = SecretStr(str(getattr(client, "api_key", "") or ""))
             return
         if base_url is not None:
             base_url = _api_root(base_url)
-        self._key = _resolve_key(api_key, base_url)
+        http_client = None
+        if token_provider is None:
+            self._key = _resolve_key(api_key, base_url)
+        else:  # the provider's token replaces the key on every request (orra_di.auth)
+            if api_key is not None:
+                raise ConfigurationError("give either api_key or token_provider, not both")
+            from orra_di.auth.http import bearer_http_client
+
+            self._key = SecretStr(PLACEHOLDER_API_KEY)
+            http_client = bearer_http_client(openai.DefaultAsyncHttpxClient, token_provider)
         self._client = openai.AsyncOpenAI(
             api_key=self._key.get_secret_value(),
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            http_client=http_client,
         )
         self._owns_client = True
 
