@@ -119,12 +119,13 @@ def cell(text: str) -> str:
 
 
 def describe(owner: type[BaseModel], name: str, field: FieldInfo, docs: dict[Any, str]) -> str:
-    meaning = docs.get((owner.__name__, name), "")
+    where = (owner.__name__, name)
+    meaning = docs.get(where, "") or _docs_of(owner).get(where, "")
     accepted = field.description or ""
     if not meaning and not accepted:
         raise ValueError(
             f"{owner.__name__}.{name} has no docstring and no description: document it in "
-            "orra_di/settings.py so the settings reference can list it"
+            f"{owner.__module__} so the settings reference can list it"
         )
     parts = [meaning] if meaning else []
     if accepted:
@@ -132,10 +133,32 @@ def describe(owner: type[BaseModel], name: str, field: FieldInfo, docs: dict[Any
     return cell(" ".join(parts))
 
 
+def _docs_of(owner: type[BaseModel]) -> dict[tuple[str, str], str]:
+    """Field docstrings of the module ``owner`` is defined in (a section may live anywhere)."""
+    return attribute_docs(sys.modules[owner.__module__])
+
+
+def _nested_section(field: FieldInfo) -> type[BaseModel] | None:
+    """The settings model a field holds, alone or optional (``llm.auth``), else None."""
+    annotation = field.annotation
+    optional = get_origin(annotation) in (Union, types.UnionType)
+    for candidate in get_args(annotation) if optional else (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def table(
-    owner: type[BaseModel], prefix: str, fields: dict[str, FieldInfo], docs: dict[Any, str]
+    owner: type[BaseModel],
+    prefix: str,
+    fields: dict[str, FieldInfo],
+    docs: dict[Any, str],
+    *,
+    header: bool = True,
 ) -> list[str]:
     rows = ["| Variable | Type | Default | Description |", "| --- | --- | --- | --- |"]
+    if not header:
+        rows = []
     for name, field in fields.items():
         kind = type_text(field.annotation)
         limits = bounds_text(field)
@@ -145,6 +168,11 @@ def table(
             f"| `{prefix}{name.upper()}` | {kind} | {cell(default_text(field))} "
             f"| {describe(owner, name, field, docs)} |"
         )
+        nested = _nested_section(field)
+        if nested is not None and owner is not nested:
+            rows += table(
+                nested, f"{prefix}{name.upper()}__", nested.model_fields, docs, header=False
+            )
     return rows
 
 

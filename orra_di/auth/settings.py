@@ -44,16 +44,25 @@ class AuthSettings(BaseModel):
         "client_id, client_secret), 'refresh_token' (needs token_url, client_id, refresh_token)"
     )
     token: SecretStr | None = None
+    """The bearer token itself, for ``kind=static``."""
     token_url: str | None = Field(None, description="the OAuth2 token endpoint, http(s)://...")
+    """Where tokens are fetched (the OAuth2 kinds)."""
     client_id: str | None = None
+    """The OAuth2 client id."""
     client_secret: SecretStr | None = None
+    """The OAuth2 client secret (never printed)."""
     refresh_token: SecretStr | None = None
+    """The refresh token, for ``kind=refresh_token`` (never printed)."""
     scope: str | None = Field(None, description="space-separated scopes, or unset")
+    """The scopes asked for."""
     audience: str | None = None
+    """The audience asked for, where the token endpoint wants one."""
     client_auth: Literal["client_secret_post", "client_secret_basic"] = "client_secret_post"
+    """How the client authenticates to the token endpoint (form fields or HTTP Basic)."""
     skew: float = Field(DEFAULT_SKEW, ge=0)
     """Seconds before expiry at which a token is renewed."""
     timeout: float = Field(30.0, gt=0)
+    """Seconds one token request may take."""
 
     @field_validator("token_url")
     @classmethod

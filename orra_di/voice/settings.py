@@ -34,19 +34,27 @@ class VoiceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stt_model: str = "whisper-1"
+    """The speech-to-text model (``orra-di ask --audio``)."""
     tts_model: str = "tts-1"
+    """The text-to-speech model (``orra-di ask --speak``)."""
     voice: str = Field("alloy", description="a voice name such as alloy, echo, nova, shimmer")
+    """The voice text-to-speech speaks with."""
     format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     """The speech format when a file's suffix does not say (``orra-di ask --speak``)."""
     speed: float = Field(1.0, ge=0.25, le=4.0)
+    """How fast speech is spoken (1.0 is normal)."""
     language: str | None = Field(None, description="an ISO-639-1 code such as 'en', or unset")
     """The language spoken in recordings, to help transcription; unset to detect it."""
     base_url: str | None = Field(
         None, description="an http:// or https:// API root such as http://127.0.0.1:8000/v1"
     )
+    """The audio API root; unset, the ``llm`` section's when it is OpenAI-compatible."""
     api_key: SecretStr | None = None
+    """The audio API key; unset, the ``llm`` section's (see the module docstring)."""
     timeout: float = Field(60.0, gt=0)
+    """Seconds one audio request may take."""
     max_retries: int = Field(2, ge=0)
+    """Retries of a failed audio request (the SDK's own retry)."""
 
     @field_validator("base_url")
     @classmethod
