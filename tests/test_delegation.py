@@ -434,3 +434,109 @@ async def test_agents_whose_names_differ_only_in_punctuation_are_not_a_cycle() -
     result = await runtimes["code bot"].run(Namespace("u"), "go")
     assert result.final_message.content.endswith("second answered")
     assert "cycle" not in result.final_message.content
+
+
+def test_the_agent_choice_offered_to_the_model_lists_the_others_only() -> None:
+    runtimes = RuntimeMap([AgentProfile(name="Atlas"), AgentProfile(name="CodeBot")])
+    definition = delegate_to_agent_tool(runtimes, "Atlas").definition
+    assert definition.input_schema["properties"]["agent"]["enum"] == ["CodeBot"]
+    assert definition.input_schema["required"] == ["agent", "task"]
+
+
+async def test_delegation_chains_stop_at_three_hops_by_default() -> None:
+    agents = [AgentProfile(name=n) for n in ("A", "B", "C", "D", "E")]
+    nxt = {"A": "b", "B": "c", "C": "d", "D": "e", "E": "a"}
+    asked: list[str] = []
+
+    def hop(name: str) -> Any:
+        def answer(request: CompletionRequest) -> CompletionResponse:
+            last = request.messages[-1]
+            if last.tool_results:
+                return reply(f"{name}<{last.tool_results[0].content}>")
+            asked.append(name)
+            return tool_calls(call("delegate_to_agent", {"agent": nxt[name], "task": "t"}))
+
+        return answer
+
+    store = InMemoryStore()
+    runtimes = RuntimeMap(agents)
+    llm = by_agent({n: hop(n) for n in nxt})
+    runtimes.bind(
+        lambda profile: build_runtime(
+            profile,
+            llm=llm,
+            store=store,
+            config=RuntimeConfig(),
+            tools=[delegate_to_agent_tool(runtimes, profile.name)],
+        )
+    )
+    result = await runtimes["a"].run(Namespace("u"), "go")
+    assert asked == ["A", "B", "C", "D"]  # D's hop would be the fourth
+    assert "delegation depth limit (3) reached" in result.final_message.content
+
+
+async def test_spawned_sub_agents_stop_at_three_levels_by_default() -> None:
+    spawned = 0
+
+    def answer(request: CompletionRequest) -> CompletionResponse:
+        nonlocal spawned
+        last = request.messages[-1]
+        if last.tool_results:
+            return reply(f"<{last.tool_results[0].content}>")
+        spawned += 1
+        return tool_calls(call("spawn_agent", {"task": "go deeper"}))
+
+    llm = ScriptedProvider(answer)
+    store = InMemoryStore()
+
+    def sub(system_prompt: str) -> Runtime:
+        return Runtime(llm, store, tools=[spawn_agent_tool(sub)])
+
+    result = await sub("main").run(Namespace("u"), "go")
+    assert spawned == 4
+    assert "delegation depth limit (3) reached" in result.final_message.content
+
+
+async def test_a_failing_sub_agent_comes_back_as_an_error_result() -> None:
+    def answer(request: CompletionRequest) -> CompletionResponse:
+        if request.messages[0].content == "main":
+            if request.messages[-1].tool_results:
+                return reply(request.messages[-1].tool_results[0].content)
+            return tool_calls(call("spawn_agent", {"task": "t", "system_prompt": "sub"}))
+        return tool_calls(call("nothing"))
+
+    llm = ScriptedProvider(answer)
+
+    def sub(system_prompt: str) -> Runtime:
+        return Runtime(
+            llm, InMemoryStore(), config=RuntimeConfig(system_prompt=system_prompt, max_turns=1)
+        )
+
+    rt = Runtime(
+        llm,
+        InMemoryStore(),
+        tools=[spawn_agent_tool(sub)],
+        config=RuntimeConfig(system_prompt="main"),
+    )
+    result = await rt.run(Namespace("u"), "go")
+    assert (
+        result.final_message.content == "execution failed: sub-agent failed: max turns (1) exceeded"
+    )
+
+
+async def test_agent_names_are_percent_encoded_in_the_chain() -> None:
+    def first(request: CompletionRequest) -> CompletionResponse:
+        if request.messages[-1].tool_results:
+            return reply(request.messages[-1].tool_results[0].content)
+        return tool_calls(call("delegate_to_agent", {"agent": "R&D/Ops.v2", "task": "t"}))
+
+    store = InMemoryStore()
+    runtimes = make_map(
+        [AgentProfile(name="Front Desk"), AgentProfile(name="R&D/Ops.v2")],
+        by_agent({"Front Desk": first, "R&D/Ops.v2": lambda _r: reply("done")}),
+        store,
+    )
+    ns = Namespace("u")
+    await runtimes["front desk"].run(ns, "go")
+    child = (await store.list(ns))[1]
+    assert delegation_chain(child) == ["front%20desk", "r%26d%2Fops%2Ev2"]

@@ -23,6 +23,7 @@ from orra_di.namespace import Namespace
 from orra_di.provider import CompletionRequest, CompletionResponse, StreamEvent, TextDelta
 from orra_di.runtime import Runtime, RuntimeConfig
 from orra_di.runtime_set import RuntimeMap
+from orra_di.session import Session
 from orra_di.stores.memory import InMemoryStore
 from orra_di.testing import ScriptedProvider, TestModel, call, reply, tool_calls
 from orra_di.tool import FunctionTool, tool
@@ -259,3 +260,63 @@ async def test_a_provider_stream_is_closed_when_the_run_stops_early() -> None:
             if seen == 3:
                 break
     assert closed == [True]
+
+
+def test_runtime_config_bounds_name_the_bad_value() -> None:
+    assert RuntimeConfig(max_turns=1).max_turns == 1
+    with pytest.raises(ConfigurationError, match="max_turns must be at least 1, got 0"):
+        RuntimeConfig(max_turns=0)
+    with pytest.raises(ConfigurationError, match="tool_timeout must be positive, got 0"):
+        RuntimeConfig(tool_timeout=0)
+
+
+@pytest.mark.anyio
+async def test_a_failing_hook_answers_the_call_with_its_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(Hook):
+        async def before_tool_call(self, namespace: Namespace, call: ToolCall) -> ToolCall:
+            raise RuntimeError("approval service down")
+
+    @tool
+    def lookup() -> str:
+        return "never"
+
+    llm = ScriptedProvider([tool_calls(call("lookup")), reply("sorry")])
+    rt = Runtime(llm, InMemoryStore(), tools=[lookup], hooks=[Broken()])
+    result = await rt.run("u", "go")
+    (res,) = result.turns[0].tool_results
+    assert res.is_error
+    assert res.content == "execution failed: RuntimeError: approval service down"
+    assert "hook failed around tool lookup" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_session_hooks_are_told_which_namespace_they_run_for() -> None:
+    seen: list[tuple[str, Namespace]] = []
+
+    class Watch(Hook):
+        async def after_session_load(self, namespace: Namespace, session: Session) -> None:
+            seen.append(("load", namespace))
+
+        async def before_session_save(self, namespace: Namespace, session: Session) -> None:
+            seen.append(("save", namespace))
+
+    rt = Runtime(ScriptedProvider([reply("hi")]), InMemoryStore(), hooks=[Watch()])
+    await rt.run("acme:alice", "hello")
+    ns = Namespace("acme", "alice")
+    assert seen == [("load", ns), ("save", ns)]
+
+
+@pytest.mark.anyio
+async def test_run_with_model_asks_that_model() -> None:
+    models: list[str | None] = []
+
+    def answer(request: CompletionRequest) -> CompletionResponse:
+        models.append(request.model)
+        return reply("ok")
+
+    rt = Runtime(ScriptedProvider(answer), InMemoryStore())
+    result = await rt.run_with_model("u", "hello", "small-model")
+    assert models == ["small-model"]
+    assert result.final_message.content == "ok"
