@@ -9,6 +9,7 @@ import pytest
 from orra_di import (
     CompletionRequest,
     CompletionResponse,
+    ConfigurationError,
     InMemoryStore,
     Message,
     Namespace,
@@ -203,3 +204,93 @@ async def test_a_run_streaming_through_both_shows_the_text_once_and_fails() -> N
     session = await store.load(Namespace("u"))
     assert session is not None
     assert [m.content for m in session.messages] == ["hi"]
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the retrying provider asks for, taken without waiting."""
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr("orra_di.providers.resilience.anyio.sleep", sleep)
+    return asked
+
+
+def outages(n: int) -> list[object]:
+    return [ProviderUnavailableError(f"502 #{i}") for i in range(n)]
+
+
+async def test_retry_pauses_double_from_base_delay_up_to_max_wait(pauses: list[float]) -> None:
+    flaky = ScriptedProvider([*outages(4), reply("fifth time")])
+    llm = RetryingProvider(flaky, max_retries=4, base_delay=0.5, max_wait=1.5)
+    assert (await llm.complete(REQUEST)).message.content == "fifth time"
+    assert pauses == [0.5, 1.0, 1.5, 1.5]
+    assert flaky.requests == [REQUEST] * 5  # the request itself, each time
+
+
+async def test_stream_retry_pauses_double_the_same_way(pauses: list[float]) -> None:
+    flaky = ScriptedProvider([*outages(3), reply("streamed")])
+    llm = RetryingProvider(flaky, max_retries=3, base_delay=0.25, max_wait=10)
+    events = [e async for e in llm.stream(REQUEST)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "streamed"
+    assert pauses == [0.25, 0.5, 1.0]
+    assert flaky.requests == [REQUEST] * 4
+
+
+async def test_defaults_retry_twice_from_half_a_second(pauses: list[float]) -> None:
+    down = ScriptedProvider(outages(3))
+    with pytest.raises(ProviderUnavailableError, match="502 #2"):
+        await RetryingProvider(down).complete(REQUEST)
+    assert pauses == [0.5, 1.0]
+    # The default max_wait is a minute: a retry-after just over it is not waited for.
+    slow = ScriptedProvider([RateLimitedError(61_000), reply("never")])
+    with pytest.raises(RateLimitedError):
+        await RetryingProvider(slow).complete(REQUEST)
+    assert pauses == [0.5, 1.0]
+
+
+async def test_a_retry_after_of_exactly_max_wait_is_waited_for(pauses: list[float]) -> None:
+    limited = ScriptedProvider([RateLimitedError(2_000), reply("ok")])
+    llm = RetryingProvider(limited, max_wait=2)
+    assert (await llm.complete(REQUEST)).message.content == "ok"
+    assert pauses == [2.0]
+
+
+async def test_each_retry_is_logged_with_its_cause(
+    pauses: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    llm = RetryingProvider(ScriptedProvider([*outages(1), reply("ok")]))
+    await llm.complete(REQUEST)
+    events = RetryingProvider(ScriptedProvider([*outages(1), reply("ok")])).stream(REQUEST)
+    _ = [e async for e in events]
+    assert (
+        caplog.text.count("provider failed (provider unavailable: 502 #0); retrying in 0.50s") == 2
+    )
+
+
+@pytest.mark.parametrize(
+    "bad", [{"max_retries": -1}, {"base_delay": -0.1}, {"max_wait": -1.0}], ids=str
+)
+def test_negative_retries_or_delays_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigurationError, match="retries and delays must not be negative"):
+        RetryingProvider(ScriptedProvider([]), **bad)  # type: ignore[arg-type]
+
+
+async def test_zero_retries_and_zero_waits_are_allowed(pauses: list[float]) -> None:
+    down = ScriptedProvider([*outages(1), reply("never")])
+    llm = RetryingProvider(down, max_retries=0, base_delay=0, max_wait=0)
+    with pytest.raises(ProviderUnavailableError):
+        await llm.complete(REQUEST)
+    assert pauses == []
+
+
+async def test_fallback_hands_each_provider_the_request() -> None:
+    first = ScriptedProvider(outages(1))
+    second = ScriptedProvider([reply("second")])
+    assert (await FallbackProvider([first, second]).complete(REQUEST)).message.content == "second"
+    assert first.requests == [REQUEST]
+    assert second.requests == [REQUEST]
+    with pytest.raises(ConfigurationError, match="FallbackProvider needs at least one provider"):
+        FallbackProvider([])
