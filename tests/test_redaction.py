@@ -106,3 +106,18 @@ def test_store_reprs_never_show_the_password(url: str) -> None:
     store = RedisStore(url) if url.startswith("redis") else PostgresStore(url)
     assert "127.0.0.1" in repr(store)
     assert "Zq9k" not in repr(store) and "Wx7" not in repr(store), repr(store)
+
+
+def test_a_parsed_password_is_masked_percent_encoded_in_text_without_a_scheme() -> None:
+    # A driver's error quotes the userinfo without the URL's scheme: only the parsed
+    # password, in its percent-encoded form ('/' as %2F too), can find it there.
+    assert (
+        mask_url("could not connect as app:Zq9k%2FWx7%3F42@db.internal", ["Zq9k/Wx7?42"])
+        == "could not connect as app:***@db.internal"
+    )
+
+
+def test_a_password_without_a_cutting_character_passes_when_the_driver_parsed_nothing() -> None:
+    # Some drivers give no parsed password back: only '/', '?' or '#' in it is refused then.
+    check_password_parsed("postgresql://u:pXw-42@h/db", None, what="PostgreSQL")
+    check_password_parsed("redis://u:Zq9k-X@h/0", None, what="Redis")
