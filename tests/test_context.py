@@ -11,6 +11,7 @@ from orra_di.errors import ConfigurationError
 from orra_di.message import Message, ToolCall, ToolResult
 from orra_di.namespace import Namespace
 from orra_di.session import Session
+from orra_di.tool import ToolDefinition
 
 
 def window(available: int, *, share: float = 0.3) -> ContextWindow:
@@ -555,3 +556,25 @@ def test_a_sessions_running_total_goes_away_with_the_session() -> None:
     del session
     gc.collect()
     assert len(memory.tallies) == 0
+
+
+def test_tool_definitions_cost_their_compact_json_plus_framing_every_time() -> None:
+    w = ContextWindow(CharEstimator())
+    tools = [
+        ToolDefinition(name="lookup", description="Find a key.", input_schema={"type": "object"}),
+        ToolDefinition(name="save", description="Store it.", input_schema={"type": "object"}),
+    ]
+    each = [w.estimate_tools_tokens([t]) for t in tools]
+    compact = '{"name":"lookup","description":"Find a key.","input_schema":{"type":"object"}}'
+    assert each[0] == CharEstimator().count_tokens(compact) + 5
+    # Remembered estimates add up the same as fresh ones, call after call.
+    assert w.estimate_tools_tokens(tools) == sum(each)
+    assert w.estimate_tools_tokens(tools) == sum(each)
+
+
+def test_calibration_is_clamped_and_ignores_empty_observations() -> None:
+    w = ContextWindow(CharEstimator())
+    assert w.calibrate("m", 1, 2) == 2.0  # a one-token estimate is an observation too
+    assert w.calibrate("n", 100, 1) == 0.25  # clamped from 0.01
+    assert w.calibrate("o", 100, 0) == 1.0  # no usage reported: nothing learned
+    assert w.scale("o") == 1.0
