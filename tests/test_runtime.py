@@ -737,3 +737,36 @@ def test_calibration_is_a_clamped_moving_average() -> None:
     assert window.calibrate("m", 100, 250) == pytest.approx(1.5 + 0.3 * (2.5 - 1.5))
     assert window.calibrate("odd", 100, 100_000) == 4.0
     assert window.calibrate("m", 0, 10) == window.scale("m")
+
+
+class CompleteOnly:
+    """A provider without ``stream``: a streaming run replays its complete answers."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.inner = ScriptedProvider(script)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        return await self.inner.complete(request)
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "complete-only"])
+async def test_streamed_events_carry_the_calls_turns_and_results(streaming: bool) -> None:
+    script = [
+        tool_calls(call("uppercase", {"text": "hi"}, id="c1"), text="on it"),
+        reply("HI"),
+    ]
+    llm: Any = ScriptedProvider(script) if streaming else CompleteOnly(script)
+    rt = Runtime(llm, InMemoryStore(), tools=[uppercase])
+    async with rt.run_streaming(NS, "go") as stream:
+        events = [e async for e in stream]
+    assert stream.finished
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    assert [(e.id, e.name) for e in started] == [("c1", "uppercase")]
+    (completed,) = [e for e in events if isinstance(e, ToolCallCompleted)]
+    assert completed.id == "c1"
+    turns = [e.turn for e in events if isinstance(e, TurnCompleted)]
+    assert [t.response.message.content for t in turns] == ["on it", "HI"]
+    assert [t.response.finish_reason for t in turns] == [FinishReason.TOOL_USE, FinishReason.STOP]
+    assert [r.content for r in turns[0].tool_results] == ["HI"]
+    assert stream.result is not None
+    assert stream.result.turns == tuple(turns)

@@ -20,7 +20,13 @@ from orra_di.errors import ConfigurationError, ProviderError
 from orra_di.hook import Hook
 from orra_di.message import Message, ToolCall, ToolResult
 from orra_di.namespace import Namespace
-from orra_di.provider import CompletionRequest, CompletionResponse, StreamEvent, TextDelta
+from orra_di.provider import (
+    CompletionRequest,
+    CompletionResponse,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from orra_di.runtime import Runtime, RuntimeConfig
 from orra_di.runtime_set import RuntimeMap
 from orra_di.session import Session
@@ -320,3 +326,34 @@ async def test_run_with_model_asks_that_model() -> None:
     result = await rt.run_with_model("u", "hello", "small-model")
     assert models == ["small-model"]
     assert result.final_message.content == "ok"
+
+
+@pytest.mark.anyio
+async def test_the_request_carries_the_configured_sampling_settings() -> None:
+    seen: list[CompletionRequest] = []
+
+    def answer(request: CompletionRequest) -> CompletionResponse:
+        seen.append(request)
+        return reply("ok")
+
+    config = RuntimeConfig(max_tokens=123, temperature=0.25)
+    await Runtime(ScriptedProvider(answer), InMemoryStore(), config=config).run("u", "hi")
+    assert (seen[0].max_tokens, seen[0].temperature) == (123, 0.25)
+
+
+@pytest.mark.anyio
+async def test_calibration_learns_from_the_whole_request_estimate() -> None:
+    # The estimate the provider's figure is compared with counts the system prompt too,
+    # and a run without a model learns under "" (the key its next request reads).
+    config = RuntimeConfig(system_prompt="You are terse. " * 20)
+    rt = Runtime(
+        ScriptedProvider([reply("ok", usage=Usage(input_tokens=100))]),
+        InMemoryStore(),
+        config=config,
+    )
+    estimate = sum(
+        rt.window.estimate_message_tokens(m)
+        for m in (Message.system(config.system_prompt or ""), Message.user("hello there"))
+    )
+    await rt.run("u", "hello there")
+    assert rt.window.scale("") == pytest.approx(100 / estimate)
