@@ -4,6 +4,7 @@
 #   scripts/mutation.sh            # mutate, test, print the kill rate per module
 #   scripts/mutation.sh report     # print the report of the last run again
 #   JOBS=1 scripts/mutation.sh     # fewer test processes at once (default 2)
+#   ALL=1 scripts/mutation.sh      # also the rest of sqlite.py (slow; not in the target)
 #
 # What is mutated and which tests run: [tool.mutmut] in pyproject.toml. See scripts/README.md.
 set -euo pipefail
@@ -15,6 +16,10 @@ MUTMUT="$(dirname "$(command -v "$PY")")/mutmut"
 # the real tree would test the unmutated code. CI would make service tests mandatory (slow).
 unset PYTHONPATH CI
 if [ "${1:-run}" != report ]; then
-    nice -n 19 "$MUTMUT" run --max-children "${JOBS:-2}"
+    names=()
+    if [ -z "${ALL:-}" ]; then
+        mapfile -t names < <("$PY" scripts/mutation_report.py --globs)
+    fi
+    nice -n 19 "$MUTMUT" run --max-children "${JOBS:-2}" "${names[@]}"
 fi
 "$MUTMUT" results --all true | "$PY" scripts/mutation_report.py

@@ -595,9 +595,11 @@ class StoreConformance:
             else:
                 assert await store.delete_tree(Namespace("acme")) == 1
             # The run's history is gone: going on would store a tail without its head.
-            with pytest.raises(StoreError, match="deleted while this run held"):
+            # The error names the refused operation and its session.
+            gone = "refused: the session was deleted while this run held"
+            with pytest.raises(StoreError, match=f"append to session 'acme:alice' {gone}"):
                 await store.append(ALICE, [Message.assistant("answer")])
-            with pytest.raises(StoreError, match="deleted while this run held"):
+            with pytest.raises(StoreError, match=f"save session 'acme:alice' {gone}"):
                 await store.save(Session(namespace=ALICE, messages=[Message.user("x")]))
             assert await store.load(ALICE) is None
         async with store.lock(ALICE, timeout=5):  # the next run starts afresh

@@ -312,9 +312,10 @@ async def test_a_writer_whose_lease_was_taken_over_is_refused(store: SQLiteStore
         with raw(db) as conn:  # this process stalled past its lease...
             conn.execute("UPDATE leases SET expires_at = 0")
         async with other.lock(ALICE, timeout=0):  # ...and another run took over
-            with pytest.raises(StoreError, match="lock on the session lapsed"):
+            lapsed = "refused: this run's lock on the session lapsed"
+            with pytest.raises(StoreError, match=f"append to session 'acme:alice' {lapsed}"):
                 await store.append(ALICE, [Message.user("stale")])
-            with pytest.raises(StoreError, match="lock on the session lapsed"):
+            with pytest.raises(StoreError, match=f"save session 'acme:alice' {lapsed}"):
                 await store.save(Session(namespace=ALICE))
             await other.append(ALICE, [Message.user("theirs")])
     assert contents(await store.load(ALICE)) == ["mine", "theirs"]
