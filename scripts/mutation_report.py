@@ -64,6 +64,7 @@ def target_globs() -> list[str]:
         globs.append(f"orra_di.stores.sqlite.xǁSQLiteStoreǁ{func}__mutmut_*")
     return globs
 
+
 _NAME = re.compile(r"^(?P<module>[\w.]+)\.x(?:ǁ(?P<cls>\w+)ǁ|_)(?P<func>\w+?)__mutmut_\d+$")
 
 
