@@ -294,3 +294,94 @@ async def test_fallback_hands_each_provider_the_request() -> None:
     assert second.requests == [REQUEST]
     with pytest.raises(ConfigurationError, match="FallbackProvider needs at least one provider"):
         FallbackProvider([])
+
+
+class Closable:
+    """A provider that records its closing, or fails to close."""
+
+    def __init__(self, name: str, closed: list[str], *, fails: bool = False) -> None:
+        self.name, self.closed, self.fails = name, closed, fails
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        return reply(self.name)
+
+    async def aclose(self) -> None:
+        self.closed.append(self.name)
+        if self.fails:
+            raise OSError(f"{self.name} would not close")
+
+
+async def test_wrappers_close_what_they_wrap() -> None:
+    closed: list[str] = []
+    await RetryingProvider(Closable("retried", closed)).aclose()
+    await DynamicProvider(Closable("current", closed)).aclose()
+    assert closed == ["retried", "current"]
+
+
+async def test_fallback_closes_every_provider_and_raises_the_first_failure() -> None:
+    closed: list[str] = []
+    chain = FallbackProvider(
+        [
+            Closable("a", closed),
+            Closable("b", closed, fails=True),
+            Closable("c", closed, fails=True),
+        ]
+    )
+    with pytest.raises(OSError, match="b would not close"):
+        await chain.aclose()
+    assert closed == ["a", "b", "c"]
+
+
+class CompleteOnly:
+    """A provider without ``stream``."""
+
+    def __init__(self, script: list[object]) -> None:
+        self.inner = ScriptedProvider(script)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        return await self.inner.complete(request)
+
+
+async def test_a_stream_falls_back_to_a_provider_that_can_only_complete(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = ScriptedProvider(outages(1))
+    plain = CompleteOnly([reply("replayed")])
+    events = [e async for e in FallbackProvider([down, plain]).stream(REQUEST)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "replayed"
+    assert isinstance(events[-1], StreamDone)
+    assert plain.inner.requests == [REQUEST]
+    assert "provider 0 failed (provider unavailable: 502 #0); falling back" in caplog.text
+
+
+async def test_a_chain_of_three_tries_each_in_turn(caplog: pytest.LogCaptureFixture) -> None:
+    first, second = ScriptedProvider(outages(1)), ScriptedProvider([RateLimitedError(1)])
+    third = ScriptedProvider([reply("third"), reply("third again")])
+    chain = FallbackProvider([first, second, third])
+    assert (await chain.complete(REQUEST)).message.content == "third"
+    assert "provider 0 failed" in caplog.text
+    assert "provider 1 failed" in caplog.text
+    events = [
+        e
+        async for e in FallbackProvider(
+            [ScriptedProvider(outages(1)), ScriptedProvider(outages(1)), third]
+        ).stream(REQUEST)
+    ]
+    assert third.requests == [REQUEST, REQUEST]
+    assert any(isinstance(e, StreamDone) for e in events)
+
+
+async def test_the_dynamic_provider_hands_over_the_request() -> None:
+    inner = ScriptedProvider([reply("a"), reply("b")])
+    dynamic = DynamicProvider(inner)
+    await dynamic.complete(REQUEST)
+    _ = [e async for e in dynamic.stream(REQUEST)]
+    assert inner.requests == [REQUEST, REQUEST]
+
+
+async def test_a_stream_raises_the_last_error_when_every_provider_fails() -> None:
+    chain = FallbackProvider(
+        [ScriptedProvider(outages(1)), ScriptedProvider([RateLimitedError(5)])]
+    )
+    with pytest.raises(RateLimitedError):
+        _ = [e async for e in chain.stream(REQUEST)]
