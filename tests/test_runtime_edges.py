@@ -32,7 +32,7 @@ from orra_di.runtime_set import RuntimeMap
 from orra_di.session import Session
 from orra_di.stores.memory import InMemoryStore
 from orra_di.testing import ScriptedProvider, TestModel, call, reply, tool_calls
-from orra_di.tool import FunctionTool, tool
+from orra_di.tool import FunctionTool, ToolContext, tool
 
 NS = Namespace("review")
 
@@ -357,3 +357,43 @@ async def test_calibration_learns_from_the_whole_request_estimate() -> None:
     )
     await rt.run("u", "hello there")
     assert rt.window.scale("") == pytest.approx(100 / estimate)
+
+
+@pytest.mark.anyio
+async def test_a_hook_that_renumbers_a_call_still_answers_the_models_call_id() -> None:
+    seen: list[str] = []
+
+    class Renumber(Hook):
+        async def before_tool_call(self, namespace: Namespace, call: ToolCall) -> ToolCall:
+            return call.model_copy(update={"id": "hook-id"})
+
+        async def after_tool_call(self, call: ToolCall, result: ToolResult) -> ToolResult:
+            return result.model_copy(update={"call_id": "other", "content": result.content + "!"})
+
+    @tool
+    async def whoami(ctx: ToolContext) -> str:
+        seen.append(ctx.call_id)
+        return "me"
+
+    llm = ScriptedProvider([tool_calls(call("whoami", id="model-id")), reply("done")])
+    rt = Runtime(llm, InMemoryStore(), tools=[whoami], hooks=[Renumber()])
+    result = await rt.run("u", "go")
+    assert seen == ["model-id"]  # the tool is told the call id the model knows
+    (res,) = result.turns[0].tool_results
+    assert (res.call_id, res.content) == ("model-id", "me!")
+
+
+@pytest.mark.anyio
+async def test_a_tool_that_raises_is_logged_and_answered_with_the_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @tool
+    def lookup() -> str:
+        raise ValueError("no such key")
+
+    llm = ScriptedProvider([tool_calls(call("lookup")), reply("sorry")])
+    result = await Runtime(llm, InMemoryStore(), tools=[lookup]).run("u", "go")
+    (res,) = result.turns[0].tool_results
+    assert res.is_error
+    assert res.content == "execution failed: ValueError: no such key"
+    assert "tool lookup raised" in caplog.text
