@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import anyio
 import pytest
@@ -19,7 +20,7 @@ from orra_di.context import CharEstimator, ContextBudget
 from orra_di.errors import ConfigurationError, ProviderError
 from orra_di.hook import Hook
 from orra_di.message import Message, ToolCall, ToolResult
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.provider import (
     CompletionRequest,
     CompletionResponse,
@@ -397,3 +398,41 @@ async def test_a_tool_that_raises_is_logged_and_answered_with_the_error(
     assert res.is_error
     assert res.content == "execution failed: ValueError: no such key"
     assert "tool lookup raised" in caplog.text
+
+
+class CountingStore(InMemoryStore):
+    """Counts full saves, and the metadata each append carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves = 0
+        self.append_metadata: list[Mapping[str, Any] | None] = []
+
+    async def save(self, session: Session) -> None:
+        self.saves += 1
+        await super().save(session)
+
+    async def append(
+        self,
+        namespace: NamespaceLike,
+        messages: Sequence[Message],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.append_metadata.append(metadata)
+        await super().append(namespace, messages, metadata=metadata)
+
+
+@pytest.mark.anyio
+async def test_a_run_on_a_long_session_appends_its_steps_and_never_rewrites_it() -> None:
+    store = CountingStore()
+    await store.save(
+        Session(namespace=Namespace("u"), messages=[Message.user("old")], metadata={"a": 1})
+    )
+    store.saves = 0
+    rt = Runtime(ScriptedProvider([reply("one"), reply("two")]), store)
+    await rt.run("u", "first")
+    await rt.run("u", "second")
+    assert store.saves == 0
+    # Unchanged metadata is not sent again with each step.
+    assert store.append_metadata == [None] * 4
