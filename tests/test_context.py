@@ -578,3 +578,12 @@ def test_calibration_is_clamped_and_ignores_empty_observations() -> None:
     assert w.calibrate("n", 100, 1) == 0.25  # clamped from 0.01
     assert w.calibrate("o", 100, 0) == 1.0  # no usage reported: nothing learned
     assert w.scale("o") == 1.0
+
+
+def test_a_truncated_result_is_cut_at_its_last_line_break_but_never_to_nothing() -> None:
+    w = window(1000, share=0.1)  # 100 tokens for a tool result
+    # A line break at 0 would leave nothing: the prefix is kept whole instead.
+    kept = w.truncate_tool_result("\n" + "x" * 2000).split("\n\n[truncated")[0]
+    assert kept.startswith("\nxxx")
+    # A line break at 1 is a line boundary like any other.
+    assert w.truncate_tool_result("a\n" + "x" * 2000).startswith("a\n\n[truncated")
