@@ -11,10 +11,19 @@ import pytest
 from orra_di.context import ContextBudget
 from orra_di.errors import MaxTurnsExceeded, NamespaceError, ProviderError, SessionBusyError
 from orra_di.hook import Hook, ToolCallDenied
-from orra_di.message import Message, Role, ToolCall, ToolResult
+from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
 from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry, ToolPolicy
-from orra_di.provider import CompletionRequest, CompletionResponse, FinishReason, Usage
+from orra_di.provider import (
+    CompletionRequest,
+    CompletionResponse,
+    FinishReason,
+    StreamDone,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
 from orra_di.runtime import (
     INTERRUPTED,
     RunFinished,
@@ -770,3 +779,78 @@ async def test_streamed_events_carry_the_calls_turns_and_results(streaming: bool
     assert [r.content for r in turns[0].tool_results] == ["HI"]
     assert stream.result is not None
     assert stream.result.turns == tuple(turns)
+
+
+class EventScript:
+    """A streaming provider that plays raw stream events, one list per call."""
+
+    def __init__(self, *calls: list[Any]) -> None:
+        self.calls = list(calls)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        raise AssertionError("a streaming run streams")
+
+    async def stream(self, request: CompletionRequest) -> Any:
+        for event in self.calls.pop(0):
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+
+
+async def test_a_streamed_turn_is_assembled_with_its_vendor_data_and_tool_use() -> None:
+    signed = VendorData(vendor="anthropic", data={"thinking": "sig"})
+    llm = EventScript(
+        [
+            ToolCallStart("c1", "uppercase"),
+            ToolCallDelta("c1", '{"text": '),
+            ToolCallDelta("c1", '"ab"}'),
+            StreamDone(finish_reason=FinishReason.STOP, vendor_data=(signed,)),
+        ],
+        [TextDelta("AB"), StreamDone()],
+    )
+    store = InMemoryStore()
+    rt = Runtime(llm, store, tools=[uppercase])
+    async with rt.run_streaming(NS, "go") as stream:
+        _ = [e async for e in stream]
+    assert stream.result is not None
+    first = stream.result.turns[0].response
+    # The model sent calls: that is a tool-use turn, whatever the stream's end said.
+    assert first.finish_reason == FinishReason.TOOL_USE
+    saved = await stored(store)
+    assert saved[1].vendor_data == (signed,)
+    assert saved[1].tool_calls[0].arguments == {"text": "ab"}
+
+
+async def test_a_stream_cut_before_its_end_is_a_provider_error_and_ends_the_events() -> None:
+    llm = EventScript([TextDelta("half an ans")])
+    rt = Runtime(llm, InMemoryStore())
+    async with rt.run_streaming(NS, "go") as stream:
+        assert stream.finished is False
+        with pytest.raises(
+            ProviderError, match="the stream ended before the model finished its answer"
+        ):
+            _ = [e async for e in stream]
+    assert stream.finished
+
+
+async def test_provider_and_save_hooks_see_the_response_and_the_namespace() -> None:
+    seen: list[Any] = []
+
+    class Watch(Hook):
+        async def after_provider_call(self, response: CompletionResponse) -> None:
+            seen.append(response.message.content)
+
+        async def before_session_save(self, namespace: Namespace, session: Session) -> None:
+            seen.append(namespace)
+
+    looping = [tool_calls(call("uppercase", {"text": "x"}), text="again")] * 2
+    rt = Runtime(
+        ScriptedProvider(looping),
+        InMemoryStore(),
+        tools=[uppercase],
+        hooks=[Watch()],
+        config=RuntimeConfig(max_turns=2),
+    )
+    with pytest.raises(MaxTurnsExceeded):
+        await rt.run(NS, "go")
+    assert seen == ["again", "again", NS]  # saved even when the turns ran out
