@@ -13,9 +13,12 @@ import pytest
 
 from orra_di.errors import SessionBusyError, StoreError
 from orra_di.message import Message, ToolCall
+from orra_di.namespace import Namespace
+from orra_di.session import Session
 from orra_di.stores._codec import (
     dump_messages,
     dump_metadata,
+    encode_session,
     hold_lease,
     load_messages,
     poll_until,
@@ -220,3 +223,9 @@ async def test_a_release_that_hangs_is_given_up_after_the_lease() -> None:
     with anyio.fail_after(30):  # a deadlock guard: the release gives up after 3 x 0.001 s
         async with hold_lease("k", None, claim=_yes, renew=_yes, drop=drop, renew_every=0.001):
             pass
+
+
+def test_a_session_whose_metadata_is_not_json_names_the_operation() -> None:
+    session = Session(namespace=Namespace("u"), metadata={"when": object()})
+    with pytest.raises(StoreError, match="save session 'u' failed: metadata is not JSON"):
+        encode_session(session, "save session 'u'")
