@@ -443,3 +443,13 @@ async def test_a_full_disk_is_a_store_error_and_nothing_half_written(
     assert contents(await store.load(ALICE)) == ["before", "after"]
     with raw(db) as other:
         assert other.execute("SELECT message_count, next_seq FROM sessions").fetchone() == (2, 2)
+
+
+async def test_a_sqlite_error_without_a_result_code_is_a_store_error(store: SQLiteStore) -> None:
+    # sqlite3 raises some errors of its own (a closed cursor, a misuse) with no SQLite
+    # result code: they are failures like any other, not a busy database to wait for.
+    def misuse(conn: sqlite3.Connection) -> None:
+        raise sqlite3.ProgrammingError("Cannot operate on a closed cursor.")
+
+    with pytest.raises(StoreError, match=r"count approvals failed: Cannot operate on a closed"):
+        await store.run_in_connection("count approvals", misuse)
