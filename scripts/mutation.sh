@@ -5,6 +5,7 @@
 #   scripts/mutation.sh report     # print the report of the last run again
 #   JOBS=1 scripts/mutation.sh     # fewer test processes at once (default 2)
 #   ALL=1 scripts/mutation.sh      # also the rest of sqlite.py (slow; not in the target)
+#   HANG=120 scripts/mutation.sh   # wall-clock seconds before a silent mutant is timed out
 #
 # What is mutated and which tests run: [tool.mutmut] in pyproject.toml. See scripts/README.md.
 set -euo pipefail
@@ -20,6 +21,21 @@ if [ "${1:-run}" != report ]; then
     if [ -z "${ALL:-}" ]; then
         mapfile -t names < <("$PY" scripts/mutation_report.py --globs)
     fi
-    nice -n 19 "$MUTMUT" run --max-children "${JOBS:-2}" "${names[@]}"
+    nice -n 19 "$MUTMUT" run --max-children "${JOBS:-2}" "${names[@]}" &
+    mutmut_pid=$!
+    # mutmut's timeout counts CPU seconds, so a mutant that makes a test wait forever (a
+    # lease never released, a shielded await) would hang the run. Give such a mutant
+    # mutmut's own timeout signal after HANG seconds of wall time: it counts as a timeout.
+    while kill -0 "$mutmut_pid" 2>/dev/null; do
+        for child in $(pgrep -P "$mutmut_pid" || true); do
+            read -r age title < <(ps -o etimes=,args= -p "$child" 2>/dev/null || true)
+            if [[ "${title:-}" == "mutmut: "* && "${age:-0}" -gt "${HANG:-300}" ]]; then
+                echo "no end after ${age}s, timed out: ${title#mutmut: }" >&2
+                kill -XCPU "$child" 2>/dev/null || true
+            fi
+        done
+        sleep 10
+    done
+    wait "$mutmut_pid"
 fi
 "$MUTMUT" results --all true | "$PY" scripts/mutation_report.py
