@@ -3,6 +3,7 @@
 #
 #   scripts/mutation.sh            # mutate, test, print the kill rate per module
 #   scripts/mutation.sh report     # print the report of the last run again
+#   scripts/mutation.sh survivors  # re-check only the last run's survivors (after new tests)
 #   JOBS=1 scripts/mutation.sh     # fewer test processes at once (default 2)
 #   ALL=1 scripts/mutation.sh      # also the rest of sqlite.py (slow; not in the target)
 #   HANG=120 scripts/mutation.sh   # wall-clock seconds before a silent mutant is timed out
@@ -18,7 +19,10 @@ MUTMUT="$(dirname "$(command -v "$PY")")/mutmut"
 unset PYTHONPATH CI
 if [ "${1:-run}" != report ]; then
     names=()
-    if [ -z "${ALL:-}" ]; then
+    if [ "${1:-run}" = survivors ]; then
+        mapfile -t names < <("$MUTMUT" results --all true | "$PY" scripts/mutation_report.py --survivors)
+        [ "${#names[@]}" -gt 0 ] || { echo "no survivors to re-check"; exit 0; }
+    elif [ -z "${ALL:-}" ]; then
         mapfile -t names < <("$PY" scripts/mutation_report.py --globs)
     fi
     nice -n 19 "$MUTMUT" run --max-children "${JOBS:-2}" "${names[@]}" &

@@ -2,6 +2,7 @@
 
     mutmut results --all true | python scripts/mutation_report.py
     python scripts/mutation_report.py --globs   # the mutant names scripts/mutation.sh runs
+    mutmut results --all true | python scripts/mutation_report.py --survivors
 
 mutmut names a mutant ``orra_di.<module>.x_<function>__mutmut_<n>`` (a method is
 ``xǁ<Class>ǁ<method>``). This groups them by module, counts killed (a test failed, or
@@ -22,8 +23,11 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-KILLED = {"killed", "timeout", "caught by type check"}
-"""Statuses that mean a test (or the timeout) noticed the mutant."""
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+"""Statuses that mean a test (or the timeout) noticed the mutant.
+
+mutmut reports a mutant process that died of SIGKILL as a "segfault": that is its
+own kill of a mutant that ignored the timeout signal, so it counts as a timeout."""
 
 NOT_RUN = {"skipped", "not checked"}
 """Statuses that say nothing about the tests: left out of the rate."""
@@ -113,6 +117,11 @@ def tally(lines: list[str]) -> dict[str, Tally]:
 def main() -> int:
     if sys.argv[1:] == ["--globs"]:
         print("\n".join(target_globs()))
+        return 0
+    if sys.argv[1:] == ["--survivors"]:  # names to re-check after writing tests
+        for module, counts in tally(sys.stdin.read().splitlines()).items():
+            if "not targeted" not in module:
+                print("\n".join(name.split(" (")[0] for name in counts.survived))
         return 0
     tallies = tally(sys.stdin.read().splitlines())
     if not tallies:
