@@ -121,7 +121,8 @@ def main() -> int:
     if sys.argv[1:] == ["--survivors"]:  # names to re-check after writing tests
         for module, counts in tally(sys.stdin.read().splitlines()).items():
             if "not targeted" not in module:
-                print("\n".join(name.split(" (")[0] for name in counts.survived))
+                for name in counts.survived:
+                    print(name.split(" (")[0])
         return 0
     tallies = tally(sys.stdin.read().splitlines())
     if not tallies:
