@@ -587,3 +587,61 @@ def test_a_truncated_result_is_cut_at_its_last_line_break_but_never_to_nothing()
     assert kept.startswith("\nxxx")
     # A line break at 1 is a line boundary like any other.
     assert w.truncate_tool_result("a\n" + "x" * 2000).startswith("a\n\n[truncated")
+
+
+def _forgetful_window(tokenizer: CountingTokenizer, *, max_tallies: int = 10_000) -> ContextWindow:
+    """A window whose per-message estimates are not remembered: only session totals are."""
+    memory = ContextMemory()
+    memory.max_estimates = 0
+    memory.max_tallies = max_tallies
+    return ContextWindow(tokenizer, memory=memory)
+
+
+def _session(name: str, n: int) -> Session:
+    return Session(namespace=Namespace(name), messages=[Message.user(f"m{i}") for i in range(n)])
+
+
+def test_a_session_total_counts_only_the_messages_added_since_last_time() -> None:
+    tokenizer = CountingTokenizer()
+    w = _forgetful_window(tokenizer)
+    session = _session("u", 3)
+    first = w.history_tokens(session)
+    assert tokenizer.calls == 3
+    session.push_message(Message.assistant("answer"))
+    second = w.history_tokens(session)
+    assert tokenizer.calls == 4  # the new message only
+    assert second == first + ContextWindow(CharEstimator()).estimate_message_tokens(
+        session.messages[-1]
+    )
+    assert w.history_tokens(session) == second
+    assert tokenizer.calls == 4
+
+
+def test_the_oldest_session_total_is_forgotten_first() -> None:
+    tokenizer = CountingTokenizer()
+    w = _forgetful_window(tokenizer, max_tallies=2)
+    a, b, c = _session("a", 2), _session("b", 2), _session("c", 2)
+    for session in (a, b, c):
+        w.history_tokens(session)
+    assert tokenizer.calls == 6
+    w.history_tokens(b)
+    w.history_tokens(c)
+    assert tokenizer.calls == 6  # the two newest are remembered
+    w.history_tokens(a)
+    assert tokenizer.calls == 8  # the oldest was not
+
+
+def test_tool_definitions_are_measured_once() -> None:
+    tokenizer = CountingTokenizer()
+    w = ContextWindow(tokenizer)
+    tools = [
+        ToolDefinition(name="lookup", description="Find a key.", input_schema={"type": "object"}),
+        ToolDefinition(name="save", description="Store it.", input_schema={"type": "object"}),
+    ]
+    w.estimate_tools_tokens(tools)
+    w.estimate_tools_tokens(tools)
+    assert tokenizer.calls == 2
+    # Another tokenizer sharing the memory measures them again, with its own counts.
+    other = CountingTokenizer()
+    ContextWindow(other, memory=w.memory).estimate_tools_tokens(tools)
+    assert other.calls == 2
