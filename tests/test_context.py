@@ -645,3 +645,8 @@ def test_tool_definitions_are_measured_once() -> None:
     other = CountingTokenizer()
     ContextWindow(other, memory=w.memory).estimate_tools_tokens(tools)
     assert other.calls == 2
+
+
+def test_budget_bounds_are_inclusive() -> None:
+    assert ContextBudget(max_tokens=1, reserved_for_output=0).available_for_input == 1
+    assert ContextBudget(tool_result_share=1.0).tool_result_share == 1.0

@@ -779,6 +779,10 @@ async def test_streamed_events_carry_the_calls_turns_and_results(streaming: bool
     assert [r.content for r in turns[0].tool_results] == ["HI"]
     assert stream.result is not None
     assert stream.result.turns == tuple(turns)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["on it", "HI"]
+    asked = llm.requests if streaming else llm.inner.requests
+    assert [len(r.messages) for r in asked] == [1, 3]  # the run's own requests
+    assert asked[0].messages[0].content == "go"
 
 
 class EventScript:
@@ -827,7 +831,7 @@ async def test_a_stream_cut_before_its_end_is_a_provider_error_and_ends_the_even
     async with rt.run_streaming(NS, "go") as stream:
         assert stream.finished is False
         with pytest.raises(
-            ProviderError, match="the stream ended before the model finished its answer"
+            ProviderError, match=r"the stream ended before the model finished its answer$"
         ):
             _ = [e async for e in stream]
     assert stream.finished

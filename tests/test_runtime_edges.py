@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel
 
 from orra_di.agent import AgentProfile
-from orra_di.context import CharEstimator, ContextBudget
-from orra_di.errors import ConfigurationError, ProviderError
+from orra_di.context import CharEstimator, ContextBudget, ContextWindow
+from orra_di.errors import ConfigurationError, ProviderError, ProviderUnavailableError
 from orra_di.hook import Hook
 from orra_di.message import Message, ToolCall, ToolResult
 from orra_di.namespace import Namespace, NamespaceLike
@@ -28,12 +28,13 @@ from orra_di.provider import (
     TextDelta,
     Usage,
 )
+from orra_di.run_context import current_run
 from orra_di.runtime import Runtime, RuntimeConfig
 from orra_di.runtime_set import RuntimeMap
 from orra_di.session import Session
 from orra_di.stores.memory import InMemoryStore
 from orra_di.testing import ScriptedProvider, TestModel, call, reply, tool_calls
-from orra_di.tool import FunctionTool, ToolContext, tool
+from orra_di.tool import FunctionTool, ToolContext, ToolRegistry, tool
 
 NS = Namespace("review")
 
@@ -436,3 +437,55 @@ async def test_a_run_on_a_long_session_appends_its_steps_and_never_rewrites_it()
     assert store.saves == 0
     # Unchanged metadata is not sent again with each step.
     assert store.append_metadata == [None] * 4
+
+
+@pytest.mark.anyio
+async def test_session_state_is_saved_with_each_step_and_survives_a_failed_call() -> None:
+    @tool
+    def remember(key: str) -> str:
+        current_run().set_state(key, True)
+        return "noted"
+
+    script = [
+        tool_calls(call("remember", {"key": "a"})),
+        tool_calls(call("remember", {"key": "b"})),
+        ProviderUnavailableError("down"),
+    ]
+    store = InMemoryStore()
+    rt = Runtime(ScriptedProvider(script), store, tools=[remember])
+    with pytest.raises(ProviderError):
+        await rt.run("u", "go")
+    stored = await store.load("u")
+    assert stored is not None
+    assert stored.metadata["state"] == {"a": True, "b": True}
+
+
+@pytest.mark.anyio
+async def test_a_runtime_uses_the_registry_and_window_it_is_given() -> None:
+    registry = ToolRegistry()
+    window = ContextWindow(CharEstimator())
+    rt = Runtime(
+        ScriptedProvider([tool_calls(call("late")), reply("ok")]),
+        InMemoryStore(),
+        tools=registry,
+        context=window,
+    )
+
+    @tool
+    def late() -> str:
+        return "registered after the runtime was built"
+
+    registry.register(late)  # a shared registry: tools added later are seen
+    result = await rt.run("u", "go")
+    assert result.turns[0].tool_results[0].content == "registered after the runtime was built"
+    assert rt.window is window
+
+
+@pytest.mark.anyio
+async def test_a_message_given_to_run_is_stored_as_it_is() -> None:
+    store = InMemoryStore()
+    message = Message.user("hi")
+    await Runtime(ScriptedProvider([reply("ok")]), store).run("u", message)
+    stored = await store.load("u")
+    assert stored is not None
+    assert stored.messages[0] == message

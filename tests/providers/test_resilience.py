@@ -274,7 +274,7 @@ async def test_each_retry_is_logged_with_its_cause(
     "bad", [{"max_retries": -1}, {"base_delay": -0.1}, {"max_wait": -1.0}], ids=str
 )
 def test_negative_retries_or_delays_are_refused(bad: dict[str, float]) -> None:
-    with pytest.raises(ConfigurationError, match="retries and delays must not be negative"):
+    with pytest.raises(ConfigurationError, match=r"^retries and delays must not be negative$"):
         RetryingProvider(ScriptedProvider([]), **bad)  # type: ignore[arg-type]
 
 
@@ -292,7 +292,7 @@ async def test_fallback_hands_each_provider_the_request() -> None:
     assert (await FallbackProvider([first, second]).complete(REQUEST)).message.content == "second"
     assert first.requests == [REQUEST]
     assert second.requests == [REQUEST]
-    with pytest.raises(ConfigurationError, match="FallbackProvider needs at least one provider"):
+    with pytest.raises(ConfigurationError, match=r"^FallbackProvider needs at least one provider$"):
         FallbackProvider([])
 
 
