@@ -650,3 +650,37 @@ def test_tool_definitions_are_measured_once() -> None:
 def test_budget_bounds_are_inclusive() -> None:
     assert ContextBudget(max_tokens=1, reserved_for_output=0).available_for_input == 1
     assert ContextBudget(tool_result_share=1.0).tool_result_share == 1.0
+
+
+def test_fresh_tool_estimates_add_up() -> None:
+    tools = [
+        ToolDefinition(name=name, description="A tool.", input_schema={"type": "object"})
+        for name in ("a", "b", "c")
+    ]
+    singles = sum(ContextWindow(CharEstimator()).estimate_tools_tokens([t]) for t in tools)
+    assert ContextWindow(CharEstimator()).estimate_tools_tokens(tools) == singles
+
+
+def test_the_oldest_message_estimate_is_forgotten_first() -> None:
+    tokenizer = CountingTokenizer()
+    memory = ContextMemory()
+    memory.max_estimates = 2
+    w = ContextWindow(tokenizer, memory=memory)
+    a, b, c = (Message.user(t) for t in ("a", "b", "c"))
+    for message in (a, b, c):
+        w.estimate_message_tokens(message)
+    w.estimate_message_tokens(b)
+    w.estimate_message_tokens(c)
+    assert tokenizer.calls == 3  # the two newest are remembered
+    w.estimate_message_tokens(a)
+    assert tokenizer.calls == 4
+
+
+def test_a_one_message_session_total_is_reused() -> None:
+    tokenizer = CountingTokenizer()
+    w = _forgetful_window(tokenizer)
+    session = _session("u", 1)
+    w.history_tokens(session)
+    session.push_message(Message.assistant("answer"))
+    w.history_tokens(session)
+    assert tokenizer.calls == 2
