@@ -389,3 +389,17 @@ async def test_a_stream_raises_the_last_error_when_every_provider_fails() -> Non
     )
     with pytest.raises(RateLimitedError):
         _ = [e async for e in chain.stream(REQUEST)]
+
+
+async def test_a_retry_after_just_over_max_wait_is_raised(pauses: list[float]) -> None:
+    limited = ScriptedProvider([RateLimitedError(2_001), reply("never")])
+    with pytest.raises(RateLimitedError):
+        await RetryingProvider(limited, max_wait=2).complete(REQUEST)
+    assert pauses == []
+
+
+async def test_a_stream_retry_waits_for_the_servers_retry_after(pauses: list[float]) -> None:
+    limited = ScriptedProvider([RateLimitedError(1_500), reply("streamed")])
+    events = [e async for e in RetryingProvider(limited, base_delay=0.25).stream(REQUEST)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "streamed"
+    assert pauses == [1.5]
