@@ -49,6 +49,7 @@ __all__ = [
     "ToolError",
     "ToolExecutionError",
     "ToolInputError",
+    "install_hint",
 ]
 
 
@@ -58,6 +59,15 @@ class OrraError(Exception):
 
 class ConfigurationError(OrraError):
     """Settings or wiring are wrong; the message names what to change."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra, from PyPI and from a checkout.
+
+    ``pip install "orra-di[openai]"`` fetches orra-di from PyPI, which is not
+    what someone running a clone wants; in a clone ``pip install -e ".[openai]"`` is.
+    """
+    return f'pip install "orra-di[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
 
 
 class NamespaceError(OrraError, ValueError):

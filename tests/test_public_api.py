@@ -38,6 +38,7 @@ MODULE_LEVEL_ONLY = {
     "PolicyMode",
     "SEPARATOR",
     "in_subtree",
+    "install_hint",
     "parse_tool_arguments",
     "response_events",
     "subtree_bounds",

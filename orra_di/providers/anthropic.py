@@ -43,6 +43,7 @@ from orra_di.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
+    install_hint,
 )
 from orra_di.message import Message, Role, ToolCall
 from orra_di.provider import (
@@ -116,7 +117,7 @@ def _sdk() -> tuple[ModuleType, ModuleType]:
         import httpx2
     except ImportError as exc:
         raise ConfigurationError(
-            'the Anthropic provider needs the anthropic SDK: pip install "orra-di[anthropic]"'
+            f"the Anthropic provider needs the anthropic SDK: {install_hint('anthropic')}"
         ) from exc
     return anthropic, httpx2
 

@@ -78,7 +78,7 @@ from urllib.parse import quote
 
 import anyio
 
-from orra_di.errors import ConfigurationError, StoreError
+from orra_di.errors import ConfigurationError, StoreError, install_hint
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session
@@ -243,7 +243,7 @@ def _driver() -> tuple[ModuleType, ModuleType]:
         import psycopg_pool
     except ImportError as exc:
         raise ConfigurationError(
-            'PostgresStore needs psycopg 3 and psycopg-pool: pip install "orra-di[postgres]"'
+            f"PostgresStore needs psycopg 3 and psycopg-pool: {install_hint('postgres')}"
         ) from exc
     return psycopg, psycopg_pool
 
