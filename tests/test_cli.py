@@ -148,7 +148,7 @@ def test_agent_option_picks_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_unknown_agent_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORRA_AGENTS", TWO_AGENTS)
     line = one_error_line(run("ask", "hi", "--agent", "nobody"))
-    assert line == "error: agent 'nobody' not found. Available agents: atlas, codebot"
+    assert line == "error: agent 'nobody' not found. Available agents: Atlas, CodeBot"
     line = one_error_line(run("chat", "--agent", "nobody", input="hello\n"))
     assert "agent 'nobody' not found" in line
 
