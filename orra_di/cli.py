@@ -11,8 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -292,31 +291,52 @@ def chat(agent: AgentOption = None, namespace: NamespaceOption = None) -> None:
 
     Ctrl-C during an answer stops that answer and returns to the prompt.
     """
-    from anyio.from_thread import start_blocking_portal
-
     from orra_di.containers import lifespan
 
     ns = _namespace(namespace)
     # The event loop runs in a thread of its own and the prompt in the main thread,
     # where Ctrl-C arrives: it interrupts input() at once, and during an answer it
     # cancels only that answer (the run saves what it did, as any cancelled run).
-    with _one_line_errors(), start_blocking_portal() as portal:
+    with _one_line_errors(), _event_loop_thread() as portal:
         container = _make_container()
         _notice_offline(container)
         with portal.wrap_async_context_manager(lifespan(container)):
             runtimes = portal.call(_greet, container, ns, agent)
-            while True:
-                try:
-                    line = input("you> ")
-                except (EOFError, KeyboardInterrupt):
-                    _out().print()
-                    return
-                text = line.strip()
-                if text in ("/quit", "/exit"):
-                    return
-                if text:
-                    name, content = _pick(runtimes, agent, text)
-                    _answer_until_interrupted(portal, runtimes, name, ns, content)
+            try:
+                while True:
+                    text = input("you> ").strip()
+                    if text in ("/quit", "/exit"):
+                        return
+                    if text:
+                        name, content = _pick(runtimes, agent, text)
+                        _answer_until_interrupted(portal, runtimes, name, ns, content)
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D, or Ctrl-C outside an answer
+                _out().print()
+
+
+@contextmanager
+def _event_loop_thread() -> Iterator[BlockingPortal]:
+    """An event loop in a thread of its own, which Ctrl-C never goes to.
+
+    The kernel hands SIGINT to any thread that does not block it; if that is not
+    the main thread, the main thread's ``input()`` is not interrupted and waits
+    for Enter. So the loop's thread (and the worker threads it starts, which
+    inherit its mask) is started with SIGINT blocked.
+    """
+    import signal
+
+    from anyio.from_thread import start_blocking_portal
+
+    with ExitStack() as stack:
+        if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere Ctrl-C reaches input() anyway
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:  # the thread starts with this thread's mask
+                portal = stack.enter_context(start_blocking_portal())
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        else:
+            portal = stack.enter_context(start_blocking_portal())
+        yield portal
 
 
 async def _greet(container: Container, ns: Namespace, agent: str | None) -> RuntimeMap:
@@ -340,15 +360,35 @@ async def _greet(container: Container, ns: Namespace, agent: str | None) -> Runt
 def _answer_until_interrupted(
     portal: BlockingPortal, runtimes: RuntimeMap, agent: str, ns: Namespace, text: str
 ) -> None:
-    """Stream one answer; Ctrl-C cancels it and returns, leaving the chat open."""
+    """Stream one answer; Ctrl-C cancels it and returns, leaving the chat open.
+
+    While the answer runs, Ctrl-C only raises a flag: a ``KeyboardInterrupt``
+    thrown into the middle of a wait on the answer's future could leave that
+    future's lock held and hang both threads. The flag is seen within 0.1 s and
+    the answer's cancel scope is cancelled in the event loop's thread, where the
+    run then saves what it did, as any cancelled run does.
+    """
+    import signal
+
     import anyio
     from rich.text import Text
 
     from orra_di.errors import OrraError
 
-    async def answer(*, task_status: anyio.abc.TaskStatus[CancelScope]) -> None:
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    scopes: list[CancelScope] = []  # touched only in the event loop's thread
+    stopped: list[bool] = []  # likewise: Ctrl-C before the task started
+
+    async def answer() -> None:
         with anyio.CancelScope() as scope:
-            task_status.started(scope)
+            scopes.append(scope)
+            if stopped:
+                scope.cancel()
             try:
                 await _stream_answer(runtimes, agent, ns, text)
             except OrraError as exc:
@@ -356,21 +396,25 @@ def _answer_until_interrupted(
         if scope.cancelled_caught:
             _out().print(Text("\n(interrupted)", style="dim"))
 
-    future, scope = portal.start_task(answer)
+    def stop() -> None:
+        stopped.append(True)
+        for scope in scopes:
+            scope.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        _wait(future)
-    except KeyboardInterrupt:
-        portal.call(scope.cancel)
-        _wait(future)
-
-
-def _wait(future: Future[None]) -> None:
-    """Wait in short steps, so Ctrl-C is seen at once on every platform."""
-    while True:
-        try:
-            return future.result(timeout=0.2)
-        except TimeoutError:
-            continue
+        future = portal.start_task_soon(answer)
+        stopping = False
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except TimeoutError:
+                pass
+            if interrupted and not stopping:
+                stopping = True
+                portal.call(stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command()
