@@ -101,6 +101,10 @@ def _options(
     global _debug, _container_path
     _debug = debug
     _container_path = container
+    # One pair of consoles per invocation: a console fixes its width from COLUMNS when
+    # made, and a process may run several commands (tests, a host application).
+    _out.cache_clear()
+    _err.cache_clear()
 
 
 def _make_container() -> Container:

@@ -38,7 +38,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ORRA_STORE__URL", f"sqlite:///{tmp_path}/s.sqlite3")  # 4 slashes
     monkeypatch.setenv("ORRA_TOOLS", "[]")  # answers are then plain echoes; see the tools test
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("COLUMNS", "200")  # rich tables wide enough not to fold values
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables wide enough not to fold values
     monkeypatch.setenv("LOGNAME", "tester")  # the default namespace is cli:<user>
     monkeypatch.chdir(tmp_path)
 

@@ -366,7 +366,7 @@ def test_config_says_which_variable_chose_the_vendor_and_model(
 ) -> None:
     rows = config_rows(ok("config"))
     assert rows["llm.kind"][0] == '"test"'
-    assert rows["llm.kind"][1].startswith("auto: none of ANTHROPIC_API_KEY, OPENAI_API_KEY")
+    assert rows["llm.kind"][1] == "auto: no ANTHROPIC_API_KEY, OPENAI_API_KEY or ORRA_LLM__BASE_URL"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
     rows = config_rows(ok("config"))
     assert rows["llm.kind"] == ('"anthropic"', "auto: ANTHROPIC_API_KEY is set")

@@ -137,7 +137,7 @@ def choose_llm(settings: OrraSettings) -> LLMChoice:
         kind_source = f"auto: {VENDOR_KEY_ENV[kind]} is set"
     else:
         keys = ", ".join(VENDOR_KEY_ENV.values())
-        kind_source = f"auto: none of {keys} or ORRA_LLM__BASE_URL is set"
+        kind_source = f"auto: no {keys} or ORRA_LLM__BASE_URL"
     if kind not in VENDOR_KEY_ENV:
         model = llm.model
         model_source = sources["llm.model"] if llm.model else f"the {kind} model takes none"
