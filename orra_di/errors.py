@@ -49,8 +49,8 @@ __all__ = [
     "ToolError",
     "ToolExecutionError",
     "ToolInputError",
-    "install_hint",
 ]
+# install_hint() is used by the adapters; __all__ holds the exception tree only.
 
 
 class OrraError(Exception):

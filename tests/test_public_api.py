@@ -38,7 +38,6 @@ MODULE_LEVEL_ONLY = {
     "PolicyMode",
     "SEPARATOR",
     "in_subtree",
-    "install_hint",
     "parse_tool_arguments",
     "response_events",
     "subtree_bounds",
