@@ -22,12 +22,15 @@ synchronous constructors.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from dependency_injector import containers, providers
+from dependency_injector import providers
 
 from orra_di.agent import AgentProfile
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
@@ -42,7 +45,7 @@ from orra_di.providers.offline import TestModel
 from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
-from orra_di.settings import LLMSettings, OrraSettings, StoreSettings, load_settings
+from orra_di.settings import LLMKind, LLMSettings, OrraSettings, StoreSettings, load_settings
 from orra_di.store import SessionStore
 from orra_di.stores import open_store
 from orra_di.stores.file import FileStore
@@ -60,6 +63,51 @@ __all__ = [
     "override_agent",
     "shared_policies",
 ]
+
+
+def _import_containers_without_wiring() -> ModuleType:
+    """``dependency_injector.containers``, without importing ``dependency_injector.wiring``.
+
+    ``containers`` imports ``wire`` and ``unwire`` from ``wiring`` at import time,
+    and ``wiring`` imports FastAPI, Starlette and Werkzeug whenever they are
+    installed: 0.3–0.6 s that every ``orra-di`` command would pay and none uses.
+    ``containers`` uses nothing else from ``wiring``, so while it loads, a stand-in
+    module gives it two functions that import the real ``wiring`` when called;
+    the stand-in is then removed, so ``from dependency_injector.wiring import
+    inject`` in a host application imports the real module as usual.
+    """
+    if "dependency_injector.containers" in sys.modules or "dependency_injector.wiring" in (
+        sys.modules
+    ):
+        return importlib.import_module("dependency_injector.containers")
+
+    def wiring() -> Any:
+        return importlib.import_module("dependency_injector.wiring")
+
+    def wire(*args: Any, **kwargs: Any) -> Any:
+        return wiring().wire(*args, **kwargs)
+
+    def unwire(*args: Any, **kwargs: Any) -> Any:
+        return wiring().unwire(*args, **kwargs)
+
+    stand_in = ModuleType("dependency_injector.wiring", "Stand-in while containers loads.")
+    stand_in.wire = wire  # type: ignore[attr-defined]
+    stand_in.unwire = unwire  # type: ignore[attr-defined]
+    sys.modules["dependency_injector.wiring"] = stand_in
+    try:
+        return importlib.import_module("dependency_injector.containers")
+    finally:
+        if sys.modules.get("dependency_injector.wiring") is stand_in:
+            del sys.modules["dependency_injector.wiring"]
+        package = sys.modules.get("dependency_injector")
+        if getattr(package, "wiring", None) is stand_in:
+            delattr(package, "wiring")
+
+
+if TYPE_CHECKING:
+    from dependency_injector import containers
+else:
+    containers = _import_containers_without_wiring()
 
 
 def no_tools(profile: AgentProfile) -> Sequence[Tool]:
@@ -107,20 +155,27 @@ def _server_store(store: Any, *, session_ttl: bool = False) -> providers.Singlet
     return providers.Singleton(open_store, store.url, **options)
 
 
-def _vendor(kind: str, llm: LLMSettings) -> Provider:
+def _vendor(kind: LLMKind, llm: LLMSettings) -> Provider:
     """The vendor adapter for ``kind``, its SDK retries off and ours (bounded) around it.
 
-    Imported on use, so the container loads without the vendor extras.
+    Imported on use, so the container loads without the vendor extras. The key
+    and model rules (a missing key named by its variables, a local server asked
+    for its model) are :mod:`orra_di.providers.choice`'s, which ``orra-di config``
+    shows in words.
     """
+    from orra_di.providers.choice import require_key, vendor_key, vendor_model
+
     adapter: Provider
     # With llm.auth, the token provider's bearer token replaces every key (bug 39).
     tokens = llm.auth.token_provider() if llm.auth else None
+    if tokens is None:
+        require_key(kind, llm)
     if kind == "anthropic":
         from orra_di.providers import anthropic
 
         adapter = anthropic.AnthropicProvider(
-            None if tokens else llm.resolved_api_key,
-            model=llm.model or anthropic.DEFAULT_MODEL,
+            None if tokens else vendor_key(kind, llm),
+            model=vendor_model(kind, llm) or anthropic.DEFAULT_MODEL,
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
@@ -129,10 +184,9 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     else:
         from orra_di.providers import openai
 
-        # A local server (base_url) never receives the OPENAI_API_KEY of the environment.
         adapter = openai.OpenAIProvider(
-            None if tokens else llm.api_key if llm.base_url else llm.resolved_api_key,
-            model=llm.model or openai.DEFAULT_MODEL,
+            None if tokens else vendor_key(kind, llm),
+            model=vendor_model(kind, llm),
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,

@@ -54,6 +54,7 @@ __all__ = [
     "ToolInputError",
     "VoiceError",
 ]
+# install_hint() is used by the adapters; __all__ holds the exception tree only.
 
 
 class OrraError(Exception):
@@ -62,6 +63,15 @@ class OrraError(Exception):
 
 class ConfigurationError(OrraError):
     """Settings or wiring are wrong; the message names what to change."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra, from PyPI and from a checkout.
+
+    ``pip install "orra-di[openai]"`` fetches orra-di from PyPI, which is not
+    what someone running a clone wants; in a clone ``pip install -e ".[openai]"`` is.
+    """
+    return f'pip install "orra-di[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
 
 
 class NamespaceError(OrraError, ValueError):

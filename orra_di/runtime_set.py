@@ -59,7 +59,8 @@ class RuntimeMap(Mapping[str, Runtime]):
             return self._profiles[name.lower()]
         except KeyError:
             raise KeyError(
-                f"agent {name!r} not found. Available agents: {', '.join(self._profiles)}"
+                f"agent {name!r} not found. Available agents: "
+                + ", ".join(p.name for p in self._profiles.values())  # as configured
             ) from None
 
     @property

@@ -32,7 +32,8 @@ Each setting is taken from the first layer that gives it, highest first:
 Every invalid value is reported at once, in one :class:`ConfigurationError`
 naming the setting, its environment variable, the bad value and what is
 accepted. Secrets (``llm.api_key``, a password in ``store.url``) never appear
-in a repr, a dump, an error or :func:`describe`.
+in a repr, a dump, an error or :func:`describe`. A variable that sets nothing
+but resembles a setting (``ORRA_AGENT``) is a :class:`SettingsWarning`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import json
 import os
 import sys
 import tomllib
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,7 @@ from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
+from orra_di.settings_names import SettingsWarning, misspelt_variables
 from orra_di.stores import STORE_URL_FORMS, split_store_url
 from orra_di.voice.settings import VoiceSettings
 
@@ -492,6 +495,8 @@ class OrraSettings(BaseSettings):
             raise ConfigurationError(f"cannot read the settings: {exc}") from exc
         else:
             self._init_values = values
+            for message in misspelt_variables(type(self).model_fields, os.environ):
+                warnings.warn(message, SettingsWarning, stacklevel=2)
             return
         # Raised outside the handler so that the pydantic error, whose text echoes the raw
         # inputs (secrets included), is not even kept as the __context__.

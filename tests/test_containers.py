@@ -565,7 +565,7 @@ def test_keys_are_lower_case_and_the_first_profile_is_the_default() -> None:
     assert list(runtimes) == ["atlas", "codebot"]
     assert runtimes.default_agent == "Atlas"
     assert runtimes["ATLAS"].config.system_prompt == runtimes.default.config.system_prompt
-    with pytest.raises(KeyError, match="Available agents: atlas, codebot"):
+    with pytest.raises(KeyError, match="Available agents: Atlas, CodeBot"):
         runtimes["nobody"]
 
 

@@ -45,6 +45,7 @@ from orra_di.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
+    install_hint,
 )
 from orra_di.message import JsonValue, Message, Role, ToolCall, VendorData
 from orra_di.provider import (
@@ -120,7 +121,7 @@ def _sdk() -> tuple[ModuleType, ModuleType]:
         import httpx2
     except ImportError as exc:
         raise ConfigurationError(
-            'the Anthropic provider needs the anthropic SDK: pip install "orra-di[anthropic]"'
+            f"the Anthropic provider needs the anthropic SDK: {install_hint('anthropic')}"
         ) from exc
     return anthropic, httpx2
 
