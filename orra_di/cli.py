@@ -429,5 +429,13 @@ def config() -> None:
     out.print(table)
 
 
+# Capabilities with their own verbs (their modules import only typer at load).
+from orra_di.plugins.cli import app as _plugins_app  # noqa: E402
+from orra_di.projects.cli import app as _projects_app  # noqa: E402
+
+app.add_typer(_plugins_app, name="plugins")
+app.add_typer(_projects_app, name="projects")
+
+
 def main() -> None:
     app()

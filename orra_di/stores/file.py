@@ -262,6 +262,12 @@ class FileStore:
         self._cache = SessionCache(cache_sessions)
         self._mutex = threading.Lock()  # guards the cache, used from worker threads
 
+    @property
+    def base_dir(self) -> str:
+        """The directory holding the sessions; other kinds of data (projects) live in it too,
+        under names starting with a dot, which no session directory has."""
+        return self._base
+
     def path_for(self, namespace: NamespaceLike) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
         namespace = Namespace.coerce(namespace)
