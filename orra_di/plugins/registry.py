@@ -335,7 +335,10 @@ def load_plugin(found: DiscoveredPlugin) -> Plugin:
     point = metadata.EntryPoint(found.name, found.value, ENTRY_POINT_GROUP)
     try:
         target = point.load()
-        plugin = target() if callable(target) and not isinstance(target, Plugin) else target
+        # A class has every attribute a plugin has, so it passes isinstance(…, Plugin):
+        # make the instance. A factory function is called; an instance is taken as is.
+        made = isinstance(target, type) or (callable(target) and not isinstance(target, Plugin))
+        plugin = target() if made else target
     except Exception as exc:
         error = PluginError(found.name, f"cannot load {found.value}: {type(exc).__name__}: {exc}")
         error.__cause__ = exc

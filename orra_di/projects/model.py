@@ -55,12 +55,15 @@ class Project(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_one_segment(cls, value: str) -> str:
+        if ":" in value:  # the namespace's own advice (Namespace.parse) would mislead here
+            raise ValueError(
+                f"a project id cannot contain ':' ({value!r}): it is the one segment after "
+                f"'{PROJECT_ROOT}:' in the project's namespace"
+            )
         try:
             Namespace(PROJECT_ROOT, value)
         except NamespaceError as exc:
-            raise ValueError(
-                f"a project id must be one namespace segment (no ':', not empty, printable): {exc}"
-            ) from None
+            raise ValueError(f"a project id must be one namespace segment: {exc}") from None
         return value
 
     @field_validator("name")
