@@ -308,6 +308,8 @@ class PostgresProjectStore:
     def __init__(self, sessions: PostgresStore) -> None:
         self._sessions = sessions
         self._table = f'"{sessions.schema}".{TABLE}'
+        digest = hashlib.sha256(f"{sessions.schema}.{TABLE}".encode()).digest()
+        self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
         self._ready = False
 
     async def _run(self, what: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -317,10 +319,15 @@ class PostgresProjectStore:
         try:
             async with self._sessions.connection() as conn:
                 if not self._ready:
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {self._table} (key_digest text PRIMARY KEY, "
-                        "id text NOT NULL, body text NOT NULL, updated_at timestamptz NOT NULL)"
-                    )
+                    # Two processes' CREATE TABLE IF NOT EXISTS race on the catalog (a unique
+                    # violation): take turns under a transaction-scoped advisory lock.
+                    async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
+                        await conn.execute(
+                            f"CREATE TABLE IF NOT EXISTS {self._table} (key_digest text "
+                            "PRIMARY KEY, id text NOT NULL, body text NOT NULL, "
+                            "updated_at timestamptz NOT NULL)"
+                        )
                     self._ready = True
                 cursor = await conn.execute(sql, params)
                 rows = await cursor.fetchall() if cursor.description else []
