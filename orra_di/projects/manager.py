@@ -46,7 +46,7 @@ class ProjectManager:
         self.store = store
         self.sessions = sessions
 
-    async def create(self, id: str, name: str, **fields: Any) -> Project:
+    async def create(self, id: str, name: str, /, **fields: Any) -> Project:
         """A new project (active, every tool allowed unless ``enabled_tools`` says otherwise).
 
         ``fields`` are any of ``description``, ``system_prompt``, ``enabled_tools``,
@@ -87,7 +87,7 @@ class ProjectManager:
         await self.store.save(saved)
         return saved
 
-    async def edit(self, id: str, **changes: Any) -> Project:
+    async def edit(self, id: str, /, **changes: Any) -> Project:
         """Change some fields of project ``id`` (validated like ``create``); return it."""
         unknown = sorted(set(changes) - _EDITABLE)
         if unknown:
