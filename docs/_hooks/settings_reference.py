@@ -4,7 +4,8 @@
 this hook replaces it with one table per section of
 :class:`orra_di.settings.OrraSettings`: every environment variable with its
 type, default and description. The description is the field's docstring (the
-string right under it in ``orra_di/settings.py``) and, when the field has one,
+string right under it in ``orra_di/settings.py``, or in the module of a capability's
+section) and, when the field has one,
 its ``description=`` (what it accepts, as validation errors say it). A field
 with neither fails the build: the reference is complete or it is not built.
 
@@ -120,6 +121,8 @@ def cell(text: str) -> str:
 
 def describe(owner: type[BaseModel], name: str, field: FieldInfo, docs: dict[Any, str]) -> str:
     meaning = docs.get((owner.__name__, name), "")
+    if not meaning and owner.__module__ != "orra_di.settings":  # a capability's own section
+        meaning = attribute_docs(sys.modules[owner.__module__]).get((owner.__name__, name), "")
     accepted = field.description or ""
     if not meaning and not accepted:
         raise ValueError(

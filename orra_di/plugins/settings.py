@@ -43,7 +43,8 @@ class PluginOptions(RootModel[dict[str, Any]]):
 
 
 class PluginSettings(BaseModel):
-    """Plugins found through the ``orra_di.plugins`` entry points, enabled by name."""
+    """Plugins found through the ``orra_di.plugins`` entry points, enabled by name;
+    ``ORRA_PLUGINS='["weather"]'`` is short for ``ORRA_PLUGINS__ENABLED``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
