@@ -40,6 +40,8 @@ if TYPE_CHECKING:
         NamespaceError,
         OrraError,
         OrraRuntimeError,
+        PluginError,
+        ProjectError,
         ProviderAuthError,
         ProviderBadRequestError,
         ProviderError,
@@ -91,6 +93,8 @@ if TYPE_CHECKING:
     from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
 
 _ORIGIN: dict[str, str] = {
+    "PluginError": "orra_di.errors",
+    "ProjectError": "orra_di.errors",
     "DEFAULT_AGENT_NAME": "orra_di.agent",
     "DEFAULT_PERSONALITY": "orra_di.agent",
     "AgentProfile": "orra_di.agent",
@@ -229,7 +233,9 @@ __all__ = [
     "NamespaceLike",
     "OrraError",
     "OrraRuntimeError",
+    "PluginError",
     "PolicyRegistry",
+    "ProjectError",
     "PromptBuilder",
     "Provider",
     "ProviderAuthError",

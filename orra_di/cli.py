@@ -696,5 +696,13 @@ async def _llm_choice(settings: OrraSettings) -> Any:
     return await choose_llm(settings).ask_server()
 
 
+# Capabilities with their own verbs (their modules import only typer at load).
+from orra_di.plugins.cli import app as _plugins_app  # noqa: E402
+from orra_di.projects.cli import app as _projects_app  # noqa: E402
+
+app.add_typer(_plugins_app, name="plugins")
+app.add_typer(_projects_app, name="projects")
+
+
 def main() -> None:
     app()

@@ -5,6 +5,11 @@ Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
 ``context_memory`` (shared by every agent, so token estimates and the usage
 calibration one agent learns serve all).
 Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
+``plugins`` is the :class:`~orra_di.plugins.PluginRegistry` of the enabled
+plugins (a Singleton, started and stopped by :func:`lifespan`); their tools,
+hooks and agents reach every runtime. ``project_store`` and ``projects`` (a
+:class:`~orra_di.projects.ProjectManager`) are Factories over ``store``: projects
+live beside the sessions, and every runtime applies them (``ProjectHook``).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -38,7 +43,11 @@ from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
 from orra_di.namespace import Namespace
+from orra_di.plugins.registry import PluginRegistry, registry_from_settings
 from orra_di.policy import PolicyRegistry
+from orra_di.projects.hook import ProjectHook
+from orra_di.projects.manager import ProjectManager
+from orra_di.projects.stores import project_store_for
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider, close_provider
 from orra_di.providers.offline import TestModel
@@ -195,6 +204,30 @@ def _vendor(kind: LLMKind, llm: LLMSettings) -> Provider:
     return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
 
+def _plugin_registry(settings: OrraSettings) -> PluginRegistry:
+    """The enabled plugins, loaded and configured; :func:`lifespan` starts and stops them."""
+    if not settings.plugins.enabled:
+        return PluginRegistry()  # nothing to look for: skip scanning the installed packages
+    return registry_from_settings(settings.plugins)
+
+
+def _agents(settings: OrraSettings, plugins: PluginRegistry) -> list[AgentProfile]:
+    """The configured agents, then the running plugins' agents."""
+    return [*settings.agents, *plugins.agents()]
+
+
+def _project_hooks(
+    settings: OrraSettings, store: SessionStore, policies: PolicyRegistry
+) -> list[Hook]:
+    """The hook applying projects to runs, when they are on and the store can keep them."""
+    if not settings.projects.enabled:
+        return []
+    try:
+        return [ProjectHook(project_store_for(store), policies)]
+    except ConfigurationError:  # an application's own store: no projects can live there
+        return []
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
@@ -216,13 +249,18 @@ def _agent_runtime(
     hook_factory: Callable[[AgentProfile], Sequence[Hook]],
     policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
     runtimes: RuntimeMap,
+    plugins: PluginRegistry,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
-    tools = [*builtin_tools(settings.tools), *tool_factory(profile)]
+    tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     agent_policies = policy_factory(profile, policies)
-    hooks = list(hook_factory(profile))
+    hooks = [
+        *_project_hooks(settings, store, agent_policies),
+        *hook_factory(profile),
+        *plugins.hooks(profile),
+    ]
     if rt.enable_delegation and len(runtimes) > 1:
         delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
         tools.append(delegate)
@@ -235,7 +273,11 @@ def _agent_runtime(
                 llm=llm,
                 store=store,
                 config=config,
-                tools=[*builtin_tools(settings.tools), *tool_factory(profile)],
+                tools=[
+                    *builtin_tools(settings.tools),
+                    *tool_factory(profile),
+                    *plugins.tools(profile),
+                ],
                 hooks=hooks,
                 policies=agent_policies,
                 tokenizer=tokenizer,
@@ -294,7 +336,11 @@ class Container(containers.DeclarativeContainer):
     hook_factory = providers.Object(no_hooks)
     policy_factory = providers.Object(shared_policies)
 
-    runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
+    plugins = providers.Singleton(_plugin_registry, settings)
+    project_store = providers.Factory(project_store_for, store)
+    projects = providers.Factory(ProjectManager, project_store, store)
+
+    runtimes = providers.Singleton(RuntimeMap, providers.Callable(_agents, settings, plugins))
 
     # Voice adapters (orra-di[voice]), one per use: the caller closes it.
     speech_to_text = providers.Factory(
@@ -317,6 +363,7 @@ class Container(containers.DeclarativeContainer):
         hook_factory=hook_factory,
         policy_factory=policy_factory,
         runtimes=runtimes,
+        plugins=plugins,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -374,13 +421,20 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
     """
     store: SessionStore = container.store()
     llm: object = None
+    plugins: PluginRegistry | None = None
     try:
         llm = container.llm()
         await store.load(_STARTUP_CHECK)  # opens the connection (SQLite: and migrates)
+        plugins = container.plugins()
+        if await plugins.start() and plugins.agents():
+            container.runtimes.reset()  # a map built before the start lacks their agents
         yield container
     finally:
         with anyio.CancelScope(shield=True):
             try:
+                if plugins is not None:
+                    await plugins.shutdown()
+                    container.plugins.reset()  # entering again loads and starts them afresh
                 await store.aclose()
             finally:
                 _reset(container.store)

@@ -24,6 +24,8 @@ OrraError
 │   └── ToolExecutionError        "execution failed: ..."
 ├── SessionBusyError              another run holds the session
 ├── VoiceError                    speech-to-text or text-to-speech failed (voice/)
+├── PluginError                   a plugin failed to load, start or stop (.plugin names it)
+├── ProjectError                  a project is missing, exists already, or is inactive
 └── OrraRuntimeError              the agent loop gave up
     └── MaxTurnsExceeded
 ```
@@ -41,6 +43,8 @@ __all__ = [
     "NamespaceError",
     "OrraError",
     "OrraRuntimeError",
+    "PluginError",
+    "ProjectError",
     "ProviderAuthError",
     "ProviderBadRequestError",
     "ProviderError",
@@ -237,3 +241,23 @@ class MaxTurnsExceeded(OrraRuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.max_turns,), self.__dict__)
+
+
+class PluginError(OrraError):
+    """A plugin failed to load, initialise or shut down; ``plugin`` names it.
+
+    The registry records it and starts the other plugins: one broken plugin never
+    keeps the application from starting.
+    """
+
+    def __init__(self, plugin: str, cause: str) -> None:
+        super().__init__(f"plugin {plugin!r} failed: {cause}")
+        self.plugin = plugin
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.plugin, self.cause), self.__dict__)
+
+
+class ProjectError(OrraError):
+    """A project operation or a run under ``project:<id>`` was refused; the message says why."""

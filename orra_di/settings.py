@@ -81,7 +81,9 @@ from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.namespace import Namespace
+from orra_di.plugins.settings import PluginSettings
 from orra_di.policy import PolicyRegistry, ToolPolicy
+from orra_di.projects.settings import ProjectSettings
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.settings_names import SettingsWarning, misspelt_variables
@@ -482,6 +484,12 @@ class OrraSettings(BaseSettings):
         default_factory=lambda: list(get_args(BuiltinTool)),
         description="built-in tools every agent gets, from 'calculate' and 'current_time' "
         "(JSON in an environment variable; [] for none)",
+    )
+    plugins: PluginSettings = Field(
+        default_factory=PluginSettings, description="a list of plugin names, or a table"
+    )
+    projects: ProjectSettings = Field(
+        default_factory=ProjectSettings, description="a table of projects settings"
     )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)

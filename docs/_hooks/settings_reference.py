@@ -4,7 +4,8 @@
 this hook replaces it with one table per section of
 :class:`orra_di.settings.OrraSettings`: every environment variable with its
 type, default and description. The description is the field's docstring (the
-string right under it in ``orra_di/settings.py``) and, when the field has one,
+string right under it in ``orra_di/settings.py``, or in the module of a capability's
+section) and, when the field has one,
 its ``description=`` (what it accepts, as validation errors say it). A field
 with neither fails the build: the reference is complete or it is not built.
 

@@ -282,6 +282,12 @@ class FileStore:
         self._mutex = threading.Lock()  # guards the cache, used from worker threads
         self._held: dict[str, Held] = {}  # key -> a lock this store holds (on which file)
 
+    @property
+    def base_dir(self) -> str:
+        """The directory holding the sessions; other kinds of data (projects) live in it too,
+        under names starting with a dot, which no session directory has."""
+        return self._base
+
     def path_for(self, namespace: NamespaceLike) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
         namespace = Namespace.coerce(namespace)
