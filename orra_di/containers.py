@@ -50,6 +50,7 @@ from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
+from orra_di.usage import Budgets, UsageHook, UsageLedger, usage_ledger_for
 
 __all__ = [
     "Container",
@@ -143,6 +144,30 @@ def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     return builder
 
 
+def _usage_hook(
+    settings: OrraSettings,
+    ledger: Callable[[], UsageLedger],
+    tokenizer: Tokenizer,
+    context_memory: ContextMemory,
+) -> UsageHook | None:
+    """The hook that records usage and enforces budgets; ``None`` when both are off.
+
+    ``ledger`` is the ledger's provider, called only when the hook is wanted, so
+    a store without a usage backend works as long as usage is off.
+    """
+    if not settings.usage.enabled and not settings.budgets:
+        return None
+    return UsageHook(
+        ledger(),
+        budgets=Budgets(settings.budgets),
+        prices=settings.prices,
+        default_model=settings.llm.model,
+        window=ContextWindow(tokenizer, None, context_memory),
+        output_allowance=settings.usage.output_allowance,
+        reservation_ttl=settings.usage.reservation_ttl,
+    )
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -157,13 +182,14 @@ def _agent_runtime(
     hook_factory: Callable[[AgentProfile], Sequence[Hook]],
     policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
     runtimes: RuntimeMap,
+    usage_hook: UsageHook | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
     tools = [*builtin_tools(settings.tools), *tool_factory(profile)]
     agent_policies = policy_factory(profile, policies)
-    hooks = list(hook_factory(profile))
+    hooks = [*hook_factory(profile), *([usage_hook] if usage_hook else [])]  # budgets: last word
     if rt.enable_delegation and len(runtimes) > 1:
         delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
         tools.append(delegate)
@@ -237,6 +263,11 @@ class Container(containers.DeclarativeContainer):
 
     runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
 
+    usage_ledger = providers.Singleton(usage_ledger_for, store)
+    usage_hook = providers.Singleton(
+        _usage_hook, settings, usage_ledger.provider, tokenizer, context_memory
+    )
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -250,6 +281,7 @@ class Container(containers.DeclarativeContainer):
         hook_factory=hook_factory,
         policy_factory=policy_factory,
         runtimes=runtimes,
+        usage_hook=usage_hook,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -317,6 +349,8 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
                 await store.aclose()
             finally:
                 _reset(container.store)
+                container.usage_hook.reset()  # both hold the store just closed
+                container.usage_ledger.reset()
                 await close_provider(llm)
                 _reset(container.llm)
 

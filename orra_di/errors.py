@@ -23,7 +23,8 @@ OrraError
 │   └── ToolExecutionError        "execution failed: ..."
 ├── SessionBusyError              another run holds the session
 └── OrraRuntimeError              the agent loop gave up
-    └── MaxTurnsExceeded
+    ├── MaxTurnsExceeded
+    └── BudgetExceededError       a namespace's usage budget is spent; nothing was sent
 ```
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigurationError",
     "ContextLengthExceededError",
     "MaxTurnsExceeded",
@@ -188,3 +190,30 @@ class MaxTurnsExceeded(OrraRuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.max_turns,), self.__dict__)
+
+
+class BudgetExceededError(OrraRuntimeError):
+    """A usage budget of the namespace (or of an ancestor) would be exceeded by the next call.
+
+    Raised before the call, so nothing was sent to the model. ``namespace`` is
+    the run's namespace, ``budget_namespace`` the one whose budget refused
+    (itself or an ancestor), ``window`` ``"hour"``, ``"day"`` or ``"month"``.
+    """
+
+    def __init__(self, message: str, *, namespace: str, budget_namespace: str, window: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.budget_namespace = budget_namespace
+        self.window = window
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_budget_error, (self.args[0], self.__dict__))
+
+
+def _rebuild_budget_error(message: str, state: dict[str, Any]) -> BudgetExceededError:
+    return BudgetExceededError(
+        message,
+        namespace=state["namespace"],
+        budget_namespace=state["budget_namespace"],
+        window=state["window"],
+    )

@@ -82,6 +82,8 @@ from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.stores import STORE_URL_FORMS, split_store_url
+from orra_di.usage.ledger import Budget, ModelPrice
+from orra_di.usage.settings import UsageSettings
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -461,6 +463,22 @@ class OrraSettings(BaseSettings):
         description="built-in tools every agent gets, from 'calculate' and 'current_time' "
         "(JSON in an environment variable; [] for none)",
     )
+    usage: UsageSettings = Field(
+        default_factory=UsageSettings, description="a table of usage settings"
+    )
+    budgets: dict[_NamespaceKey, Budget] = Field(
+        default_factory=dict,
+        description="a table keyed by namespace ('acme'), each with any of tokens_per_hour, "
+        "tokens_per_day, tokens_per_month, cost_per_hour, cost_per_day, cost_per_month "
+        "(JSON in an environment variable)",
+    )
+    """Usage budgets per namespace, covering its subtree, checked before each model call."""
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="a table keyed by model name, each {input_per_mtok, output_per_mtok} "
+        "in US dollars (JSON in an environment variable)",
+    )
+    """What each model costs, so usage records cost and cost budgets can be enforced."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
