@@ -429,5 +429,8 @@ def config() -> None:
     out.print(table)
 
 
+app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
+
+
 def main() -> None:
     app()
