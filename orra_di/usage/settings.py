@@ -18,7 +18,7 @@ class UsageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    """Record every model call's usage in the store (always on for a namespace with a budget)."""
+    """Record every model call's usage in the store (always on while any budget is set)."""
     output_allowance: int = Field(1024, ge=0)
     """Answer tokens reserved for a call that sets no ``max_tokens``, when a budget applies."""
     reservation_ttl: float = Field(600.0, gt=0)
