@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
     from orra_di.errors import (
         AuthError,
+        BudgetExceededError,
         ConfigurationError,
         ContextLengthExceededError,
         MaxTurnsExceeded,
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
     from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
 
 _ORIGIN: dict[str, str] = {
+    "BudgetExceededError": "orra_di.errors",
     "PluginError": "orra_di.errors",
     "ProjectError": "orra_di.errors",
     "DEFAULT_AGENT_NAME": "orra_di.agent",
@@ -212,6 +214,7 @@ __all__ = [
     "DEFAULT_PERSONALITY",
     "AgentProfile",
     "AuthError",
+    "BudgetExceededError",
     "CapabilityDescription",
     "CharEstimator",
     "CompletionRequest",

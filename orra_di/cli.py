@@ -704,5 +704,8 @@ app.add_typer(_plugins_app, name="plugins")
 app.add_typer(_projects_app, name="projects")
 
 
+app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
+
+
 def main() -> None:
     app()

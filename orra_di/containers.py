@@ -62,6 +62,7 @@ from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
+from orra_di.usage import Budgets, UsageHook, UsageLedger, usage_ledger_for
 from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
 
 __all__ = [
@@ -235,6 +236,30 @@ def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     return builder
 
 
+def _usage_hook(
+    settings: OrraSettings,
+    ledger: Callable[[], UsageLedger],
+    tokenizer: Tokenizer,
+    context_memory: ContextMemory,
+) -> UsageHook | None:
+    """The hook that records usage and enforces budgets; ``None`` when both are off.
+
+    ``ledger`` is the ledger's provider, called only when the hook is wanted, so
+    a store without a usage backend works as long as usage is off.
+    """
+    if not settings.usage.enabled and not settings.budgets:
+        return None
+    return UsageHook(
+        ledger(),
+        budgets=Budgets(settings.budgets),
+        prices=settings.prices,
+        default_model=settings.llm.model,
+        window=ContextWindow(tokenizer, None, context_memory),
+        output_allowance=settings.usage.output_allowance,
+        reservation_ttl=settings.usage.reservation_ttl,
+    )
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -250,6 +275,7 @@ def _agent_runtime(
     policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
     runtimes: RuntimeMap,
     plugins: PluginRegistry,
+    usage_hook: UsageHook | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -260,6 +286,7 @@ def _agent_runtime(
         *_project_hooks(settings, store, agent_policies),
         *hook_factory(profile),
         *plugins.hooks(profile),
+        *([usage_hook] if usage_hook else []),  # budgets: the last word before a call
     ]
     if rt.enable_delegation and len(runtimes) > 1:
         delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
@@ -350,6 +377,11 @@ class Container(containers.DeclarativeContainer):
         make_text_to_speech, settings.provided.voice, settings.provided.llm
     )
 
+    usage_ledger = providers.Singleton(usage_ledger_for, store)
+    usage_hook = providers.Singleton(
+        _usage_hook, settings, usage_ledger.provider, tokenizer, context_memory
+    )
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -364,6 +396,7 @@ class Container(containers.DeclarativeContainer):
         policy_factory=policy_factory,
         runtimes=runtimes,
         plugins=plugins,
+        usage_hook=usage_hook,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -438,6 +471,8 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
                 await store.aclose()
             finally:
                 _reset(container.store)
+                container.usage_hook.reset()  # both hold the store just closed
+                container.usage_ledger.reset()
                 await close_provider(llm)
                 _reset(container.llm)
 

@@ -27,7 +27,8 @@ OrraError
 ├── PluginError                   a plugin failed to load, start or stop (.plugin names it)
 ├── ProjectError                  a project is missing, exists already, or is inactive
 └── OrraRuntimeError              the agent loop gave up
-    └── MaxTurnsExceeded
+    ├── MaxTurnsExceeded
+    └── BudgetExceededError       a namespace's usage budget is spent; nothing was sent
 ```
 """
 
@@ -37,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "AuthError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ContextLengthExceededError",
     "MaxTurnsExceeded",
@@ -261,3 +263,30 @@ class PluginError(OrraError):
 
 class ProjectError(OrraError):
     """A project operation or a run under ``project:<id>`` was refused; the message says why."""
+
+
+class BudgetExceededError(OrraRuntimeError):
+    """A usage budget of the namespace (or of an ancestor) would be exceeded by the next call.
+
+    Raised before the call, so nothing was sent to the model. ``namespace`` is
+    the run's namespace, ``budget_namespace`` the one whose budget refused
+    (itself or an ancestor), ``window`` ``"hour"``, ``"day"`` or ``"month"``.
+    """
+
+    def __init__(self, message: str, *, namespace: str, budget_namespace: str, window: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.budget_namespace = budget_namespace
+        self.window = window
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_budget_error, (self.args[0], self.__dict__))
+
+
+def _rebuild_budget_error(message: str, state: dict[str, Any]) -> BudgetExceededError:
+    return BudgetExceededError(
+        message,
+        namespace=state["namespace"],
+        budget_namespace=state["budget_namespace"],
+        window=state["window"],
+    )

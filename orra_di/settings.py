@@ -88,6 +88,8 @@ from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.settings_names import SettingsWarning, misspelt_variables
 from orra_di.stores import STORE_URL_FORMS, split_store_url
+from orra_di.usage.ledger import Budget, ModelPrice
+from orra_di.usage.settings import UsageSettings
 from orra_di.voice.settings import VoiceSettings
 
 __all__ = [
@@ -491,6 +493,22 @@ class OrraSettings(BaseSettings):
     projects: ProjectSettings = Field(
         default_factory=ProjectSettings, description="a table of projects settings"
     )
+    usage: UsageSettings = Field(
+        default_factory=UsageSettings, description="a table of usage settings"
+    )
+    budgets: dict[_NamespaceKey, Budget] = Field(
+        default_factory=dict,
+        description="a table keyed by namespace ('acme'), each with any of tokens_per_hour, "
+        "tokens_per_day, tokens_per_month, cost_per_hour, cost_per_day, cost_per_month "
+        "(JSON in an environment variable)",
+    )
+    """Usage budgets per namespace, covering its subtree, checked before each model call."""
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="a table keyed by model name, each {input_per_mtok, output_per_mtok} "
+        "in US dollars (JSON in an environment variable)",
+    )
+    """What each model costs, so usage records cost and cost budgets can be enforced."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

@@ -193,6 +193,7 @@ def render() -> str:
         section = field.annotation
         assert isinstance(section, type) and issubclass(section, BaseModel)
         summary = " ".join((inspect.getdoc(section) or "").split("\n\n")[0].split())
+        docs = {**attribute_docs(sys.modules[section.__module__]), **docs}  # a section's own module
         out += [f"## `{name}`", "", summary, ""]
         out += table(section, f"{prefix}{name.upper()}__", section.model_fields, docs)
         out.append("")
