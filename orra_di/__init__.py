@@ -16,6 +16,7 @@ from orra_di.agent import (
 from orra_di.context import CharEstimator, ContextBudget, ContextMemory, ContextWindow, Tokenizer
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import (
+    ApprovalError,
     ConfigurationError,
     ContextLengthExceededError,
     MaxTurnsExceeded,
@@ -75,6 +76,7 @@ __all__ = [
     "DEFAULT_AGENT_NAME",
     "DEFAULT_PERSONALITY",
     "AgentProfile",
+    "ApprovalError",
     "CapabilityDescription",
     "CharEstimator",
     "CompletionRequest",

@@ -22,6 +22,7 @@ OrraError
 │   ├── ToolInputError            "invalid input: ..."
 │   └── ToolExecutionError        "execution failed: ..."
 ├── SessionBusyError              another run holds the session
+├── ApprovalError                 an approval id that is not one, or not answerable
 └── OrraRuntimeError              the agent loop gave up
     └── MaxTurnsExceeded
 ```
@@ -32,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ApprovalError",
     "ConfigurationError",
     "ContextLengthExceededError",
     "MaxTurnsExceeded",
@@ -188,3 +190,11 @@ class MaxTurnsExceeded(OrraRuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.max_turns,), self.__dict__)
+
+
+class ApprovalError(OrraError):
+    """An approval request that does not exist, is malformed, or cannot be answered.
+
+    A refused tool call is not this error: it becomes an error result the model
+    reads (``ToolCallDenied``); this is for whoever answers approvals.
+    """
