@@ -117,8 +117,11 @@ class _Slot:
         self.event = anyio.Event()
         self.decision: Decision | None = None
         self.failure: str | None = None
+        self.closed: str | None = None
 
     def answer(self, decision: Decision) -> None:
+        if self.closed is not None:
+            raise ApprovalError(f"too late: {self.closed}; the call was not released")
         if self.event.is_set():
             raise ApprovalError("this approval request was answered already")
         self.decision = decision
@@ -149,13 +152,25 @@ class InProcessApprover:
             await self._send.send(PendingApproval(request, slot))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise ApprovalError("the approver is closed: nobody is there to answer") from None
-        await slot.event.wait()
+        try:
+            await slot.event.wait()
+        finally:
+            if not slot.event.is_set():
+                slot.closed = "the run stopped waiting (no answer in time, or it was cancelled)"
         if slot.decision is None:
             raise ApprovalError(slot.failure or "no decision")
         return slot.decision
 
     async def aclose(self) -> None:
+        """Stop asking: calls asked from now on are denied."""
         await self._send.aclose()
+        await self.requests.aclose()
+
+    async def __aenter__(self) -> InProcessApprover:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class StoreApprover:

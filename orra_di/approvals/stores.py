@@ -31,7 +31,7 @@ import os
 import sqlite3
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from os import PathLike
 from typing import Any
@@ -102,6 +102,10 @@ class ApprovalStore(ABC):
 
     async def _changed(self, request_id: str) -> None:
         """Return when the record may have changed; by default after ``poll_interval``."""
+        await anyio.sleep(self.poll_interval)
+
+    async def _added(self) -> None:
+        """Return when a request may have been added; by default after ``poll_interval``."""
         await anyio.sleep(self.poll_interval)
 
     # -- the API -----------------------------------------------------------------------
@@ -185,6 +189,17 @@ class ApprovalStore(ABC):
         ]
         return sorted(found, key=lambda r: (r.requested_at, r.id))
 
+    async def next_pending(
+        self, namespace: NamespaceLike | None = None, *, seen: Collection[str] = ()
+    ) -> ApprovalRecord:
+        """The oldest pending request (of ``namespace``'s subtree) whose id is not in ``seen``,
+        waiting for one to be added if there is none (bound the wait yourself)."""
+        while True:
+            for record in await self.pending(namespace):
+                if record.id not in seen:
+                    return record
+            await self._added()
+
     async def history(
         self, namespace: NamespaceLike | None = None, *, limit: int = 100
     ) -> list[ApprovalRecord]:
@@ -210,9 +225,15 @@ class MemoryApprovalStore(ApprovalStore):
         super().__init__()
         self._records: dict[str, ApprovalRecord] = {}
         self._events: dict[str, anyio.Event] = {}
+        self._added_event = anyio.Event()
 
     async def _insert(self, record: ApprovalRecord) -> None:
         self._records[record.id] = record
+        added, self._added_event = self._added_event, anyio.Event()
+        added.set()
+
+    async def _added(self) -> None:
+        await self._added_event.wait()
 
     async def _load(self, request_id: str) -> ApprovalRecord | None:
         return self._records.get(request_id)

@@ -182,6 +182,25 @@ class ApprovalStoreConformance:
             for i, r in enumerate(reversed(records))
         }
 
+    async def test_next_pending_waits_for_a_request_added_elsewhere(
+        self, new_approvals: ApprovalsFactory
+    ) -> None:
+        watching, asking = new_approvals(), new_approvals()
+        first, second = request("acme:alice"), request("acme:alice", call_id="c2")
+        other = request("other:bob")
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tg:
+
+                async def ask() -> None:
+                    await asking.add(other)  # not under acme: not what is watched
+                    await asking.add(first)
+                    await asking.add(second)
+
+                tg.start_soon(ask)
+                seen = await watching.next_pending("acme")
+                assert seen.id == first.id
+                assert (await watching.next_pending("acme", seen={first.id})).id == second.id
+
     async def test_waiting_for_an_unknown_request_fails(self, approvals: ApprovalStore) -> None:
         with pytest.raises(ApprovalError, match="no approval request"):
             await approvals.wait(secrets.token_hex(16))
