@@ -4,7 +4,10 @@ Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
 ``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies`` and
 ``context_memory`` (shared by every agent, so token estimates and the usage
 calibration one agent learns serve all).
-Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
+Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``;
+``approval_store`` (approvals beside the sessions) and ``approval_hook`` (set up from
+``settings.approval``, registered after the ``hook_factory``'s hooks; override
+``approver`` to answer in-process as well as through the store).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -30,6 +33,7 @@ import anyio
 from dependency_injector import containers, providers
 
 from orra_di.agent import AgentProfile
+from orra_di.approvals import ApprovalHook, ApprovalStore, Approver, approval_store_for
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
@@ -136,6 +140,24 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
 
+def _approval_store(settings: OrraSettings, store: SessionStore) -> ApprovalStore:
+    """Approvals beside the sessions, in the same backend (one per session store object)."""
+    return approval_store_for(store, poll_interval=settings.approval.poll_interval)
+
+
+def _approval_hook(
+    settings: OrraSettings, approval_store: ApprovalStore, approver: Approver | None
+) -> Hook | None:
+    """The ApprovalHook when ``approval.enabled``; answered through the store unless the
+    application gives an ``approver`` (e.g. an InProcessApprover), which then races it."""
+    section = settings.approval
+    if not section.enabled:
+        return None
+    return ApprovalHook(
+        approver, store=approval_store, tools=section.tools, timeout=section.timeout
+    )
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
@@ -157,6 +179,7 @@ def _agent_runtime(
     hook_factory: Callable[[AgentProfile], Sequence[Hook]],
     policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
     runtimes: RuntimeMap,
+    approval_hook: Hook | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -164,6 +187,8 @@ def _agent_runtime(
     tools = [*builtin_tools(settings.tools), *tool_factory(profile)]
     agent_policies = policy_factory(profile, policies)
     hooks = list(hook_factory(profile))
+    if approval_hook is not None:  # last: it approves the call as the other hooks left it
+        hooks.append(approval_hook)
     if rt.enable_delegation and len(runtimes) > 1:
         delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
         tools.append(delegate)
@@ -237,6 +262,10 @@ class Container(containers.DeclarativeContainer):
 
     runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
 
+    approver: providers.Object[Approver | None] = providers.Object(None)
+    approval_store = providers.Factory(_approval_store, settings, store)
+    approval_hook = providers.Factory(_approval_hook, settings, approval_store, approver)
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -250,6 +279,7 @@ class Container(containers.DeclarativeContainer):
         hook_factory=hook_factory,
         policy_factory=policy_factory,
         runtimes=runtimes,
+        approval_hook=approval_hook,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

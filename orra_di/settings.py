@@ -75,6 +75,7 @@ from pydantic_settings import (
 )
 
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
+from orra_di.approvals.settings import ApprovalSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.namespace import Namespace
@@ -460,6 +461,9 @@ class OrraSettings(BaseSettings):
         default_factory=lambda: list(get_args(BuiltinTool)),
         description="built-in tools every agent gets, from 'calculate' and 'current_time' "
         "(JSON in an environment variable; [] for none)",
+    )
+    approval: ApprovalSettings = Field(
+        default_factory=ApprovalSettings, description="a table of approval settings"
     )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
