@@ -42,6 +42,7 @@ app = typer.Typer(
 )
 sessions_app = typer.Typer(help="List, show and delete stored sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(importlib.import_module("orra_di.approvals.cli").approvals_app, name="approvals")
 
 # emoji=False: rich would turn ":thumbs_up:" in a namespace key or a message into an emoji.
 # soft_wrap=True: long messages are not cut into 80-column lines when piped (tables still fit).
@@ -217,7 +218,10 @@ def chat(agent: AgentOption = None, namespace: NamespaceOption = None) -> None:
                 return
             name, content = _pick(runtimes, agent, text)
             try:
-                await _stream_answer(runtimes, name, ns, content)
+                from orra_di.approvals.cli import inline_approvals  # asks "[y/N]" while it runs
+
+                async with inline_approvals(container, ns):
+                    await _stream_answer(runtimes, name, ns, content)
             except OrraError as exc:
                 err.print(f"[red]error:[/red] {escape(str(exc))}")
 
