@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
     from orra_di.errors import (
+        ApprovalError,
         AuthError,
         BudgetExceededError,
         ConfigurationError,
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
 
 _ORIGIN: dict[str, str] = {
+    "ApprovalError": "orra_di.errors",
     "BudgetExceededError": "orra_di.errors",
     "PluginError": "orra_di.errors",
     "ProjectError": "orra_di.errors",
@@ -213,6 +215,7 @@ __all__ = [
     "DEFAULT_AGENT_NAME",
     "DEFAULT_PERSONALITY",
     "AgentProfile",
+    "ApprovalError",
     "AuthError",
     "BudgetExceededError",
     "CapabilityDescription",

@@ -48,6 +48,7 @@ app = typer.Typer(
 )
 sessions_app = typer.Typer(help="List, show and delete stored sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(importlib.import_module("orra_di.approvals.cli").approvals_app, name="approvals")
 
 _debug = False
 T = TypeVar("T")
@@ -316,7 +317,7 @@ def chat(agent: AgentOption = None, namespace: NamespaceOption = None) -> None:
                         return
                     if text:
                         name, content = _pick(runtimes, agent, text)
-                        _answer_until_interrupted(portal, runtimes, name, ns, content)
+                        _answer_until_interrupted(portal, container, runtimes, name, ns, content)
             except (EOFError, KeyboardInterrupt):  # Ctrl-D, or Ctrl-C outside an answer
                 _out().print()
 
@@ -365,7 +366,12 @@ async def _greet(container: Container, ns: Namespace, agent: str | None) -> Runt
 
 
 def _answer_until_interrupted(
-    portal: BlockingPortal, runtimes: RuntimeMap, agent: str, ns: Namespace, text: str
+    portal: BlockingPortal,
+    container: Container,
+    runtimes: RuntimeMap,
+    agent: str,
+    ns: Namespace,
+    text: str,
 ) -> None:
     """Stream one answer; Ctrl-C cancels it and returns, leaving the chat open.
 
@@ -397,7 +403,10 @@ def _answer_until_interrupted(
             if stopped:
                 scope.cancel()
             try:
-                await _stream_answer(runtimes, agent, ns, text)
+                from orra_di.approvals.cli import inline_approvals  # asks "[y/N]" while it runs
+
+                async with inline_approvals(container, ns):
+                    await _stream_answer(runtimes, agent, ns, text)
             except OrraError as exc:
                 _say("red", "error:", str(exc))
         if scope.cancelled_caught:

@@ -10,6 +10,9 @@ plugins (a Singleton, started and stopped by :func:`lifespan`); their tools,
 hooks and agents reach every runtime. ``project_store`` and ``projects`` (a
 :class:`~orra_di.projects.ProjectManager`) are Factories over ``store``: projects
 live beside the sessions, and every runtime applies them (``ProjectHook``).
+``approval_store`` (approvals beside the sessions) and ``approval_hook`` (set up from
+``settings.approval``, registered after the ``hook_factory``'s hooks; override
+``approver`` to answer in-process as well as through the store).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -38,6 +41,7 @@ import anyio
 from dependency_injector import providers
 
 from orra_di.agent import AgentProfile
+from orra_di.approvals import ApprovalHook, ApprovalStore, Approver, approval_store_for
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
@@ -229,6 +233,24 @@ def _project_hooks(
         return []
 
 
+def _approval_store(settings: OrraSettings, store: SessionStore) -> ApprovalStore:
+    """Approvals beside the sessions, in the same backend (one per session store object)."""
+    return approval_store_for(store, poll_interval=settings.approval.poll_interval)
+
+
+def _approval_hook(
+    settings: OrraSettings, approval_store: ApprovalStore, approver: Approver | None
+) -> Hook | None:
+    """The ApprovalHook when ``approval.enabled``; answered through the store unless the
+    application gives an ``approver`` (e.g. an InProcessApprover), which then races it."""
+    section = settings.approval
+    if not section.enabled:
+        return None
+    return ApprovalHook(
+        approver, store=approval_store, tools=section.tools, timeout=section.timeout
+    )
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
@@ -276,6 +298,7 @@ def _agent_runtime(
     runtimes: RuntimeMap,
     plugins: PluginRegistry,
     usage_hook: UsageHook | None = None,
+    approval_hook: Hook | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -286,6 +309,8 @@ def _agent_runtime(
         *_project_hooks(settings, store, agent_policies),
         *hook_factory(profile),
         *plugins.hooks(profile),
+        # approval after the others: it approves the call as they left it
+        *([approval_hook] if approval_hook is not None else []),
         *([usage_hook] if usage_hook else []),  # budgets: the last word before a call
     ]
     if rt.enable_delegation and len(runtimes) > 1:
@@ -382,6 +407,10 @@ class Container(containers.DeclarativeContainer):
         _usage_hook, settings, usage_ledger.provider, tokenizer, context_memory
     )
 
+    approver: providers.Object[Approver | None] = providers.Object(None)
+    approval_store = providers.Factory(_approval_store, settings, store)
+    approval_hook = providers.Factory(_approval_hook, settings, approval_store, approver)
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -397,6 +426,7 @@ class Container(containers.DeclarativeContainer):
         runtimes=runtimes,
         plugins=plugins,
         usage_hook=usage_hook,
+        approval_hook=approval_hook,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

@@ -26,6 +26,7 @@ OrraError
 ├── VoiceError                    speech-to-text or text-to-speech failed (voice/)
 ├── PluginError                   a plugin failed to load, start or stop (.plugin names it)
 ├── ProjectError                  a project is missing, exists already, or is inactive
+├── ApprovalError                 an approval id that is not one, or not answerable
 └── OrraRuntimeError              the agent loop gave up
     ├── MaxTurnsExceeded
     └── BudgetExceededError       a namespace's usage budget is spent; nothing was sent
@@ -37,6 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ApprovalError",
     "AuthError",
     "BudgetExceededError",
     "ConfigurationError",
@@ -290,3 +292,11 @@ def _rebuild_budget_error(message: str, state: dict[str, Any]) -> BudgetExceeded
         budget_namespace=state["budget_namespace"],
         window=state["window"],
     )
+
+
+class ApprovalError(OrraError):
+    """An approval request that does not exist, is malformed, or cannot be answered.
+
+    A refused tool call is not this error: it becomes an error result the model
+    reads (``ToolCallDenied``); this is for whoever answers approvals.
+    """

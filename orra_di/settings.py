@@ -77,6 +77,7 @@ from pydantic_settings import (
 )
 
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
+from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
@@ -509,6 +510,9 @@ class OrraSettings(BaseSettings):
         "in US dollars (JSON in an environment variable)",
     )
     """What each model costs, so usage records cost and cost budgets can be enforced."""
+    approval: ApprovalSettings = Field(
+        default_factory=ApprovalSettings, description="a table of approval settings"
+    )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

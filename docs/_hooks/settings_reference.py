@@ -184,6 +184,10 @@ def render() -> str:
 
     docs = attribute_docs(module)
     root = module.OrraSettings
+    for field in root.model_fields.values():  # sections kept in their capability's module
+        section_module = inspect.getmodule(field.annotation)
+        if _is_section(field) and section_module not in (None, module):
+            docs |= attribute_docs(section_module)
     prefix = module.ENV_PREFIX
     out: list[str] = []
     top = {n: f for n, f in root.model_fields.items() if not _is_section(f)}

@@ -284,8 +284,8 @@ class FileStore:
 
     @property
     def base_dir(self) -> str:
-        """The directory holding the sessions; other kinds of data (projects) live in it too,
-        under names starting with a dot, which no session directory has."""
+        """The absolute directory the sessions live in; other kinds of data use it too
+        (under names starting with ``.``, which no session's file name can have)."""
         return self._base
 
     def path_for(self, namespace: NamespaceLike) -> str:

@@ -14,17 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orra_di.namespace import Namespace
-from orra_di.usage.ledger import (
-    NANOS_PER_USD,
-    Budgets,
-    UsageLedger,
-    UsageTotals,
-    window_start,
-)
-
 if TYPE_CHECKING:
     from orra_di.containers import Container
+    from orra_di.namespace import Namespace
+    from orra_di.usage.ledger import Budgets, UsageLedger, UsageTotals
 
 __all__ = ["parse_since", "usage"]
 
@@ -59,6 +52,8 @@ def usage(
 ) -> None:
     """Show the tokens, calls and cost of a namespace and its subtree, and its budgets."""
     from orra_di import cli
+    from orra_di.namespace import Namespace
+    from orra_di.usage.ledger import Budgets
 
     with cli._one_line_errors():
         ns = Namespace.parse(namespace)
@@ -87,6 +82,8 @@ async def _budget_rows(
     ledger: UsageLedger, budgets: Budgets, ns: Namespace
 ) -> list[dict[str, Any]]:
     """Every limit over ``ns`` (its own and its ancestors'), with its current window's use."""
+    from orra_di.usage.ledger import NANOS_PER_USD, window_start
+
     rows: list[dict[str, Any]] = []
     now = ledger.now()
     for key, budget in budgets.applying_to(ns):
@@ -109,8 +106,8 @@ def _print(
     total: UsageTotals,
     budgets: list[dict[str, Any]],
 ) -> None:
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     window = "all time" if start is None else f"since {start:%Y-%m-%d %H:%M} UTC"
     table = Table(
@@ -118,7 +115,7 @@ def _print(
     )
     table.title = f"usage {window} (hourly buckets)"
     table.add_row(
-        escape(ns.key),
+        Text(ns.key),
         f"{total.input_tokens:,}",
         f"{total.output_tokens:,}",
         f"{total.total_tokens:,}",
@@ -128,14 +125,14 @@ def _print(
     )
     cli._out().print(table)
     if not budgets:
-        cli._out().print(f"no budget applies to {escape(ns.key)}")
+        cli._out().print(Text(f"no budget applies to {ns.key}"))
         return
     limits = Table("budget of", "per", "used", "limit", "left")
     for row in budgets:
         if "tokens_limit" in row:
             left = row["tokens_limit"] - row["tokens_used"]
             limits.add_row(
-                escape(row["namespace"]),
+                Text(row["namespace"]),
                 row["window"],
                 f"{row['tokens_used']:,} tokens",
                 f"{row['tokens_limit']:,} tokens",
@@ -144,7 +141,7 @@ def _print(
         if "cost_limit_usd" in row:
             left_usd = row["cost_limit_usd"] - row["cost_used_usd"]
             limits.add_row(
-                escape(row["namespace"]),
+                Text(row["namespace"]),
                 row["window"],
                 f"${row['cost_used_usd']:,.4f}",
                 f"${row['cost_limit_usd']:,.4f}",
