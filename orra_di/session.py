@@ -33,7 +33,14 @@ class Session(BaseModel):
 
     def push_message(self, message: Message) -> None:
         self.messages.append(message)
-        self.updated_at = utc_now()
+        self.touch()
+
+    def touch(self) -> None:
+        """Set ``updated_at`` to now. Runs on every persisted step, so it writes the
+        field directly: pydantic's ``__setattr__`` (no validation on assignment
+        here anyway) costs about ten times as much."""
+        self.__dict__["updated_at"] = utc_now()
+        self.__pydantic_fields_set__.add("updated_at")
 
     @property
     def message_count(self) -> int:

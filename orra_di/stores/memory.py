@@ -44,7 +44,7 @@ class InMemoryStore:
         stored.messages.extend(messages)
         if metadata is not None:
             stored.metadata = copy.deepcopy(dict(metadata))
-        stored.updated_at = utc_now()
+        stored.touch()
 
     async def delete(self, namespace: Namespace) -> bool:
         return self._sessions.pop(namespace.key, None) is not None
