@@ -110,7 +110,9 @@ def model(delay: float = 0.0) -> Model:
 
 
 def orra_tool(kind: str) -> FunctionTool:
-    return tool(TOOLS[kind], name="lookup", blocking=kind != "inline")
+    if kind == "inline":
+        return tool(TOOLS[kind], name="lookup", blocking=False)
+    return tool(TOOLS[kind], name="lookup")  # as a release without ``blocking`` takes it
 
 
 # -- the floor: a plain loop over the same model and tool ------------------------------
