@@ -25,6 +25,11 @@ W2  500 sessions x 3 messages at once, the model awaiting 5 ms per call, in
 W3  one session of 1,000 messages: the median time of messages 901-1000 / that of
     messages 1-100, for the floor and orra-di, on SQLite and in memory (1.0 = no growth)
 
+W1 also prints CPU time (the process's user + system time, every thread, per
+message): a busy machine stretches wall time by preemption, which CPU time
+mostly does not see; a thread hop's wake-up latency, on the other hand, is only
+in wall time.
+
 In each process the floor and orra-di take turns for ``ROUNDS`` rounds (fresh
 sessions each round), so both see the same load. W1 keeps each side's fastest
 round: the floor's round lasts milliseconds, and on a shared machine one
@@ -51,7 +56,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -223,6 +228,8 @@ class Side:
     """One side of a workload: how to build a runner, and how to close it."""
 
     make: Callable[[int], tuple[Run, Callable[[], Awaitable[None]]]]
+    cpu: list[float] = field(default_factory=list)
+    """W1: the process's CPU µs per message (user + system, every thread) of each round."""
 
 
 def memory_sides(kind: str, delay: float = 0.0) -> tuple[Side, Side]:
@@ -276,13 +283,14 @@ async def sequential(side: Side, r: int, sessions: int, per_session: int) -> flo
     """µs per message, ``sessions`` x ``per_session`` one after another."""
     run, close = side.make(r)
     await run("warmup/w", "warm up")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for s in range(sessions):
         key = f"bench/user{s}"
         for m in range(per_session):
             await run(key, f"message {m}")
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     await close()
+    side.cpu.append(cpu / (sessions * per_session) * 1e6)
     return elapsed / (sessions * per_session) * 1e6
 
 
@@ -332,6 +340,12 @@ async def alternate(
     return pick(figures["floor"]), pick(figures["orra"])
 
 
+def _w1(floor: float, orra: float, floor_side: Side, orra_side: Side) -> dict[str, float]:
+    """W1's figures: wall time (the fastest round) and CPU time (the least of a round)."""
+    cpu_floor, cpu_orra = min(floor_side.cpu), min(orra_side.cpu)
+    return {"floor": floor, "orra": orra, "cpu_floor": cpu_floor, "cpu_orra": cpu_orra}
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -343,11 +357,13 @@ async def child(workload: str) -> dict[str, float]:
         if workload in ("w1-memory-sync", "w1-memory-inline", "w1-memory-async"):
             sides = memory_sides(workload.rsplit("-", 1)[1])
             floor, orra = await alternate(*sides, lambda s, r: sequential(s, r, 200, 5), min)
+            return _w1(floor, orra, *sides)
         elif workload in ("w1-sqlite-full", "w1-sqlite-normal"):
             sync: Literal["NORMAL", "FULL"] = "FULL" if workload.endswith("full") else "NORMAL"
             sides = sqlite_sides(directory, sync)
             sessions = 40 if sync == "FULL" else 100  # an fsync per commit is slow
             floor, orra = await alternate(*sides, lambda s, r: sequential(s, r, sessions, 5), min)
+            return _w1(floor, orra, *sides)
         elif workload == "w2":
             before = _peak_rss_mb()
             floor_side, orra_side = memory_sides("sync", delay=0.005)
@@ -455,7 +471,7 @@ def report(names: list[str], runs: dict[str, list[dict[str, float]]]) -> dict[st
     row: dict[str, Any] = {}
     print(
         f"{'workload':<34} {'unit':>6} {'floor':>9} {'orra-di':>9} {'ratio':>8} "
-        f"{'target':>8}  {'ratio over the runs':<20}"
+        f"{'target':>8}  {'ratio over the runs':<20}      {'CPU µs/msg: floor, orra-di, ratio'}"
     )
     for name in names:
         w, per_run = WORKLOADS[name], runs[name]
@@ -471,9 +487,19 @@ def report(names: list[str], runs: dict[str, list[dict[str, float]]]) -> dict[st
             shown, target, ok = f"{ratio:.2f}", f"<= {w.target:g}", ratio <= w.target
         spread = ", ".join(f"{r:.1f}" if w.kind == "cost" else f"{r:.2f}" for r in sorted(ratios))
         digits = 2 if w.kind == "growth" else 1 if w.unit == "µs/msg" else 0
+        cpu = ""
+        if "cpu_floor" in per_run[0]:
+            cpu_floor = statistics.median(f["cpu_floor"] for f in per_run)
+            cpu_orra = statistics.median(f["cpu_orra"] for f in per_run)
+            cpu_ratio = statistics.median(f["cpu_orra"] / f["cpu_floor"] for f in per_run)
+            cpu = f"{cpu_floor:>7.1f} {cpu_orra:>8.1f} {cpu_ratio:>6.1f}x"
+            row[f"{name}_cpu_floor"], row[f"{name}_cpu_orra"] = (
+                round(cpu_floor, 3),
+                round(cpu_orra, 3),
+            )
         print(
             f"{w.label:<34} {w.unit:>6} {floor:>9.{digits}f} {orra:>9.{digits}f} {shown:>8} "
-            f"{target:>8}  {spread:<20} {'ok' if ok else 'MISSED'}"
+            f"{target:>8}  {spread:<20} {'ok' if ok else 'MISSED':<6} {cpu}"
         )
         row[f"{name}_floor"], row[f"{name}_orra"] = round(floor, 3), round(orra, 3)
         if name == "w2":
@@ -493,6 +519,8 @@ def record(row: dict[str, Any]) -> None:
     columns = ["commit", "date", "machine", "load", "runs"]
     for name in WORKLOADS:
         columns += [f"{name}_floor", f"{name}_orra"]
+        if name.startswith("w1-"):
+            columns += [f"{name}_cpu_floor", f"{name}_cpu_orra"]
         if name == "w2":
             columns += ["w2_rss_floor_mb", "w2_rss_orra_mb"]
     new = not HISTORY.exists()
