@@ -158,7 +158,11 @@ def _sqlite_store(settings: StoreSettings) -> SQLiteStore:
             raise StoreError(
                 f"cannot create the data directory {path.parent}: {exc.strerror or exc}"
             ) from exc
-    return SQLiteStore(path, lease_seconds=settings.lease_seconds)
+    return SQLiteStore(
+        path,
+        lease_seconds=settings.lease_seconds,
+        synchronous="FULL" if settings.sqlite_synchronous == "full" else "NORMAL",
+    )
 
 
 def _server_store(store: Any, *, session_ttl: bool = False) -> providers.Singleton[SessionStore]:

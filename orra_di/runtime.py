@@ -55,7 +55,7 @@ from orra_di.provider import (
 from orra_di.run_context import RunContext, running
 from orra_di.session import Session
 from orra_di.store import SessionStore
-from orra_di.tool import Tool, ToolContext, ToolRegistry
+from orra_di.tool import FunctionTool, Tool, ToolContext, ToolRegistry
 
 __all__ = [
     "INTERRUPTED",
@@ -309,9 +309,7 @@ class Runtime:
         if used * scale > self.window.budget.available_for_input:
             messages = self.window.truncate_to_fit(messages, scale=scale, reserved=reserved)
             used = self.window.estimate_total_tokens(messages) + reserved
-        # model_construct: the messages are validated already, and re-validating
-        # a long history on every step would make a turn's cost grow with it.
-        request = CompletionRequest.model_construct(
+        request = _trusted_request(
             messages=messages,
             tools=tools,
             max_tokens=self.config.max_tokens,
@@ -453,10 +451,14 @@ class Runtime:
     async def _call_tool(self, namespace: Namespace, call: ToolCall, tool: Tool) -> ToolResult:
         limit = self.config.tool_timeout
         try:
-            with anyio.move_on_after(limit) as scope:
-                content = await tool.execute(call.arguments, ToolContext(namespace, call.id))
-            if scope.cancelled_caught:
-                return _error(call, f"execution failed: timed out after {limit:g}s")
+            work = tool.execute(call.arguments, ToolContext(namespace, call.id))
+            if limit is None or (isinstance(tool, FunctionTool) and tool.runs_inline):
+                content = await work  # no timeout can fire: no cancel scope to enter and leave
+            else:
+                with anyio.move_on_after(limit) as scope:
+                    content = await work
+                if scope.cancelled_caught:
+                    return _error(call, f"execution failed: timed out after {limit:g}s")
             # Tool output enters the run here: cleaned once, before it is measured.
             content = self.window.truncate_tool_result(storable_text(content))
             return ToolResult(call_id=call.id, content=content)
@@ -506,7 +508,7 @@ class _SessionWriter:
         self.session = session
         self._start = len(session.messages)
         self._written: list[Message] = []
-        self._metadata = copy.deepcopy(session.metadata)  # as stored
+        self._metadata = copy.deepcopy(session.metadata) if session.metadata else {}  # as stored
 
     async def append(self, message: Message) -> None:
         await self.store.append(
@@ -533,6 +535,21 @@ class _SessionWriter:
             return None
         self._metadata = copy.deepcopy(current)
         return self._metadata
+
+
+def _trusted_request(**fields: Any) -> CompletionRequest:
+    """A request from values the runtime built and validated already, every field given.
+
+    Re-validating a long history on every step would make a turn's cost grow
+    with it, and ``model_construct`` (which walks every field's aliases and
+    defaults) costs more than validating a short one; this sets what it would.
+    """
+    request = object.__new__(CompletionRequest)
+    object.__setattr__(request, "__dict__", fields)
+    object.__setattr__(request, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(request, "__pydantic_extra__", None)
+    object.__setattr__(request, "__pydantic_private__", None)
+    return request
 
 
 def _as_message(message: Message | str) -> Message:

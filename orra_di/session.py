@@ -33,14 +33,32 @@ class Session(BaseModel):
 
     def push_message(self, message: Message) -> None:
         self.messages.append(message)
-        self.updated_at = utc_now()
+        self.touch()
+
+    def touch(self) -> None:
+        """Set ``updated_at`` to now. Runs on every persisted step, so it writes the
+        field directly: pydantic's ``__setattr__`` (no validation on assignment
+        here anyway) costs about ten times as much."""
+        self.__dict__["updated_at"] = utc_now()
+        self.__pydantic_fields_set__.add("updated_at")
 
     @property
     def message_count(self) -> int:
         return len(self.messages)
 
     def snapshot(self) -> Session:
-        """A copy that shares the (frozen) messages but not the lists holding them."""
-        return self.model_copy(
-            update={"messages": list(self.messages), "metadata": copy.deepcopy(self.metadata)}
-        )
+        """A copy that shares the (frozen) messages but not the lists holding them.
+
+        Every load of every store makes one, so it is built the way ``model_copy``
+        does (a new ``__dict__``, no validation) without that method's generic
+        path, about 4x faster; empty metadata is not deep-copied.
+        """
+        fields = dict(self.__dict__)
+        fields["messages"] = list(self.messages)
+        fields["metadata"] = copy.deepcopy(self.metadata) if self.metadata else {}
+        clone = object.__new__(type(self))
+        object.__setattr__(clone, "__dict__", fields)
+        object.__setattr__(clone, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(clone, "__pydantic_extra__", None)
+        object.__setattr__(clone, "__pydantic_private__", None)
+        return clone

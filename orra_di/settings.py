@@ -274,6 +274,9 @@ class StoreSettings(_Section):
     lease_seconds: float = Field(30.0, gt=0)
     """How long a crashed process keeps its sessions locked (SQLite, PostgreSQL, Redis);
     a live holder renews its lease well within it."""
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    """SQLite only: ``normal`` (a commit survives a process crash; a power cut may lose
+    the last commits) or ``full`` (an fsync per commit: it survives a power cut too)."""
 
     @field_validator("url")
     @classmethod

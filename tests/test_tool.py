@@ -258,6 +258,122 @@ async def test_sync_function_runs_in_a_worker_thread() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_sync_tool_declared_non_blocking_runs_inline() -> None:
+    seen: list[threading.Thread] = []
+
+    @tool(blocking=False)
+    def where() -> str:
+        """Report the thread."""
+        seen.append(threading.current_thread())
+        return "ok"
+
+    assert await where.execute({}, CTX) == "ok"
+    assert seen == [threading.current_thread()]
+    assert where.runs_inline
+
+
+def test_only_a_sync_function_declared_non_blocking_runs_inline() -> None:
+    def plain() -> str:
+        return ""
+
+    async def coroutine() -> str:
+        return ""
+
+    assert not tool(plain).runs_inline
+    assert not tool(coroutine, blocking=False).runs_inline  # awaited, never in a thread
+
+
+@pytest.mark.anyio
+async def test_sync_tools_run_in_parallel_threads() -> None:
+    """Three calls that each wait for the other two: they only finish if each has a thread."""
+    import anyio
+
+    arrived = threading.Barrier(3, timeout=30)
+
+    @tool
+    def meet(name: str) -> str:
+        """Wait for the others."""
+        arrived.wait()
+        return name
+
+    results: dict[str, str] = {}
+
+    async def one(name: str) -> None:
+        results[name] = await meet.execute({"name": name}, CTX)
+
+    async with anyio.create_task_group() as tg:
+        for name in "abc":
+            tg.start_soon(one, name)
+    assert results == {"a": "a", "b": "b", "c": "c"}
+
+
+@pytest.mark.anyio
+async def test_a_sync_tool_sees_the_callers_context_variables_and_raises_through() -> None:
+    import contextvars
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+    who.set("alice")
+
+    @tool
+    def whoami(fail: bool = False) -> str:
+        """Report the context."""
+        if fail:
+            raise KeyError("nope")
+        return who.get()
+
+    assert await whoami.execute({}, CTX) == "alice"
+    with pytest.raises(KeyError, match="nope"):
+        await whoami.execute({"fail": True}, CTX)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_sync_tool_is_abandoned_and_its_thread_reused() -> None:
+    import anyio
+
+    release = threading.Event()
+
+    @tool
+    def stuck(wait: bool) -> str:
+        """Block until released."""
+        if wait:
+            release.wait(30)
+        return threading.current_thread().name
+
+    with anyio.move_on_after(0.05) as scope:
+        await stuck.execute({"wait": True}, CTX)
+    assert scope.cancelled_caught  # abandoned: the caller went on
+    release.set()
+    assert await stuck.execute({"wait": False}, CTX)  # the pool still serves
+
+
+def test_a_forked_child_runs_sync_tools_in_threads_of_its_own() -> None:
+    """The worker pool is per process: a child forked after the parent used it has
+    none of its threads, and must not queue work to them (it would never run)."""
+    import multiprocessing
+
+    import anyio
+
+    @tool
+    def where() -> str:
+        """Report the thread."""
+        return threading.current_thread().name
+
+    def run_one() -> None:
+        name = anyio.run(where.execute, {}, CTX)
+        raise SystemExit(0 if name != threading.main_thread().name else 1)
+
+    run_one_in_parent = anyio.run(where.execute, {}, CTX)
+    assert run_one_in_parent != threading.main_thread().name
+    child = multiprocessing.get_context("fork").Process(target=run_one)
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
+@pytest.mark.anyio
 async def test_async_function_is_awaited() -> None:
     assert await greet.execute({"name": "Ada"}, CTX) == "Hello, Ada!"
     assert await greet.execute({"name": "Ada", "punctuation": "?"}, CTX) == "Hello, Ada?"

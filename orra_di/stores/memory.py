@@ -62,7 +62,7 @@ class InMemoryStore:
         stored.messages.extend(messages)
         if metadata is not None:
             stored.metadata = copy.deepcopy(dict(metadata))
-        stored.updated_at = utc_now()
+        stored.touch()
 
     async def delete(self, namespace: NamespaceLike) -> bool:
         namespace = Namespace.coerce(namespace)

@@ -3,9 +3,11 @@
 Connection strategy
 -------------------
 One connection per store object, guarded by a ``threading.Lock``, with WAL
-journaling (readers never wait for the writer) and ``synchronous=NORMAL`` (a
-commit writes the WAL without an fsync: it survives a process crash, and a
-power cut can only lose the last commits).
+journaling (readers never wait for the writer) and, by default,
+``synchronous=NORMAL`` (a commit writes the WAL without an fsync: it survives a
+process crash, and a power cut can only lose the last commits). Pass
+``synchronous="FULL"`` (setting ``store.sqlite_synchronous``) for an fsync per
+commit, so a commit also survives a power cut.
 
 Measured on a 2-vCPU VM, a hop to a worker thread costs 100-170 µs while an
 append is about 35 µs of SQLite work. Persisting one user message (lock,
@@ -84,7 +86,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from datetime import datetime, timedelta
 from enum import Enum
 from os import PathLike, fspath
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import anyio
 
@@ -259,7 +261,9 @@ class SQLiteStore:
 
     ``lease_seconds`` bounds how long a crashed process can keep a session
     locked; ``busy_timeout`` how long an operation waits for another
-    process's write; ``cache_sessions`` how many parsed sessions are kept.
+    process's write; ``cache_sessions`` how many parsed sessions are kept;
+    ``synchronous`` is the durability of a commit: ``"NORMAL"`` survives a
+    process crash, ``"FULL"`` (an fsync per commit) a power cut too.
     """
 
     def __init__(
@@ -269,11 +273,15 @@ class SQLiteStore:
         lease_seconds: float = 30.0,
         busy_timeout: float = 5.0,
         cache_sessions: int = 1000,
+        synchronous: Literal["NORMAL", "FULL", "normal", "full"] = "NORMAL",
     ) -> None:
         if lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
         if busy_timeout < 0:
             raise ConfigurationError(f"busy_timeout must not be negative, got {busy_timeout}")
+        if str(synchronous).upper() not in ("NORMAL", "FULL"):
+            raise ConfigurationError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self._synchronous = str(synchronous).upper()
         self._path = fspath(path)
         self._lease_seconds = lease_seconds
         self._busy_ms = round(busy_timeout * 1000)
@@ -693,7 +701,7 @@ class SQLiteStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise StoreError(f"the SQLite database {self._path} cannot use WAL (got {mode!r})")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             _migrate(conn, self._path)

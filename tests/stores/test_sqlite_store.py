@@ -118,6 +118,26 @@ def test_bad_settings_are_configuration_errors(db: Path) -> None:
         SQLiteStore(db, busy_timeout=-1)
 
 
+def _synchronous(store: SQLiteStore) -> int:
+    """The durability the store's own connection commits with (a per-connection pragma)."""
+    assert store._conn is not None
+    level: int = store._conn.execute("PRAGMA synchronous").fetchone()[0]
+    return level
+
+
+@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("NORMAL", 1), ("full", 2)])
+async def test_durability_is_a_store_setting(db: Path, setting: Any, level: int) -> None:
+    store = SQLiteStore(db) if setting is None else SQLiteStore(db, synchronous=setting)
+    await store.append(ALICE, [Message.user("hi")])
+    assert _synchronous(store) == level  # 1 = NORMAL, 2 = FULL (an fsync per commit)
+    await store.aclose()
+
+
+def test_an_unknown_durability_is_refused(db: Path) -> None:
+    with pytest.raises(ConfigurationError, match="synchronous must be 'NORMAL' or 'FULL'"):
+        SQLiteStore(db, synchronous="OFF")  # type: ignore[arg-type]
+
+
 async def test_closed_store_refuses_work(store: SQLiteStore) -> None:
     await store.append(ALICE, [Message.user("x")])
     await store.aclose()
