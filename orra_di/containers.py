@@ -22,6 +22,7 @@ synchronous constructors.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
@@ -35,6 +36,8 @@ from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
 from orra_di.namespace import Namespace
+from orra_di.observability.instrumentation import Instrumentation, combine
+from orra_di.observability.metrics import MetricsCollector, MetricsInstrumentation
 from orra_di.policy import PolicyRegistry
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider, close_provider
@@ -136,6 +139,42 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
 
+def _instrumentation(settings: OrraSettings, metrics: MetricsCollector) -> Instrumentation | None:
+    """What ``telemetry`` switches on: OpenTelemetry (imported on use), orra's metrics, both."""
+    otel: Instrumentation | None = None
+    if settings.telemetry.enabled:
+        from orra_di.observability.otel import OpenTelemetryInstrumentation
+
+        otel = OpenTelemetryInstrumentation(provider_name=settings.llm.resolved_kind)
+    counted = MetricsInstrumentation(metrics) if settings.telemetry.prometheus else None
+    return combine(otel, counted)
+
+
+def _settings_hooks(settings: OrraSettings, tools: list[Tool]) -> list[Hook]:
+    """The built-in hooks the settings switch on (before the application's own), adding
+    the ``set_working_directory`` tool to ``tools`` when the working directory is on."""
+    hooks: list[Hook] = []
+    if settings.logging.enabled:
+        from orra_di.hooks.logging import LoggingHook
+
+        key = settings.llm.resolved_api_key
+        hooks.append(
+            LoggingHook(
+                settings.logging.logger,
+                level=logging.getLevelNamesMapping()[settings.logging.level],
+                preview_chars=settings.logging.preview_chars,
+                secrets=[key.get_secret_value() if key else None],
+            )
+        )
+    if settings.working_directory.enabled:
+        from orra_di.hooks import working_directory as wd
+
+        tools.append(wd.working_directory_tool())
+        aware = [t for t in tools if wd.takes_working_directory(t)]
+        hooks.append(wd.WorkingDirectoryHook(aware, default=settings.working_directory.default))
+    return hooks
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
@@ -157,13 +196,14 @@ def _agent_runtime(
     hook_factory: Callable[[AgentProfile], Sequence[Hook]],
     policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
     runtimes: RuntimeMap,
+    instrumentation: Instrumentation | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
     tools = [*builtin_tools(settings.tools), *tool_factory(profile)]
     agent_policies = policy_factory(profile, policies)
-    hooks = list(hook_factory(profile))
+    hooks = [*_settings_hooks(settings, tools), *hook_factory(profile)]
     if rt.enable_delegation and len(runtimes) > 1:
         delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
         tools.append(delegate)
@@ -181,6 +221,7 @@ def _agent_runtime(
                 policies=agent_policies,
                 tokenizer=tokenizer,
                 context=context_window,
+                instrumentation=instrumentation,
             )
 
         tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
@@ -195,6 +236,7 @@ def _agent_runtime(
         tokenizer=tokenizer,
         context=context_window,
         prompt_builder=prompt_builder,
+        instrumentation=instrumentation,
     )
 
 
@@ -236,6 +278,8 @@ class Container(containers.DeclarativeContainer):
     policy_factory = providers.Object(shared_policies)
 
     runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
+    metrics = providers.Singleton(MetricsCollector)
+    instrumentation = providers.Singleton(_instrumentation, settings, metrics)
 
     agent_runtime = providers.Factory(
         _agent_runtime,
@@ -250,6 +294,7 @@ class Container(containers.DeclarativeContainer):
         hook_factory=hook_factory,
         policy_factory=policy_factory,
         runtimes=runtimes,
+        instrumentation=instrumentation,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

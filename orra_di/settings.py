@@ -77,7 +77,9 @@ from pydantic_settings import (
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
+from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
+from orra_di.observability.settings import TelemetrySettings
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
@@ -460,6 +462,16 @@ class OrraSettings(BaseSettings):
         default_factory=lambda: list(get_args(BuiltinTool)),
         description="built-in tools every agent gets, from 'calculate' and 'current_time' "
         "(JSON in an environment variable; [] for none)",
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings, description="a table of telemetry settings"
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="a table of logging settings"
+    )
+    working_directory: WorkingDirectorySettings = Field(
+        default_factory=WorkingDirectorySettings,
+        description="a table of working_directory settings",
     )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)

@@ -48,6 +48,7 @@ __all__ = [
     "MetricsInstrumentation",
     "MetricsSink",
     "MetricsSnapshot",
+    "Series",
     "Timer",
     "names",
     "series_key",
