@@ -3,7 +3,10 @@
 Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
 ``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies`` and
 ``context_memory`` (shared by every agent, so token estimates and the usage
-calibration one agent learns serve all).
+calibration one agent learns serve all), ``metrics`` (orra's
+``MetricsCollector``) and ``instrumentation`` (what ``telemetry`` switches on, or
+``None``). The ``logging`` and ``working_directory`` settings add their hooks to
+every agent, before the ``hook_factory``'s.
 Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
