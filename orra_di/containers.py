@@ -3,7 +3,10 @@
 Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
 ``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies`` and
 ``context_memory`` (shared by every agent, so token estimates and the usage
-calibration one agent learns serve all).
+calibration one agent learns serve all), ``metrics`` (orra's
+``MetricsCollector``) and ``instrumentation`` (what ``telemetry`` switches on, or
+``None``). The ``logging`` and ``working_directory`` settings add their hooks to
+every agent, before the ``hook_factory``'s.
 Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
 ``plugins`` is the :class:`~orra_di.plugins.PluginRegistry` of the enabled
 plugins (a Singleton, started and stopped by :func:`lifespan`); their tools,
@@ -31,6 +34,7 @@ synchronous constructors.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -47,6 +51,8 @@ from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
 from orra_di.namespace import Namespace
+from orra_di.observability.instrumentation import Instrumentation, combine
+from orra_di.observability.metrics import MetricsCollector, MetricsInstrumentation
 from orra_di.plugins.registry import PluginRegistry, registry_from_settings
 from orra_di.policy import PolicyRegistry
 from orra_di.projects.hook import ProjectHook
@@ -255,6 +261,42 @@ def _approval_hook(
     )
 
 
+def _instrumentation(settings: OrraSettings, metrics: MetricsCollector) -> Instrumentation | None:
+    """What ``telemetry`` switches on: OpenTelemetry (imported on use), orra's metrics, both."""
+    otel: Instrumentation | None = None
+    if settings.telemetry.enabled:
+        from orra_di.observability.otel import OpenTelemetryInstrumentation
+
+        otel = OpenTelemetryInstrumentation(provider_name=settings.llm.resolved_kind)
+    counted = MetricsInstrumentation(metrics) if settings.telemetry.prometheus else None
+    return combine(otel, counted)
+
+
+def _settings_hooks(settings: OrraSettings, tools: list[Tool]) -> list[Hook]:
+    """The built-in hooks the settings switch on (before the application's own), adding
+    the ``set_working_directory`` tool to ``tools`` when the working directory is on."""
+    hooks: list[Hook] = []
+    if settings.logging.enabled:
+        from orra_di.hooks.logging import LoggingHook
+
+        key = settings.llm.resolved_api_key
+        hooks.append(
+            LoggingHook(
+                settings.logging.logger,
+                level=logging.getLevelNamesMapping()[settings.logging.level],
+                preview_chars=settings.logging.preview_chars,
+                secrets=[key.get_secret_value() if key else None],
+            )
+        )
+    if settings.working_directory.enabled:
+        from orra_di.hooks import working_directory as wd
+
+        tools.append(wd.working_directory_tool())
+        aware = [t for t in tools if wd.takes_working_directory(t)]
+        hooks.append(wd.WorkingDirectoryHook(aware, default=settings.working_directory.default))
+    return hooks
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
@@ -303,6 +345,7 @@ def _agent_runtime(
     plugins: PluginRegistry,
     usage_hook: UsageHook | None = None,
     approval_hook: Hook | None = None,
+    instrumentation: Instrumentation | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -310,6 +353,7 @@ def _agent_runtime(
     tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     agent_policies = policy_factory(profile, policies)
     hooks = [
+        *_settings_hooks(settings, tools),
         *_project_hooks(settings, store, agent_policies),
         *hook_factory(profile),
         *plugins.hooks(profile),
@@ -338,6 +382,7 @@ def _agent_runtime(
                 policies=agent_policies,
                 tokenizer=tokenizer,
                 context=context_window,
+                instrumentation=instrumentation,
             )
 
         tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
@@ -352,6 +397,7 @@ def _agent_runtime(
         tokenizer=tokenizer,
         context=context_window,
         prompt_builder=prompt_builder,
+        instrumentation=instrumentation,
     )
 
 
@@ -415,6 +461,9 @@ class Container(containers.DeclarativeContainer):
     approval_store = providers.Factory(_approval_store, settings, store)
     approval_hook = providers.Factory(_approval_hook, settings, approval_store, approver)
 
+    metrics = providers.Singleton(MetricsCollector)
+    instrumentation = providers.Singleton(_instrumentation, settings, metrics)
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -431,6 +480,7 @@ class Container(containers.DeclarativeContainer):
         plugins=plugins,
         usage_hook=usage_hook,
         approval_hook=approval_hook,
+        instrumentation=instrumentation,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

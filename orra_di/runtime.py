@@ -37,6 +37,7 @@ from orra_di.errors import (
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
 from orra_di.message import Message, ToolCall, ToolResult, storable_text
 from orra_di.namespace import Namespace, NamespaceLike
+from orra_di.observability.instrumentation import Instrumentation
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.provider import (
     CompletionRequest,
@@ -159,10 +160,14 @@ class Runtime:
         hooks: HookRegistry | Iterable[Hook] = (),
         config: RuntimeConfig | None = None,
         context: ContextWindow | None = None,
+        instrumentation: Instrumentation | None = None,
     ) -> None:
         """``context`` may be shared between runtimes (the container does), so token
         estimates and the usage calibration learned by one agent serve all;
-        without it, one is made from ``tokenizer`` and ``config.context_budget``."""
+        without it, one is made from ``tokenizer`` and ``config.context_budget``.
+        ``instrumentation`` (telemetry, metrics) wraps each run, model call and tool
+        call; see :mod:`orra_di.observability`."""
+        self.instrumentation = instrumentation
         self.llm = llm
         self.store = store
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(list(tools))
@@ -235,6 +240,15 @@ class Runtime:
     async def _run(
         self, namespace: Namespace, user: Message, model: str | None, emit: Emit | None
     ) -> RunResult:
+        observe = self.instrumentation
+        if observe is None:
+            return await self._run_locked(namespace, user, model, emit)
+        step = self._run_locked(namespace, user, model, emit)
+        return await observe.run(namespace, self.config.name, model or self.config.model, step)
+
+    async def _run_locked(
+        self, namespace: Namespace, user: Message, model: str | None, emit: Emit | None
+    ) -> RunResult:
         async with self.store.lock(namespace, timeout=self.config.busy_timeout):
             session = await self.store.load(namespace) or Session(namespace=namespace)
             await self._answer_leftover_calls(session)
@@ -267,7 +281,11 @@ class Runtime:
             policy = self.policies.resolve(namespace)
             request, estimated = self._request(session, policy, model)
             await self.hooks.before_provider_call(request)
-            response = await self._complete(request, emit)
+            if self.instrumentation is None:
+                response = await self._complete(request, emit)
+            else:
+                step = self._complete(request, emit)
+                response = await self.instrumentation.model_call(request, step)
             usage += response.usage
             run.usage = usage  # the after hook sees this call counted
             await self.hooks.after_provider_call(response)
@@ -400,7 +418,11 @@ class Runtime:
 
             async def one(i: int) -> None:
                 try:
-                    results[i] = await self._execute(namespace, calls[i], policy)
+                    if self.instrumentation is None:
+                        results[i] = await self._execute(namespace, calls[i], policy)
+                    else:
+                        step = self._execute(namespace, calls[i], policy)
+                        results[i] = await self.instrumentation.tool_call(calls[i], step)
                 except Exception as exc:  # a hook failed: still answer the call
                     log.exception("hook failed around tool %s", calls[i].name)
                     results[i] = _error(calls[i], f"execution failed: {type(exc).__name__}: {exc}")

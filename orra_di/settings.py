@@ -81,7 +81,9 @@ from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.errors import ConfigurationError
+from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
+from orra_di.observability.settings import TelemetrySettings
 from orra_di.plugins.settings import PluginSettings
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.projects.settings import ProjectSettings
@@ -515,6 +517,16 @@ class OrraSettings(BaseSettings):
     """What each model costs, so usage records cost and cost budgets can be enforced."""
     approval: ApprovalSettings = Field(
         default_factory=ApprovalSettings, description="a table of approval settings"
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings, description="a table of telemetry settings"
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="a table of logging settings"
+    )
+    working_directory: WorkingDirectorySettings = Field(
+        default_factory=WorkingDirectorySettings,
+        description="a table of working_directory settings",
     )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)

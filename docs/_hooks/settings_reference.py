@@ -196,6 +196,8 @@ def render() -> str:
             continue
         section = field.annotation
         assert isinstance(section, type) and issubclass(section, BaseModel)
+        if section.__module__ != module.__name__:  # a section kept in its capability's module
+            docs.update(attribute_docs(sys.modules[section.__module__]))
         summary = " ".join((inspect.getdoc(section) or "").split("\n\n")[0].split())
         docs = {**attribute_docs(sys.modules[section.__module__]), **docs}  # a section's own module
         out += [f"## `{name}`", "", summary, ""]
