@@ -43,6 +43,7 @@ __all__ = [
     "BudgetExceededError",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "CronError",
     "MaxTurnsExceeded",
     "NamespaceError",
     "OrraError",
@@ -300,3 +301,8 @@ class ApprovalError(OrraError):
     A refused tool call is not this error: it becomes an error result the model
     reads (``ToolCallDenied``); this is for whoever answers approvals.
     """
+
+
+class CronError(OrraError, ValueError):
+    """A cron job or schedule that cannot be used: a bad expression or time zone, an
+    unknown agent, a namespace outside the caller's subtree, a job that does not exist."""

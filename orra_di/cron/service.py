@@ -1,0 +1,402 @@
+"""The cron service: it claims due jobs, runs them, records how it went, and sleeps.
+
+orra's ``CronService`` ticked every 30 s, read a cache, and handed each due job to
+an application callback that had to do the work (spec §5.7, bug 36). This one
+**executes**:
+
+- ``agent_turn``: the job's agent (through the :class:`~orra_di.runtime_set.RuntimeMap`,
+  so hooks, policies and budgets apply) answers the prompt in the job's own session
+  ``<job namespace>:cron:<job id>``, a child of the job's namespace: policies inherit,
+  usage rolls up to the tenant, and erasing the tenant erases it. With ``announce``,
+  the answer is then delivered: to the application's ``deliver`` callback if given,
+  else appended to the job's namespace session as an assistant message.
+- ``system_event``: the message is appended to the job's namespace session as a
+  system message (under the session's single-writer lock).
+
+Every due time leaves one :class:`~orra_di.cron.model.CronRun` in the history
+(outcome ``ok``, ``error``, ``timeout``, ``skipped`` or ``abandoned``, with the
+error text, the answer and the usage); a failing job still fires at its next due time.
+
+Several services (processes, replicas) may share one backend: each due job is
+claimed by exactly one of them (:meth:`CronStore.claim`). A service killed mid-run
+stops renewing its claim; when the claim lapses (``lease`` seconds) another service
+records that run as ``abandoned`` and schedules the job's next due time: a run is
+never silently lost and never repeated (at most once per due time).
+
+:meth:`serve` sleeps until the earliest due time in the store (an indexed query),
+waking early when a job is changed through this process's store object and at
+least every ``poll_interval`` seconds to see jobs other processes added.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from orra_di.cron.model import (
+    OUTPUT_LIMIT,
+    AgentTurnPayload,
+    CronDelivery,
+    CronJob,
+    CronJobStatus,
+    CronRun,
+    SystemEventPayload,
+    run_id_for,
+)
+from orra_di.cron.schedule import AtSchedule, EverySchedule
+from orra_di.cron.stores import Claim, CronStore
+from orra_di.errors import CronError
+from orra_di.message import Message
+from orra_di.namespace import Namespace, NamespaceLike
+from orra_di.store import SessionStore
+
+if TYPE_CHECKING:
+    from orra_di.runtime_set import RuntimeMap
+
+__all__ = ["Clock", "CronService", "Deliver", "job_session"]
+
+log = logging.getLogger("orra_di.cron")
+
+Clock = Callable[[], datetime]
+"""Returns the current time, aware; tests give one they move by hand."""
+
+Deliver = Callable[[CronJob, CronRun, str], Awaitable[None]]
+"""Receives an ``announce`` job's answer (the channels issue adds channel delivery)."""
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def job_session(job: CronJob) -> Namespace:
+    """The namespace an ``agent_turn`` job's runs talk in: ``<namespace>:cron:<id>``."""
+    return Namespace.parse(job.namespace).child("cron").child(job.id)
+
+
+def next_due(job: CronJob, after: datetime, anchor: datetime | None) -> datetime | None:
+    """The job's next due time strictly after ``after`` (``every`` counted from ``anchor``)."""
+    schedule = job.schedule
+    if isinstance(schedule, EverySchedule):
+        return schedule.next_after(after, anchor)
+    return schedule.next_after(after)
+
+
+class CronService:
+    """Runs the jobs of ``store``; see the module docstring."""
+
+    def __init__(
+        self,
+        store: CronStore,
+        sessions: SessionStore,
+        runtimes: RuntimeMap | None = None,
+        *,
+        clock: Clock = _system_clock,
+        lease: float = 60.0,
+        poll_interval: float = 1.0,
+        batch: int = 100,
+        deliver: Deliver | None = None,
+        owner: str | None = None,
+    ) -> None:
+        if lease <= 0 or poll_interval <= 0 or batch < 1:
+            raise CronError("lease and poll_interval must be > 0 and batch >= 1")
+        self.store = store
+        self.sessions = sessions
+        self.runtimes = runtimes
+        self.clock = clock
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.deliver = deliver
+        self.owner = owner or f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._stop = anyio.Event()
+
+    # -- managing jobs -----------------------------------------------------------------
+
+    def _check_agent(self, job: CronJob) -> None:
+        if self.runtimes is None or not isinstance(job.payload, AgentTurnPayload):
+            return
+        if job.agent is not None and job.agent not in self.runtimes:
+            known = ", ".join(p.name for p in self.runtimes.profiles)
+            raise CronError(
+                f"no agent named {job.agent!r} to run cron job {job.name!r}; "
+                f"the agents are: {known}"
+            )
+
+    async def add_job(self, job: CronJob) -> CronJob:
+        """Store a new job, its next due time computed now.
+
+        A one-shot ``at`` time that has already passed is refused (orra stored it
+        and it never fired): give a future time, or use ``run_now``.
+        """
+        self._check_agent(job)
+        now = self.clock()
+        if isinstance(job.schedule, AtSchedule) and job.schedule.datetime <= now:
+            raise CronError(
+                f"the 'at' time {job.schedule.datetime.isoformat()} of cron job {job.name!r} "
+                "has passed; give a future time"
+            )
+        if job.status is CronJobStatus.ACTIVE:
+            job.next_run = next_due(job, now, None)
+        await self.store.add(job)
+        log.info("[cron] Added job %r (id: %s)", job.name, job.id)
+        return job
+
+    async def get_job(self, job_id: str) -> CronJob | None:
+        return await self.store.get(job_id)
+
+    async def list_jobs(self, namespace: NamespaceLike | None = None) -> list[CronJob]:
+        return await self.store.list(namespace)
+
+    async def delete_job(self, job_id: str) -> bool:
+        deleted = await self.store.delete(job_id)
+        if deleted:
+            log.info("[cron] Deleted job %s", job_id)
+        return deleted
+
+    async def pause_job(self, job_id: str) -> bool:
+        job = await self.store.get(job_id)
+        if job is None:
+            return False
+        job.status = CronJobStatus.PAUSED
+        return await self.store.update(job)
+
+    async def resume_job(self, job_id: str) -> bool:
+        """Make a job active again, due next after now.
+
+        A paused one-shot whose time passed while it was paused runs once now with
+        ``missed="run_once"`` and completes with ``missed="skip"`` (orra left it
+        active and never firing: bug 36). A completed one-shot stays completed.
+        """
+        job = await self.store.get(job_id)
+        if job is None:
+            return False
+        if job.status is CronJobStatus.COMPLETED:
+            return True
+        now = self.clock()
+        job.status = CronJobStatus.ACTIVE
+        job.next_run = next_due(job, now, job.last_run)
+        if job.next_run is None and isinstance(job.schedule, AtSchedule):
+            if job.missed == "run_once":
+                job.next_run = now
+            else:
+                job.status = CronJobStatus.COMPLETED
+        return await self.store.update(job)
+
+    async def run_now(self, job_id: str) -> CronRun | None:
+        """Run an active job at once (its regular schedule is kept); None if not found.
+
+        The job is made due now and claimed like any due job, so a service running
+        elsewhere cannot run it at the same time.
+        """
+        job = await self.store.get(job_id)
+        if job is None:
+            return None
+        if job.status is not CronJobStatus.ACTIVE:
+            raise CronError(f"cron job {job_id} is {job.status.value}; resume it first")
+        now = self.clock()
+        job.next_run = now
+        await self.store.update(job)
+        for run in await self.run_due(now):
+            if run.job_id == job_id:
+                return run
+        return None
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run_due(self, now: datetime | None = None) -> list[CronRun]:
+        """Claim every job due at ``now`` (the clock's time) and run them; their runs.
+
+        This is orra's manual ``tick``: a job runs at most once per due time however
+        often it is called, since a run moves the job's next due time on.
+        """
+        moment = now or self.clock()
+        runs: list[CronRun] = []
+        while True:
+            until = moment + timedelta(seconds=self.lease)
+            claims = await self.store.claim(moment, self.owner, until, self.batch)
+            if not claims:
+                return runs
+            async with anyio.create_task_group() as tg:
+                for claim in claims:
+                    tg.start_soon(self._handle, claim, moment, runs)
+            if len(claims) < self.batch:
+                return runs
+
+    async def _handle(self, claim: Claim, now: datetime, runs: list[CronRun]) -> None:
+        try:
+            runs.append(await self._execute(claim, now))
+        except Exception:  # a store failure for one job must not stop the others
+            log.exception("[cron] job %s could not be handled", claim.job.id)
+
+    async def _execute(self, claim: Claim, now: datetime) -> CronRun:
+        job = claim.job
+        due = job.next_run or now
+        one_shot = isinstance(job.schedule, AtSchedule)
+        run = CronRun(
+            id=run_id_for(job.id, due),
+            job_id=job.id,
+            namespace=job.namespace,
+            due_at=due,
+            started_at=now,
+            runner=self.owner,
+        )
+        if claim.abandoned_by is not None:
+            run.outcome, run.finished_at = "abandoned", now
+            run.runner = claim.abandoned_by
+            run.error = (
+                f"the service {claim.abandoned_by} stopped before finishing this run "
+                "(its claim lapsed); not run again, the job goes on at its next due time"
+            )
+            return await self._close(job, run, due, now, ran=1, one_shot=one_shot)
+        if (now - due).total_seconds() > job.grace and job.missed == "skip":
+            run.outcome, run.finished_at = "skipped", now
+            run.error = f"missed by {int((now - due).total_seconds())} s (missed='skip')"
+            return await self._close(job, run, due, now, ran=0, one_shot=one_shot)
+        log.info("[cron] Firing job %r (id: %s)", job.name, job.id)
+        await self.store.record_run(run)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._keep_claim, job.id)
+            try:
+                await self._attempts(job, run)
+            finally:
+                tg.cancel_scope.cancel()
+        run.finished_at = self.clock()
+        return await self._close(job, run, due, max(now, run.finished_at), ran=1, one_shot=one_shot)
+
+    async def _close(
+        self,
+        job: CronJob,
+        run: CronRun,
+        due: datetime,
+        after: datetime,
+        *,
+        ran: int,
+        one_shot: bool,
+    ) -> CronRun:
+        await self.store.record_run(run)
+        following = None if one_shot else next_due(job, after, due)
+        kept = await self.store.finish(
+            job.id,
+            self.owner,
+            next_run=following,
+            last_run=run.started_at if ran else None,
+            ran=ran,
+            completed=one_shot,
+        )
+        if not kept:
+            log.warning("[cron] lost the claim on job %s before finishing its run", job.id)
+        return run
+
+    async def _keep_claim(self, job_id: str) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            until = self.clock() + timedelta(seconds=self.lease)
+            if not await self.store.renew(job_id, self.owner, until):
+                return
+
+    async def _attempts(self, job: CronJob, run: CronRun) -> None:
+        for attempt in range(job.retries + 1):
+            run.attempts = attempt + 1
+            try:
+                if job.timeout is not None:
+                    with anyio.fail_after(job.timeout):
+                        await self._perform(job, run)
+                else:
+                    await self._perform(job, run)
+            except TimeoutError:
+                run.outcome, run.error = "timeout", f"the run took longer than {job.timeout} s"
+            except Exception as exc:
+                run.outcome = "error"
+                run.error = f"{type(exc).__name__}: {exc}"[:OUTPUT_LIMIT]
+            else:
+                run.outcome, run.error = "ok", None
+                return
+            log.warning("[cron] job %r attempt %d failed: %s", job.name, attempt + 1, run.error)
+            if attempt < job.retries and job.retry_delay:
+                await anyio.sleep(job.retry_delay)
+
+    async def _perform(self, job: CronJob, run: CronRun) -> None:
+        payload = job.payload
+        home = Namespace.parse(job.namespace)
+        if isinstance(payload, SystemEventPayload):
+            async with self.sessions.lock(home):
+                await self.sessions.append(home, [Message.system(payload.message)])
+            run.session = home.key
+            return
+        if self.runtimes is None:
+            raise CronError("this CronService has no runtimes: it cannot run an agent_turn job")
+        agent = job.agent or self.runtimes.default_agent
+        runtime = self.runtimes[agent]
+        where = job_session(job)
+        run.session = where.key
+        result = await runtime.run(where, payload.prompt, model=job.model)
+        text = result.final_message.content
+        run.output = text[:OUTPUT_LIMIT]
+        run.usage = result.total_usage
+        if job.delivery is CronDelivery.ANNOUNCE and text:
+            if self.deliver is not None:
+                await self.deliver(job, run, text)
+            else:
+                async with self.sessions.lock(home):
+                    await self.sessions.append(home, [Message.assistant(text)])
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run due jobs until :meth:`stop`, then wait for the runs in flight to finish.
+
+        Claimed jobs run in the background, so a long run does not delay the others;
+        in between, it sleeps until the next due time (or a change, or ``poll_interval``).
+        """
+        self._stop = anyio.Event()
+        async with anyio.create_task_group() as runs:
+            task_status.started()
+            while not self._stop.is_set():
+                try:
+                    now = self.clock()
+                    claims = await self.store.claim(
+                        now, self.owner, now + timedelta(seconds=self.lease), self.batch
+                    )
+                    for claim in claims:
+                        runs.start_soon(self._handle, claim, now, [])
+                    if len(claims) == self.batch:
+                        continue  # more may be due
+                    wake = await self.store.next_wake()
+                except Exception:
+                    log.exception("[cron] the service could not read its jobs; trying again")
+                    wake = None
+                delay = self.poll_interval
+                if wake is not None:
+                    # a floor, so a clock behind the store's cannot make a busy loop
+                    delay = min(delay, max((wake - self.clock()).total_seconds(), 0.02))
+                await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds, less if a job changes here or :meth:`stop` is called."""
+        if delay <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        with anyio.move_on_after(delay):
+            async with anyio.create_task_group() as tg:
+
+                async def woken() -> None:
+                    await self.store.wait_changed()
+                    tg.cancel_scope.cancel()
+
+                async def stopped() -> None:
+                    await self._stop.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(woken)
+                tg.start_soon(stopped)
+
+    def stop(self) -> None:
+        """Let :meth:`serve` return after the runs in flight finish."""
+        self._stop.set()
