@@ -746,11 +746,13 @@ class SQLiteCronStore(CronStore):
 
 
 _SQL_FINISH = (
-    "UPDATE cron_jobs_v1 SET next_run = %s, last_run = coalesce(%s, last_run), "
+    "UPDATE cron_jobs_v1 SET next_run = CAST(%s AS DOUBLE PRECISION), "
+    "last_run = coalesce(CAST(%s AS DOUBLE PRECISION), last_run), "
     "run_count = run_count + %s, "
     "status = CASE WHEN %s AND status = 'active' THEN 'completed' ELSE status END, "
     "claimed_by = NULL, "
-    "wake_at = CASE WHEN status = 'active' AND NOT %s THEN %s ELSE NULL END "
+    "wake_at = CASE WHEN status = 'active' AND NOT %s "
+    "THEN CAST(%s AS DOUBLE PRECISION) ELSE NULL END "
     "WHERE id = %s AND claimed_by = %s"
 )
 """Give a claim back (PostgreSQL placeholders; SQLite replaces them). In SQL, the right-hand
