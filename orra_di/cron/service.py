@@ -359,6 +359,8 @@ class CronService:
         async with anyio.create_task_group() as runs:
             task_status.started()
             while not self._stop.is_set():
+                # taken before reading the store, so a change made meanwhile still wakes us
+                changed = self.store.changed_event()
                 try:
                     now = self.clock()
                     claims = await self.store.claim(
@@ -376,9 +378,9 @@ class CronService:
                 if wake is not None:
                     # a floor, so a clock behind the store's cannot make a busy loop
                     delay = min(delay, max((wake - self.clock()).total_seconds(), 0.02))
-                await self._sleep(delay)
+                await self._sleep(delay, changed)
 
-    async def _sleep(self, delay: float) -> None:
+    async def _sleep(self, delay: float, changed: anyio.Event) -> None:
         """Wait ``delay`` seconds, less if a job changes here or :meth:`stop` is called."""
         if delay <= 0:
             await anyio.lowlevel.checkpoint()
@@ -387,7 +389,7 @@ class CronService:
             async with anyio.create_task_group() as tg:
 
                 async def woken() -> None:
-                    await self.store.wait_changed()
+                    await changed.wait()
                     tg.cancel_scope.cancel()
 
                 async def stopped() -> None:

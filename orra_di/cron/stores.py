@@ -107,13 +107,13 @@ class CronStore(ABC):
     # -- change notification (in this process) --------------------------------------
 
     def notify(self) -> None:
-        """Wake whoever waits in :meth:`wait_changed` (a job was added or changed)."""
+        """Set the event :meth:`changed_event` handed out (a job was added or changed)."""
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
-    async def wait_changed(self) -> None:
-        """Return when a job was changed through this store object."""
-        await self._changed.wait()
+    def changed_event(self) -> anyio.Event:
+        """An event set at the next change through this store object (take it, then read)."""
+        return self._changed
 
     # -- jobs: the definition side ----------------------------------------------------
 
