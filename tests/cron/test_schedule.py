@@ -3,6 +3,7 @@ standard cron differs (bug 35), plus time zones and both DST transitions in two 
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -170,4 +171,4 @@ def test_an_interval_job_follows_elapsed_time_through_the_repeated_hour() -> Non
         moment = s.next_after(moment)  # type: ignore[assignment]
         fires.append(moment)
     # every 30 real minutes: both passes of 02:00-03:00 are there
-    assert [(b - a).total_seconds() for a, b in zip(fires, fires[1:], strict=False)] == [1800.0] * 4
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(fires)] == [1800.0] * 4

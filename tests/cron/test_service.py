@@ -286,7 +286,7 @@ async def test_a_one_shot_in_the_past_is_refused_and_nothing_stored() -> None:
 
 async def test_a_job_for_an_unknown_agent_is_refused_and_nothing_stored() -> None:
     service, _, _ = make_service()
-    with pytest.raises(CronError, match="no agent named 'ghost'.*assistant, report"):
+    with pytest.raises(CronError, match=r"no agent named 'ghost'.*assistant, report"):
         await service.add_job(weekday_job(agent="ghost"))
     assert await service.list_jobs() == []
 
@@ -309,7 +309,7 @@ async def test_resuming_a_one_shot_whose_time_passed_runs_it_once() -> None:
 
 
 async def test_run_now_keeps_the_schedule() -> None:
-    service, _, clock = make_service()
+    service, _, _clock = make_service()
     job = await service.add_job(weekday_job())
     run = await service.run_now(job.id)
     assert run is not None and run.outcome == "ok"
@@ -361,7 +361,7 @@ async def test_serve_runs_a_job_due_now_without_waiting_for_a_tick() -> None:
             )
 
             async def watch() -> None:
-                while (
+                while (  # noqa: ASYNC110 - watching the store, as another process would
                     not await service.store.runs(job.id)
                     or (await service.store.runs(job.id))[0].outcome == "running"
                 ):
