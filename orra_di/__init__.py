@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         BudgetExceededError,
         ConfigurationError,
         ContextLengthExceededError,
+        CronError,
         MaxTurnsExceeded,
         NamespaceError,
         OrraError,
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
 
 _ORIGIN: dict[str, str] = {
     "ApprovalError": "orra_di.errors",
+    "CronError": "orra_di.errors",
     "BudgetExceededError": "orra_di.errors",
     "PluginError": "orra_di.errors",
     "ProjectError": "orra_di.errors",
@@ -227,6 +229,7 @@ __all__ = [
     "ContextLengthExceededError",
     "ContextMemory",
     "ContextWindow",
+    "CronError",
     "FinishReason",
     "FunctionTool",
     "Hook",

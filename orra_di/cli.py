@@ -714,6 +714,7 @@ app.add_typer(_projects_app, name="projects")
 
 
 app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
+app.add_typer(importlib.import_module("orra_di.cron.cli").cron_app, name="cron")
 
 
 def main() -> None:

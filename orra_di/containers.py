@@ -16,6 +16,9 @@ live beside the sessions, and every runtime applies them (``ProjectHook``).
 ``approval_store`` (approvals beside the sessions) and ``approval_hook`` (set up from
 ``settings.approval``, registered after the ``hook_factory``'s hooks; override
 ``approver`` to answer in-process as well as through the store).
+``cron_store`` (jobs beside the sessions), ``cron_service`` (a Singleton running them
+with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) and
+``cron_deliver`` (override with a callback to receive announced answers).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -47,6 +50,8 @@ from dependency_injector import providers
 from orra_di.agent import AgentProfile
 from orra_di.approvals import ApprovalHook, ApprovalStore, Approver, approval_store_for
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
+from orra_di.cron.service import CronService, Deliver
+from orra_di.cron.stores import CronStore, cron_store_for
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
@@ -328,6 +333,34 @@ def _usage_hook(
     )
 
 
+def _cron_service(
+    settings: OrraSettings,
+    cron_store: CronStore,
+    store: SessionStore,
+    runtimes: RuntimeMap,
+    deliver: Deliver | None,
+) -> CronService:
+    """The service that runs the jobs beside the sessions with the container's agents."""
+    section = settings.cron
+    return CronService(
+        cron_store,
+        store,
+        runtimes,
+        lease=section.lease,
+        poll_interval=section.poll_interval,
+        deliver=deliver,
+    )
+
+
+def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService]) -> list[Tool]:
+    """The ``cron`` tool when ``cron.tool`` is on (the service built only then)."""
+    if not settings.cron.tool:
+        return []
+    from orra_di.cron.tool import CronTool
+
+    return [CronTool(cron_service(), default_timezone=settings.cron.default_timezone)]
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -346,11 +379,14 @@ def _agent_runtime(
     usage_hook: UsageHook | None = None,
     approval_hook: Hook | None = None,
     instrumentation: Instrumentation | None = None,
+    cron_service: Callable[[], CronService] | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
     tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
+    if cron_service is not None:
+        tools += _cron_tools(settings, cron_service)
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
@@ -464,6 +500,12 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.Singleton(MetricsCollector)
     instrumentation = providers.Singleton(_instrumentation, settings, metrics)
 
+    cron_store = providers.Factory(cron_store_for, store)
+    cron_deliver: providers.Object[Deliver | None] = providers.Object(None)
+    cron_service = providers.Singleton(
+        _cron_service, settings, cron_store, store, runtimes, cron_deliver
+    )
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -481,6 +523,7 @@ class Container(containers.DeclarativeContainer):
         usage_hook=usage_hook,
         approval_hook=approval_hook,
         instrumentation=instrumentation,
+        cron_service=cron_service.provider,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -545,7 +588,8 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
         plugins = container.plugins()
         if await plugins.start() and plugins.agents():
             container.runtimes.reset()  # a map built before the start lacks their agents
-        yield container
+        async with _cron_running(container):
+            yield container
     finally:
         with anyio.CancelScope(shield=True):
             try:
@@ -557,8 +601,25 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
                 _reset(container.store)
                 container.usage_hook.reset()  # both hold the store just closed
                 container.usage_ledger.reset()
+                container.cron_service.reset()
                 await close_provider(llm)
                 _reset(container.llm)
+
+
+@asynccontextmanager
+async def _cron_running(container: Container) -> AsyncIterator[None]:
+    """With ``cron.enabled``, run the cron service for the block; on exit, stop it and let
+    the runs in flight finish (so they are recorded, not abandoned)."""
+    if not container.settings().cron.enabled:
+        yield
+        return
+    service: CronService = container.cron_service()
+    async with anyio.create_task_group() as tg:
+        await tg.start(service.serve)
+        try:
+            yield
+        finally:
+            service.stop()
 
 
 def _reset(selector: providers.Provider[Any]) -> None:

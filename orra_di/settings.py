@@ -80,6 +80,7 @@ from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
 from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
+from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
@@ -528,6 +529,7 @@ class OrraSettings(BaseSettings):
         default_factory=WorkingDirectorySettings,
         description="a table of working_directory settings",
     )
+    cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
