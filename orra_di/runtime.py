@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from orra_di.errors import (
     ToolError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
-from orra_di.message import Message, ToolCall, ToolResult, storable_text
+from orra_di.message import Message, ToolCall, ToolResult, storable_text, trusted
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.observability.instrumentation import Instrumentation
 from orra_di.policy import PolicyRegistry, ToolPolicy
@@ -56,7 +56,20 @@ from orra_di.provider import (
 from orra_di.run_context import RunContext, running
 from orra_di.session import Session
 from orra_di.store import SessionStore
-from orra_di.tool import FunctionTool, Tool, ToolContext, ToolRegistry
+from orra_di.tool import (
+    FunctionTool,
+    Tool,
+    ToolContext,
+    ToolDefinition,
+    ToolRegistry,
+    ToolTimedOut,
+)
+
+_get_async_backend: Callable[[], Any] | None
+try:  # anyio's backend class for the running loop, looked up once per run (see _scopes)
+    from anyio._core._eventloop import get_async_backend as _get_async_backend
+except ImportError:  # pragma: no cover - another anyio layout: its public calls then
+    _get_async_backend = None
 
 __all__ = [
     "INTERRUPTED",
@@ -181,6 +194,16 @@ class Runtime:
         )
         system = self.config.system_prompt
         self._system = [Message.system(system)] if system else []
+        self._tools_cache: (
+            tuple[
+                ToolPolicy,
+                object,
+                tuple[ToolDefinition, ...],
+                tuple[ToolDefinition, ...],
+                int,
+            ]
+            | None
+        ) = None
 
     async def run(
         self, namespace: NamespaceLike, message: Message | str, *, model: str | None = None
@@ -254,7 +277,7 @@ class Runtime:
             await self._answer_leftover_calls(session)
             run = RunContext(
                 namespace=namespace,
-                run_id=uuid.uuid4().hex,
+                run_id=os.urandom(16).hex(),  # uuid4().hex's form, without the UUID object
                 session=session,
                 agent=self.config.name,
                 model=model or self.config.model,
@@ -273,14 +296,18 @@ class Runtime:
         """The turns of one run, with the session locked and ``run`` current."""
         namespace = session.namespace
         writer = _SessionWriter(self.store, session)
-        await self.hooks.after_session_load(namespace, session)
+        hooks = self.hooks
+        if hooks:
+            await hooks.after_session_load(namespace, session)
         await writer.append(user)
         turns: list[TurnResult] = []
-        usage = Usage()
+        usage = run.usage
+        scopes = _Scopes()
         for _ in range(self.config.max_turns):
             policy = self.policies.resolve(namespace)
             request, estimated = self._request(session, policy, model)
-            await self.hooks.before_provider_call(request)
+            if hooks:
+                await hooks.before_provider_call(request)
             if self.instrumentation is None:
                 response = await self._complete(request, emit)
             else:
@@ -288,7 +315,8 @@ class Runtime:
                 response = await self.instrumentation.model_call(request, step)
             usage += response.usage
             run.usage = usage  # the after hook sees this call counted
-            await self.hooks.after_provider_call(response)
+            if hooks:
+                await hooks.after_provider_call(response)
             if response.usage.input_tokens:
                 self.window.calibrate(request.model or "", estimated, response.usage.input_tokens)
             calls = response.message.tool_calls
@@ -303,7 +331,7 @@ class Runtime:
                 if emit:
                     await emit(RunFinished(result))
                 return result
-            results = await self._answer(namespace, calls, policy, writer, emit)
+            results = await self._answer(namespace, calls, policy, writer, emit, scopes)
             turn = TurnResult(response, results)
             turns.append(turn)
             if emit:
@@ -316,10 +344,9 @@ class Runtime:
     ) -> tuple[CompletionRequest, int]:
         """The next request, trimmed to the budget, and our estimate of its size."""
         model = model or self.config.model
-        tools = policy.filter_definitions(self.tools.definitions())
+        tools, reserved = self._tools_for(policy)
         history = session.messages
-        messages = self._system + history
-        reserved = self.window.estimate_tools_tokens(tools)
+        messages = self._system + history if self._system else list(history)
         used = self.window.history_tokens(session) + reserved
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
@@ -329,15 +356,41 @@ class Runtime:
             used = self.window.estimate_total_tokens(messages) + reserved
         request = _trusted_request(
             messages=messages,
-            tools=tools,
+            tools=list(tools),  # the request's own list: a hook may change it in place
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             model=model,
         )
         return request, used
 
+    def _tools_for(self, policy: ToolPolicy) -> tuple[tuple[ToolDefinition, ...], int]:
+        """The definitions ``policy`` lets the model see and their estimated tokens.
+
+        Remembered for the last (definitions, policy, tokenizer) seen: the
+        definitions are read from the registry on every call (a tool's
+        ``definition`` may change, a tool may be added or removed) and compared
+        by identity, so any change to them, the policy or the tokenizer is a
+        new entry; only the filtering and the estimate are saved.
+        """
+        definitions = tuple([t.definition for t in self.tools])
+        cached = self._tools_cache
+        tokenizer = self.window.tokenizer
+        if (
+            cached is not None
+            and cached[0] is policy
+            and cached[1] is tokenizer
+            and len(cached[2]) == len(definitions)
+            and all(a is b for a, b in zip(cached[2], definitions, strict=True))
+        ):
+            return cached[3], cached[4]
+        allowed = tuple(policy.filter_definitions(definitions))
+        reserved = self.window.estimate_tools_tokens(allowed)
+        self._tools_cache = (policy, tokenizer, definitions, allowed, reserved)
+        return allowed, reserved
+
     async def _finish(self, namespace: Namespace, writer: _SessionWriter) -> None:
-        await self.hooks.before_session_save(namespace, writer.session)
+        if self.hooks:
+            await self.hooks.before_session_save(namespace, writer.session)
         await writer.flush_after_hooks()
 
     async def _answer_leftover_calls(self, session: Session) -> None:
@@ -411,6 +464,7 @@ class Runtime:
         policy: ToolPolicy,
         writer: _SessionWriter,
         emit: Emit | None,
+        scopes: _Scopes,
     ) -> tuple[ToolResult, ...]:
         """Run the calls and persist their results; on cancellation record them interrupted."""
         results: list[ToolResult | None] = [None] * len(calls)
@@ -419,9 +473,9 @@ class Runtime:
             async def one(i: int) -> None:
                 try:
                     if self.instrumentation is None:
-                        results[i] = await self._execute(namespace, calls[i], policy)
+                        results[i] = await self._execute(namespace, calls[i], policy, scopes)
                     else:
-                        step = self._execute(namespace, calls[i], policy)
+                        step = self._execute(namespace, calls[i], policy, scopes)
                         results[i] = await self.instrumentation.tool_call(calls[i], step)
                 except Exception as exc:  # a hook failed: still answer the call
                     log.exception("hook failed around tool %s", calls[i].name)
@@ -436,7 +490,7 @@ class Runtime:
                     await one(i)
         finally:
             done = tuple(r or _error(c, INTERRUPTED) for c, r in zip(calls, results, strict=True))
-            with anyio.CancelScope(shield=True):
+            with scopes.shield():
                 await writer.append(Message.tool_result(done))
         if emit:
             for result in done:
@@ -444,7 +498,7 @@ class Runtime:
         return done
 
     async def _execute(
-        self, namespace: Namespace, call: ToolCall, policy: ToolPolicy
+        self, namespace: Namespace, call: ToolCall, policy: ToolPolicy, scopes: _Scopes
     ) -> ToolResult:
         """One call's result, always answering the model's own call id.
 
@@ -457,7 +511,8 @@ class Runtime:
             result = _error(call, f"tool '{call.name}' is not allowed in this session")
             return await self._after(call, result, model_id)
         try:
-            call = await self.hooks.before_tool_call(namespace, call)
+            if self.hooks:
+                call = await self.hooks.before_tool_call(namespace, call)
         except ToolCallDenied as denied:  # a refusal like the policy's: the after hooks see it
             return await self._after(call, _error(call, denied.reason), model_id)
         call = call if call.id == model_id else call.model_copy(update={"id": model_id})
@@ -467,23 +522,31 @@ class Runtime:
         elif tool is None:
             result = _error(call, f"unknown tool: {call.name}")
         else:
-            result = await self._call_tool(namespace, call, tool)
+            result = await self._call_tool(namespace, call, tool, scopes)
         return await self._after(call, result, model_id)
 
-    async def _call_tool(self, namespace: Namespace, call: ToolCall, tool: Tool) -> ToolResult:
+    async def _call_tool(
+        self, namespace: Namespace, call: ToolCall, tool: Tool, scopes: _Scopes
+    ) -> ToolResult:
         limit = self.config.tool_timeout
         try:
-            work = tool.execute(call.arguments, ToolContext(namespace, call.id))
-            if limit is None or (isinstance(tool, FunctionTool) and tool.runs_inline):
-                content = await work  # no timeout can fire: no cancel scope to enter and leave
+            context = ToolContext(namespace, call.id)
+            if isinstance(tool, FunctionTool) and (limit is None or not tool.is_coroutine):
+                # No cancel scope: an inline function cannot be interrupted, and a
+                # blocking one's wait for its thread carries the timeout itself.
+                content = await tool.execute_within(call.arguments, context, limit)
+            elif limit is None:
+                content = await tool.execute(call.arguments, context)
             else:
-                with anyio.move_on_after(limit) as scope:
-                    content = await work
+                with scopes.move_on_after(limit) as scope:
+                    content = await tool.execute(call.arguments, context)
                 if scope.cancelled_caught:
-                    return _error(call, f"execution failed: timed out after {limit:g}s")
+                    raise ToolTimedOut
             # Tool output enters the run here: cleaned once, before it is measured.
             content = self.window.truncate_tool_result(storable_text(content))
-            return ToolResult(call_id=call.id, content=content)
+            return ToolResult.trusted(call.id, content)
+        except ToolTimedOut:
+            return _error(call, f"execution failed: timed out after {limit:g}s")
         except ToolError as exc:
             return _error(call, str(exc))
         except Exception as exc:
@@ -491,7 +554,8 @@ class Runtime:
             return _error(call, f"execution failed: {type(exc).__name__}: {exc}")
 
     async def _after(self, call: ToolCall, result: ToolResult, model_id: str) -> ToolResult:
-        result = await self.hooks.after_tool_call(call, result)
+        if self.hooks:
+            result = await self.hooks.after_tool_call(call, result)
         if result.call_id != model_id:  # a hook's replacement still answers the model's call
             result = result.model_copy(update={"call_id": model_id})
         return result
@@ -566,12 +630,43 @@ def _trusted_request(**fields: Any) -> CompletionRequest:
     with it, and ``model_construct`` (which walks every field's aliases and
     defaults) costs more than validating a short one; this sets what it would.
     """
-    request = object.__new__(CompletionRequest)
-    object.__setattr__(request, "__dict__", fields)
-    object.__setattr__(request, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(request, "__pydantic_extra__", None)
-    object.__setattr__(request, "__pydantic_private__", None)
-    return request
+    return trusted(CompletionRequest, fields, set(fields))
+
+
+class _Scopes:
+    """anyio's cancel scopes for one run, the async backend looked up once.
+
+    ``anyio.CancelScope(...)`` and ``anyio.move_on_after`` look the backend up on
+    every call (sniffio, then a dict); a run stays on one event loop, so the run
+    asks once and calls the backend's own ``create_cancel_scope``: the very
+    scope class anyio would have made, with its semantics.
+    """
+
+    __slots__ = ("_backend",)
+
+    def __init__(self) -> None:
+        self._backend: Any = None  # looked up on first use: a run without tools needs none
+
+    def _lookup(self) -> Any:
+        if self._backend is None and _get_async_backend is not None:
+            self._backend = _get_async_backend()
+        return self._backend
+
+    def shield(self) -> anyio.CancelScope:
+        backend = self._lookup()
+        if backend is None:
+            return anyio.CancelScope(shield=True)
+        scope: anyio.CancelScope = backend.create_cancel_scope(shield=True)
+        return scope
+
+    def move_on_after(self, delay: float) -> anyio.CancelScope:
+        backend = self._lookup()
+        if backend is None:
+            return anyio.move_on_after(delay)
+        scope: anyio.CancelScope = backend.create_cancel_scope(
+            deadline=backend.current_time() + delay
+        )
+        return scope
 
 
 def _as_message(message: Message | str) -> Message:

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from typing import Annotated, Any
 
+import anyio
 import pytest
 from pydantic import BaseModel, Field
 
 from orra_di.errors import ToolError, ToolExecutionError, ToolInputError
 from orra_di.message import JsonValue
 from orra_di.namespace import Namespace
-from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
+from orra_di.tool import (
+    FunctionTool,
+    Tool,
+    ToolContext,
+    ToolDefinition,
+    ToolRegistry,
+    ToolTimedOut,
+    tool,
+)
 
 CTX = ToolContext(namespace=Namespace("acme", "alice"), call_id="call_1")
 
@@ -572,3 +582,77 @@ def test_function_tools_in_a_registry() -> None:
 def test_a_tool_context_takes_a_namespace_key() -> None:
     assert ToolContext("acme:alice", "c1") == ToolContext(Namespace("acme", "alice"), "c1")
     assert ToolContext("acme:alice").namespace.segments == ("acme", "alice")
+
+
+# -- the per-tool timeout of a blocking tool: a deadline, not a cancel scope ----------------
+
+
+def held_until(release: threading.Event, answer: str) -> FunctionTool:
+    def held() -> str:
+        """Blocks its worker thread until released (at most 5 s)."""
+        release.wait(5)
+        return answer
+
+    return FunctionTool(held)
+
+
+@pytest.mark.anyio
+async def test_a_blocking_tool_past_its_limit_times_out_and_the_run_goes_on() -> None:
+    release = threading.Event()
+    try:
+        with pytest.raises(ToolTimedOut):
+            await held_until(release, "late").execute_within({}, CTX, 0.05)
+    finally:
+        release.set()
+
+
+@pytest.mark.anyio
+async def test_calls_waiting_together_each_keep_their_own_deadline() -> None:
+    """One timer serves every waiting call: the earliest deadline fails its call
+    only, and a later one still fires after an earlier call answered."""
+    slow, quick, late = threading.Event(), threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
+    hasty_done = anyio.Event()
+
+    async def run(name: str, release: threading.Event, limit: float) -> None:
+        try:
+            outcomes[name] = await held_until(release, name).execute_within({}, CTX, limit)
+        except ToolTimedOut:
+            outcomes[name] = "timed out"
+        if name == "hasty":
+            hasty_done.set()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "patient", slow, 30.0)
+            tg.start_soon(run, "answered", quick, 20.0)
+            tg.start_soon(run, "hasty", late, 0.05)
+            quick.set()
+            await hasty_done.wait()
+            slow.set()
+    finally:
+        slow.set(), quick.set(), late.set()
+    assert outcomes == {"answered": "answered", "hasty": "timed out", "patient": "patient"}
+
+
+@pytest.mark.anyio
+async def test_a_tools_own_timeout_error_is_its_failure_not_the_limit() -> None:
+    def flaky() -> str:
+        """Times out on its own."""
+        raise TimeoutError("the socket timed out")
+
+    with pytest.raises(TimeoutError, match="socket"):
+        await FunctionTool(flaky).execute_within({}, CTX, 5.0)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_wait_abandons_the_thread_and_keeps_no_deadline() -> None:
+    release = threading.Event()
+    try:
+        with anyio.move_on_after(0.05) as scope:
+            await held_until(release, "late").execute_within({}, CTX, 30.0)
+    finally:
+        release.set()
+    assert scope.cancelled_caught
+    module = sys.modules["orra_di.tool"]  # ``orra_di.tool`` the attribute is the decorator
+    assert all(w._deadlines == {} for w in module._waiters.values())
