@@ -68,3 +68,46 @@ def test_a_typo_in_the_plugins_table_is_explained_without_its_secrets(
         load_settings()
     assert "confg" in str(caught.value)
     assert "PKEY-1234567890" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_the_logging_hook_masks_the_llm_token_of_llm_auth(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """ORRA_LOGGING__ENABLED adds the LLM's credentials to the secrets the hook masks
+    (observability.md): with ``llm.auth`` the credential is a token, not an API key."""
+    import logging
+
+    from dependency_injector import providers
+
+    from orra_di import tool
+    from orra_di.containers import Container, lifespan
+    from orra_di.testing import ScriptedProvider, call, reply, tool_calls
+
+    token, secret = "static-token-0123456789", "client-secret-0123456789"
+
+    @tool
+    def environment() -> str:
+        """Show the environment."""
+        return f"LLM_TOKEN={token} CLIENT_SECRET={secret}"
+
+    container = Container()
+    settings = load_settings(
+        store={"url": f"sqlite:///{tmp_path}/orra.db"},
+        tools=[],
+        llm={
+            "kind": "openai",
+            "base_url": "http://127.0.0.1:9/v1",
+            "auth": {"kind": "static", "token": token},
+        },
+        logging={"enabled": True, "logger": "review.secrets"},
+    )
+    container.settings.override(providers.Object(settings))
+    container.tool_factory.override(providers.Object(lambda profile: [environment]))
+    container.llm.override(ScriptedProvider([tool_calls(call("environment")), reply("done")]))
+    caplog.set_level(logging.INFO, logger="review.secrets")
+    async with lifespan(container):
+        await container.runtimes().default.run("acme:alice", "show the environment")
+    logged = "\n".join(r.getMessage() + str(getattr(r, "preview", "")) for r in caplog.records)
+    assert "[tool] environment" in logged
+    assert token not in logged
