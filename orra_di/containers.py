@@ -290,7 +290,10 @@ def _settings_hooks(settings: OrraSettings, tools: list[Tool]) -> list[Hook]:
                 settings.logging.logger,
                 level=logging.getLevelNamesMapping()[settings.logging.level],
                 preview_chars=settings.logging.preview_chars,
-                secrets=[key.get_secret_value() if key else None],
+                secrets=[
+                    key.get_secret_value() if key else None,
+                    *(settings.llm.auth.secrets() if settings.llm.auth else ()),
+                ],
             )
         )
     if settings.working_directory.enabled:

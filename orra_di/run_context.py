@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -88,8 +89,15 @@ class RunContext:
             )
         if value is None:
             section.pop(key, None)
-        else:
-            section[key] = copy.deepcopy(value)
+            return
+        try:  # refused here, where the mistake is, not at the run's next write
+            json.dumps(value, allow_nan=False)  # the stores' rules for metadata
+        except (TypeError, ValueError) as exc:
+            raise OrraError(
+                f"state {key!r} must be JSON-serialisable, since it is stored with the "
+                f"session ({exc}); keep text, numbers, booleans, None, lists and dicts"
+            ) from None
+        section[key] = copy.deepcopy(value)
 
     def __repr__(self) -> str:
         return (

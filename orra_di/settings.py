@@ -85,7 +85,8 @@ from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
-from orra_di.plugins.settings import PluginSettings
+from orra_di.plugins.base import mask_secret_values
+from orra_di.plugins.settings import PluginOptions, PluginSettings
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.projects.settings import ProjectSettings
 from orra_di.redaction import mask_url
@@ -745,6 +746,16 @@ def _holds_secret(annotation: Any) -> bool:
     return any(_holds_secret(arg) for arg in get_args(annotation))
 
 
+def _holds_keyed_secrets(annotation: Any) -> bool:
+    """True for free-form settings whose secret-looking keys are masked when shown (a
+    plugin's), or a section that contains them: an error shows its raw input masked too."""
+    if annotation is PluginOptions:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_holds_keyed_secrets(f.annotation) for f in annotation.model_fields.values())
+    return any(_holds_keyed_secrets(arg) for arg in get_args(annotation))
+
+
 _TYPE_WORDS: dict[Any, str] = {
     bool: "true or false",
     int: "an integer",
@@ -789,6 +800,7 @@ class _Where:
     field: FieldInfo | None = None
     known: tuple[str, ...] = ()
     secret: bool = False
+    keyed_secrets: bool = False
 
 
 def _item_model(annotation: Any) -> type[BaseModel] | None:
@@ -813,6 +825,7 @@ def _locate(loc: tuple[int | str, ...], settings_cls: type[BaseSettings]) -> _Wh
             annotation = where.field.annotation if where.field else None
             # An unknown key beside a secret may be a misspelt secret: hide it too.
             where.secret = _holds_secret(annotation if where.field else model)
+            where.keyed_secrets = _holds_keyed_secrets(annotation if where.field else model)
             if in_fields:
                 where.env_var += f"{'__' if where.path else '_'}{part.upper()}"
                 where.path += (part,)
@@ -839,7 +852,8 @@ def _problem(
         accepted = "one of " + ", ".join(where.known)
     else:
         accepted = _accepted(where.field) if where.field else ""
-    value = "<hidden>" if where.secret else _text(error["input"], limit=120)
+    given = mask_secret_values(error["input"]) if where.keyed_secrets else error["input"]
+    value = "<hidden>" if where.secret else _text(given, limit=120)
     origin = source_of(where.path)
     origin = "" if origin == "default" else f", from {origin}"
     line = f"{where.name} ({where.env_var}) = {value}{origin}: {message}"

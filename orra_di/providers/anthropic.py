@@ -305,7 +305,11 @@ class AnthropicProvider:
         text holds the raw body) is not chained into tracebacks.
         """
         error = self._classify(exc)
-        clean = redact(mask_url(error.message), [self._client.api_key, self._client.auth_token])
+        from orra_di.auth.http import sent_tokens
+
+        # A gateway may quote the bearer token it refused (orra_di.auth).
+        secrets = [self._client.api_key, self._client.auth_token, *sent_tokens(self._client)]
+        clean = redact(mask_url(error.message), secrets)
         error.message, error.args = clean, (clean,)
         return error
 

@@ -354,7 +354,10 @@ class OpenAIProvider:
         return ProviderError(message)
 
     def _redact(self, text: str) -> str:
-        return redact(mask_url(text), [self._key.get_secret_value()])
+        from orra_di.auth.http import sent_tokens
+
+        # A gateway may quote the bearer token it refused (orra_di.auth).
+        return redact(mask_url(text), [self._key.get_secret_value(), *sent_tokens(self._client)])
 
 
 # -- mapping helpers ------------------------------------------------------------

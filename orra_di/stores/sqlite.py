@@ -233,6 +233,28 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
+def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switch to WAL; the journal mode the database has afterwards.
+
+    The switch needs an exclusive lock. While another connection creates the same
+    new file (several processes starting at once), SQLite answers ``SQLITE_BUSY``
+    at once instead of calling the busy handler (its deadlock avoidance: this
+    connection holds a read lock), so ``busy_timeout`` alone does not cover it:
+    retry for as long as the busy timeout allows.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            mode: str = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            return mode
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the schema to ``len(MIGRATIONS)``; refuse a database from a newer release."""
     target = len(MIGRATIONS)
@@ -698,7 +720,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self._path}: {exc}") from exc
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _use_wal(conn, self._busy_ms / 1000)
             if mode != "wal":
                 raise StoreError(f"the SQLite database {self._path} cannot use WAL (got {mode!r})")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")

@@ -32,7 +32,13 @@ def parse_since(text: str, now: datetime) -> datetime | None:
         return None
     ago = _AGO.fullmatch(text)
     if ago:
-        return now - timedelta(**{_UNITS[ago["unit"]]: int(ago["n"])})
+        try:
+            return now - timedelta(**{_UNITS[ago["unit"]]: int(ago["n"])})
+        except OverflowError:  # before year 1: datetime cannot say it
+            raise ValueError(
+                f"--since {text!r} reaches back before the year 1; use --since all for "
+                "everything recorded"
+            ) from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
