@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
+from anyio.abc import TaskGroup
 
 from orra_di.cron.model import (
     OUTPUT_LIMIT,
@@ -224,21 +225,42 @@ class CronService:
             if not claims:
                 return runs
             async with anyio.create_task_group() as tg:
-                for claim in claims:
-                    tg.start_soon(self._handle, claim, moment, runs)
+                await self._dispatch(claims, moment, tg, runs)
             if len(claims) < self.batch:
                 return runs
 
-    async def _handle(self, claim: Claim, now: datetime, runs: list[CronRun]) -> None:
+    async def _dispatch(
+        self, claims: list[Claim], now: datetime, tg: TaskGroup, runs: list[CronRun]
+    ) -> None:
+        """Start the claimed jobs in ``tg``, their "running" entries written in one call.
+
+        One write for the whole wake-up instead of one per job keeps the time from
+        the due time to each agent turn short when many jobs fall due together. If
+        that write fails, none of them starts: their claims lapse and the next
+        claimer records those runs as abandoned (never run twice).
+        """
+        prepared = [(claim, self._prepare(claim, now)) for claim in claims]
+        starting = [run for _, run in prepared if run.outcome == "running"]
+        if starting:
+            try:
+                await self.store.record_runs(starting)
+            except Exception:
+                log.exception("[cron] could not record the start of %d runs", len(starting))
+                prepared = [(c, r) for c, r in prepared if r.outcome != "running"]
+        for claim, run in prepared:
+            tg.start_soon(self._handle, claim, run, now, runs)
+
+    async def _handle(self, claim: Claim, run: CronRun, now: datetime, runs: list[CronRun]) -> None:
         try:
-            runs.append(await self._execute(claim, now))
+            runs.append(await self._execute(claim, run, now))
         except Exception:  # a store failure for one job must not stop the others
             log.exception("[cron] job %s could not be handled", claim.job.id)
 
-    async def _execute(self, claim: Claim, now: datetime) -> CronRun:
+    def _prepare(self, claim: Claim, now: datetime) -> CronRun:
+        """The history entry of a claimed job's due time: ``running`` when it is to run,
+        else already ``abandoned`` (its previous claimer died) or ``skipped`` (missed)."""
         job = claim.job
         due = job.next_run or now
-        one_shot = isinstance(job.schedule, AtSchedule)
         run = CronRun(
             id=run_id_for(job.id, due),
             job_id=job.id,
@@ -254,13 +276,20 @@ class CronService:
                 f"the service {claim.abandoned_by} stopped before finishing this run "
                 "(its claim lapsed); not run again, the job goes on at its next due time"
             )
-            return await self._close(job, run, due, now, ran=1, one_shot=one_shot)
-        if (now - due).total_seconds() > job.grace and job.missed == "skip":
+        elif (now - due).total_seconds() > job.grace and job.missed == "skip":
             run.outcome, run.finished_at = "skipped", now
             run.error = f"missed by {int((now - due).total_seconds())} s (missed='skip')"
+        return run
+
+    async def _execute(self, claim: Claim, run: CronRun, now: datetime) -> CronRun:
+        job = claim.job
+        due = run.due_at
+        one_shot = isinstance(job.schedule, AtSchedule)
+        if run.outcome == "abandoned":
+            return await self._close(job, run, due, now, ran=1, one_shot=one_shot)
+        if run.outcome == "skipped":
             return await self._close(job, run, due, now, ran=0, one_shot=one_shot)
         log.info("[cron] Firing job %r (id: %s)", job.name, job.id)
-        await self.store.record_run(run)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._keep_claim, job.id)
             try:
@@ -366,8 +395,7 @@ class CronService:
                     claims = await self.store.claim(
                         now, self.owner, now + timedelta(seconds=self.lease), self.batch
                     )
-                    for claim in claims:
-                        runs.start_soon(self._handle, claim, now, [])
+                    await self._dispatch(claims, now, runs, [])
                     if len(claims) == self.batch:
                         continue  # more may be due
                     wake = await self.store.next_wake()
