@@ -48,6 +48,7 @@ from orra_di.cron.model import (
     CronJob,
     CronJobStatus,
     CronRun,
+    PruneSessionsPayload,
     SystemEventPayload,
     run_id_for,
 )
@@ -61,7 +62,7 @@ from orra_di.store import SessionStore
 if TYPE_CHECKING:
     from orra_di.runtime_set import RuntimeMap
 
-__all__ = ["Clock", "CronService", "Deliver", "job_session"]
+__all__ = ["PRUNE_JOB_ID", "Clock", "CronService", "Deliver", "erase_tenant", "job_session"]
 
 log = logging.getLogger("orra_di.cron")
 
@@ -79,6 +80,30 @@ def _system_clock() -> datetime:
 def job_session(job: CronJob) -> Namespace:
     """The namespace an ``agent_turn`` job's runs talk in: ``<namespace>:cron:<id>``."""
     return Namespace.parse(job.namespace).child("cron").child(job.id)
+
+
+PRUNE_JOB_ID = "orra-prune-sessions"
+"""The built-in retention job's id (``orra-di cron list`` shows it, in namespace ``orra-di``)."""
+
+PRUNE_NAMESPACE = "orra-di"
+
+
+async def erase_tenant(
+    sessions: SessionStore, namespace: NamespaceLike, cron: CronStore | None = None
+) -> tuple[int, int]:
+    """Erase a namespace subtree everywhere: its cron jobs and their run history, then
+    its sessions (the jobs' own ``<namespace>:cron:<id>`` sessions among them).
+
+    :meth:`SessionStore.delete_tree` reaches only the sessions; cron jobs live beside
+    them in tables (keys, files) of their own, so erasing a tenant goes through this
+    (``orra-di sessions delete --tree`` does). Jobs go first, so none fires into a
+    half-erased tenant. Returns ``(sessions deleted, jobs deleted)``. ``cron`` defaults
+    to the cron store beside ``sessions``.
+    """
+    from orra_di.cron.stores import cron_store_for
+
+    jobs = await (cron or cron_store_for(sessions)).delete_tree(namespace)
+    return await sessions.delete_tree(namespace), jobs
 
 
 def next_due(job: CronJob, after: datetime, anchor: datetime | None) -> datetime | None:
@@ -104,9 +129,18 @@ class CronService:
         batch: int = 100,
         deliver: Deliver | None = None,
         owner: str | None = None,
+        prune_every: float | None = None,
+        session_ttl: float | None = None,
     ) -> None:
         if lease <= 0 or poll_interval <= 0 or batch < 1:
             raise CronError("lease and poll_interval must be > 0 and batch >= 1")
+        if prune_every is not None and (prune_every <= 0 or not session_ttl or session_ttl <= 0):
+            raise CronError(
+                "pruning sessions every so often needs a positive interval and a session "
+                "TTL: set ORRA_STORE__SESSION_TTL (seconds) with ORRA_CRON__PRUNE_EVERY"
+            )
+        self.prune_every = prune_every
+        self.session_ttl = session_ttl
         self.store = store
         self.sessions = sessions
         self.runtimes = runtimes
@@ -208,6 +242,48 @@ class CronService:
             if run.job_id == job_id:
                 return run
         return None
+
+    async def ensure_prune_job(self) -> CronJob | None:
+        """Make the built-in retention job match the settings; the job, or None when off.
+
+        With ``prune_every`` (and ``session_ttl``) the store holds one job,
+        :data:`PRUNE_JOB_ID`, that prunes sessions idle for longer than the TTL every
+        ``prune_every`` seconds; being a job, it runs on one replica per due time and
+        leaves a history. Without them the job is deleted, so the settings decide. Every
+        service calls this when it starts serving; replicas starting together agree.
+        """
+        current = await self.store.get(PRUNE_JOB_ID)
+        if self.prune_every is None or self.session_ttl is None:
+            if current is not None:
+                await self.store.delete(PRUNE_JOB_ID)
+                log.info("[cron] Removed the built-in session pruning job (prune_every unset)")
+            return None
+        schedule = EverySchedule(interval_ms=max(round(self.prune_every * 1000), 1))
+        payload = PruneSessionsPayload(idle_for=self.session_ttl)
+        if current is not None:
+            if current.schedule == schedule and current.payload == payload:
+                return current
+            current.schedule, current.payload = schedule, payload
+            current.status = CronJobStatus.ACTIVE
+            current.next_run = next_due(current, self.clock(), None)
+            await self.store.update(current)
+            return current
+        job = CronJob(
+            id=PRUNE_JOB_ID,
+            name="prune idle sessions",
+            schedule=schedule,
+            payload=payload,
+            namespace=PRUNE_NAMESPACE,
+            delivery=CronDelivery.SILENT,
+            missed="run_once",
+        )
+        job.next_run = next_due(job, self.clock(), None)
+        try:
+            await self.store.add(job)
+        except CronError:  # another replica added it meanwhile
+            return await self.store.get(PRUNE_JOB_ID)
+        log.info("[cron] Added the built-in session pruning job (every %s s)", self.prune_every)
+        return job
 
     # -- running ---------------------------------------------------------------------------
 
@@ -320,7 +396,12 @@ class CronService:
             completed=one_shot,
         )
         if not kept:
-            log.warning("[cron] lost the claim on job %s before finishing its run", job.id)
+            if await self.store.get(job.id) is None:
+                # deleted while it ran (or its tenant erased): leave no history behind
+                await self.store.delete(job.id)
+                log.info("[cron] job %s was deleted while it ran; its run is not kept", job.id)
+            else:
+                log.warning("[cron] lost the claim on job %s before finishing its run", job.id)
         return run
 
     async def _keep_claim(self, job_id: str) -> None:
@@ -354,6 +435,11 @@ class CronService:
     async def _perform(self, job: CronJob, run: CronRun) -> None:
         payload = job.payload
         home = Namespace.parse(job.namespace)
+        if isinstance(payload, PruneSessionsPayload):
+            pruned = await self.sessions.prune(payload.idle_for)
+            run.output = f"pruned {pruned} session{'' if pruned == 1 else 's'} idle for over "
+            run.output += f"{payload.idle_for:g} s"
+            return
         if isinstance(payload, SystemEventPayload):
             async with self.sessions.lock(home):
                 await self.sessions.append(home, [Message.system(payload.message)])
@@ -385,6 +471,10 @@ class CronService:
         in between, it sleeps until the next due time (or a change, or ``poll_interval``).
         """
         self._stop = anyio.Event()
+        try:
+            await self.ensure_prune_job()
+        except Exception:  # the store may come back; the jobs already stored still run
+            log.exception("[cron] could not set up the built-in session pruning job")
         async with anyio.create_task_group() as runs:
             task_status.started()
             while not self._stop.is_set():
