@@ -561,7 +561,7 @@ async def loads() -> AsyncIterator[list[float]]:
 
 async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", choices=["wakeup", "lateness"], default=[])
+    parser.add_argument("parts", nargs="*", help="wakeup, lateness (default: both)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rounds", type=int, default=4, help="due times per lateness run")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between due times")
@@ -569,6 +569,8 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--batch", type=int, default=None, help="CronService(batch=...)")
     args = parser.parse_args(argv)
     parts = args.parts or ["wakeup", "lateness"]
+    if unknown := set(parts) - {"wakeup", "lateness"}:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}: wakeup, lateness")
     options = {} if args.batch is None else {"batch": args.batch}
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     print(f"# bench_cron: {machine()}")

@@ -472,3 +472,19 @@ async def test_serve_sets_up_the_prune_job() -> None:
             service.stop()
     (job,) = await service.list_jobs()
     assert job.id == PRUNE_JOB_ID and job.payload == PruneSessionsPayload(idle_for=3600)
+
+
+async def test_a_job_whose_agent_is_gone_is_recorded_as_failed_and_still_fires_later() -> None:
+    service, sessions, clock = make_service()
+    job = await service.add_job(weekday_job())  # for "report"
+    # the configuration changed since: no agent "report" any more
+    model = ScriptedProvider(lambda request: reply("hi"))
+    service.runtimes = RuntimeMap(
+        [AgentProfile(name="assistant")], lambda profile: Runtime(model, sessions)
+    )
+    clock.now = job.next_run  # type: ignore[assignment]
+    (run,) = await service.run_due()
+    assert run.outcome == "error" and "report" in (run.error or "")
+    stored = await service.get_job(job.id)
+    assert stored is not None and stored.next_run == datetime(2025, 6, 16, 7, tzinfo=UTC)
+    assert [r.outcome for r in await service.store.runs(job.id)] == ["error"]
