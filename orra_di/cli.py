@@ -538,21 +538,26 @@ def sessions_delete(
     namespace: Annotated[str, typer.Argument(help="Session key.")],
     tree: Annotated[bool, typer.Option("--tree", help="Also every session below it.")] = False,
 ) -> None:
-    """Delete a session (or, with --tree, a whole namespace subtree)."""
+    """Delete a session (or, with --tree, a whole namespace subtree and its cron jobs)."""
     from orra_di.namespace import Namespace
 
     with _one_line_errors():
         ns = Namespace.parse(namespace)
 
-    async def job(container: Container) -> int:
+    async def job(container: Container) -> tuple[int, int]:
         store = container.store()
-        return await store.delete_tree(ns) if tree else int(await store.delete(ns))
+        if not tree:
+            return int(await store.delete(ns)), 0
+        from orra_di.cron.service import erase_tenant  # jobs and history live beside
 
-    count = _run(job)
-    if not count:
+        return await erase_tenant(store, ns, container.cron_store())
+
+    count, jobs = _run(job)
+    if not count and not jobs:
         _say("red", "error:", f"no session {ns.key}")
         raise typer.Exit(1)
-    _out().print(f"deleted {count} session{'s' if count != 1 else ''}")
+    also = f" and {_plural(jobs, 'cron job')} with their history" if jobs else ""
+    _out().print(f"deleted {count} session{'s' if count != 1 else ''}{also}")
 
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<unit>[smhd]?)")
@@ -715,6 +720,7 @@ app.add_typer(_projects_app, name="projects")
 
 app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
 app.add_typer(importlib.import_module("orra_di.cron.cli").cron_app, name="cron")
+app.command(name="serve")(importlib.import_module("orra_di.cron.cli").cron_serve)
 
 
 def main() -> None:

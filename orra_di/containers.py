@@ -352,6 +352,8 @@ def _cron_service(
         lease=section.lease,
         poll_interval=section.poll_interval,
         deliver=deliver,
+        prune_every=section.prune_every,
+        session_ttl=settings.store.session_ttl,
     )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         CronJobStatus,
         CronPayload,
         CronRun,
+        PruneSessionsPayload,
         SystemEventPayload,
     )
     from orra_di.cron.schedule import (
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
         Scheduler,
     )
     from orra_di.cron.service import (
+        PRUNE_JOB_ID,
         CronService,
+        erase_tenant,
         job_session,
     )
     from orra_di.cron.stores import (
@@ -70,15 +73,19 @@ _WHERE = {
     "CronTool": "orra_di.cron.tool",
     "EverySchedule": "orra_di.cron.schedule",
     "JobInfo": "orra_di.cron.scheduler",
+    "PRUNE_JOB_ID": "orra_di.cron.service",
+    "PruneSessionsPayload": "orra_di.cron.model",
     "Schedule": "orra_di.cron.schedule",
     "Scheduler": "orra_di.cron.scheduler",
     "SystemEventPayload": "orra_di.cron.model",
     "cron_store_for": "orra_di.cron.stores",
+    "erase_tenant": "orra_di.cron.service",
     "job_session": "orra_di.cron.service",
     "register_tool": "orra_di.cron.tool",
 }
 
 __all__ = [
+    "PRUNE_JOB_ID",
     "AgentTurnPayload",
     "AtSchedule",
     "Claim",
@@ -94,10 +101,12 @@ __all__ = [
     "CronTool",
     "EverySchedule",
     "JobInfo",
+    "PruneSessionsPayload",
     "Schedule",
     "Scheduler",
     "SystemEventPayload",
     "cron_store_for",
+    "erase_tenant",
     "job_session",
     "register_tool",
 ]

@@ -253,6 +253,8 @@ def cron_history(
 def cron_serve() -> None:
     """Run due jobs in the foreground until Ctrl-C or SIGTERM; runs in flight finish first.
 
+    ``orra-di serve`` is the same command.
+
     Start one per machine or several on one shared store (PostgreSQL, Redis, or a
     SQLite/file store on one machine): each due job runs on exactly one of them.
     """
@@ -266,7 +268,8 @@ def cron_serve() -> None:
         service = _service(container)
         # With ORRA_CRON__ENABLED the lifespan already serves; then only wait for the signal.
         in_lifespan = container.settings().cron.enabled
-        cli._err().print(f"cron service {service.owner} running; Ctrl-C to stop")
+        where = container.settings().store.masked()
+        cli._err().print(f"cron service {service.owner} running on {where}; Ctrl-C to stop")
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             async with anyio.create_task_group() as tg:
 

@@ -42,6 +42,7 @@ __all__ = [
     "CronJobStatus",
     "CronPayload",
     "CronRun",
+    "PruneSessionsPayload",
     "RunOutcome",
     "SystemEventPayload",
     "run_id_for",
@@ -87,8 +88,21 @@ class AgentTurnPayload(_Payload):
     prompt: str = Field(min_length=1)
 
 
-CronPayload = Annotated[SystemEventPayload | AgentTurnPayload, Field(discriminator="type")]
-"""What a job does, internally tagged by ``type`` as in orra's JSON."""
+class PruneSessionsPayload(_Payload):
+    """Delete the sessions idle for longer than ``idle_for`` seconds
+    (:meth:`SessionStore.prune`): the built-in retention job that
+    ``ORRA_CRON__PRUNE_EVERY`` schedules, so SQLite, files and PostgreSQL honour
+    ``store.session_ttl`` without an external cron. Not offered to the ``cron`` tool."""
+
+    type: Literal["prune_sessions"] = "prune_sessions"
+    idle_for: float = Field(gt=0, allow_inf_nan=False)
+
+
+CronPayload = Annotated[
+    SystemEventPayload | AgentTurnPayload | PruneSessionsPayload, Field(discriminator="type")
+]
+"""What a job does, internally tagged by ``type`` as in orra's JSON (``prune_sessions``
+is orra-di's own, for the built-in retention job)."""
 
 
 class CronJob(BaseModel):

@@ -278,13 +278,19 @@ class RedisCronStore(CronStore):
         return unstamp(float(first[0][1])) if first else None
 
     async def record_run(self, run: CronRun) -> None:
+        await self.record_runs([run])
+
+    async def record_runs(self, runs: builtins.list[CronRun]) -> None:
         async def write() -> None:
             pipe = self._client.pipeline(transaction=True)
-            pipe.set(self._run_prefix + run.id, run.to_json())
-            pipe.zadd(self._runs_prefix + run.job_id, {run.id: run.due_at.timestamp()})
+            for run in runs:
+                pipe.set(self._run_prefix + run.id, run.to_json())
+                pipe.zadd(self._runs_prefix + run.job_id, {run.id: run.due_at.timestamp()})
             await pipe.execute()
 
-        await self._run(f"record run {run.id}", write)
+        if runs:
+            what = f"record run {runs[0].id}" if len(runs) == 1 else f"record {len(runs)} runs"
+            await self._run(what, write)
 
     async def runs(self, job_id: str, limit: int = 20) -> builtins.list[CronRun]:
         what = f"read the runs of cron job {job_id}"

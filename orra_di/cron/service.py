@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
+from anyio.abc import TaskGroup
 
 from orra_di.cron.model import (
     OUTPUT_LIMIT,
@@ -47,6 +48,7 @@ from orra_di.cron.model import (
     CronJob,
     CronJobStatus,
     CronRun,
+    PruneSessionsPayload,
     SystemEventPayload,
     run_id_for,
 )
@@ -60,7 +62,7 @@ from orra_di.store import SessionStore
 if TYPE_CHECKING:
     from orra_di.runtime_set import RuntimeMap
 
-__all__ = ["Clock", "CronService", "Deliver", "job_session"]
+__all__ = ["PRUNE_JOB_ID", "Clock", "CronService", "Deliver", "erase_tenant", "job_session"]
 
 log = logging.getLogger("orra_di.cron")
 
@@ -78,6 +80,30 @@ def _system_clock() -> datetime:
 def job_session(job: CronJob) -> Namespace:
     """The namespace an ``agent_turn`` job's runs talk in: ``<namespace>:cron:<id>``."""
     return Namespace.parse(job.namespace).child("cron").child(job.id)
+
+
+PRUNE_JOB_ID = "orra-prune-sessions"
+"""The built-in retention job's id (``orra-di cron list`` shows it, in namespace ``orra-di``)."""
+
+PRUNE_NAMESPACE = "orra-di"
+
+
+async def erase_tenant(
+    sessions: SessionStore, namespace: NamespaceLike, cron: CronStore | None = None
+) -> tuple[int, int]:
+    """Erase a namespace subtree everywhere: its cron jobs and their run history, then
+    its sessions (the jobs' own ``<namespace>:cron:<id>`` sessions among them).
+
+    :meth:`SessionStore.delete_tree` reaches only the sessions; cron jobs live beside
+    them in tables (keys, files) of their own, so erasing a tenant goes through this
+    (``orra-di sessions delete --tree`` does). Jobs go first, so none fires into a
+    half-erased tenant. Returns ``(sessions deleted, jobs deleted)``. ``cron`` defaults
+    to the cron store beside ``sessions``.
+    """
+    from orra_di.cron.stores import cron_store_for
+
+    jobs = await (cron or cron_store_for(sessions)).delete_tree(namespace)
+    return await sessions.delete_tree(namespace), jobs
 
 
 def next_due(job: CronJob, after: datetime, anchor: datetime | None) -> datetime | None:
@@ -103,9 +129,18 @@ class CronService:
         batch: int = 100,
         deliver: Deliver | None = None,
         owner: str | None = None,
+        prune_every: float | None = None,
+        session_ttl: float | None = None,
     ) -> None:
         if lease <= 0 or poll_interval <= 0 or batch < 1:
             raise CronError("lease and poll_interval must be > 0 and batch >= 1")
+        if prune_every is not None and (prune_every <= 0 or not session_ttl or session_ttl <= 0):
+            raise CronError(
+                "pruning sessions every so often needs a positive interval and a session "
+                "TTL: set ORRA_STORE__SESSION_TTL (seconds) with ORRA_CRON__PRUNE_EVERY"
+            )
+        self.prune_every = prune_every
+        self.session_ttl = session_ttl
         self.store = store
         self.sessions = sessions
         self.runtimes = runtimes
@@ -208,6 +243,48 @@ class CronService:
                 return run
         return None
 
+    async def ensure_prune_job(self) -> CronJob | None:
+        """Make the built-in retention job match the settings; the job, or None when off.
+
+        With ``prune_every`` (and ``session_ttl``) the store holds one job,
+        :data:`PRUNE_JOB_ID`, that prunes sessions idle for longer than the TTL every
+        ``prune_every`` seconds; being a job, it runs on one replica per due time and
+        leaves a history. Without them the job is deleted, so the settings decide. Every
+        service calls this when it starts serving; replicas starting together agree.
+        """
+        current = await self.store.get(PRUNE_JOB_ID)
+        if self.prune_every is None or self.session_ttl is None:
+            if current is not None:
+                await self.store.delete(PRUNE_JOB_ID)
+                log.info("[cron] Removed the built-in session pruning job (prune_every unset)")
+            return None
+        schedule = EverySchedule(interval_ms=max(round(self.prune_every * 1000), 1))
+        payload = PruneSessionsPayload(idle_for=self.session_ttl)
+        if current is not None:
+            if current.schedule == schedule and current.payload == payload:
+                return current
+            current.schedule, current.payload = schedule, payload
+            current.status = CronJobStatus.ACTIVE
+            current.next_run = next_due(current, self.clock(), None)
+            await self.store.update(current)
+            return current
+        job = CronJob(
+            id=PRUNE_JOB_ID,
+            name="prune idle sessions",
+            schedule=schedule,
+            payload=payload,
+            namespace=PRUNE_NAMESPACE,
+            delivery=CronDelivery.SILENT,
+            missed="run_once",
+        )
+        job.next_run = next_due(job, self.clock(), None)
+        try:
+            await self.store.add(job)
+        except CronError:  # another replica added it meanwhile
+            return await self.store.get(PRUNE_JOB_ID)
+        log.info("[cron] Added the built-in session pruning job (every %s s)", self.prune_every)
+        return job
+
     # -- running ---------------------------------------------------------------------------
 
     async def run_due(self, now: datetime | None = None) -> list[CronRun]:
@@ -224,21 +301,42 @@ class CronService:
             if not claims:
                 return runs
             async with anyio.create_task_group() as tg:
-                for claim in claims:
-                    tg.start_soon(self._handle, claim, moment, runs)
+                await self._dispatch(claims, moment, tg, runs)
             if len(claims) < self.batch:
                 return runs
 
-    async def _handle(self, claim: Claim, now: datetime, runs: list[CronRun]) -> None:
+    async def _dispatch(
+        self, claims: list[Claim], now: datetime, tg: TaskGroup, runs: list[CronRun]
+    ) -> None:
+        """Start the claimed jobs in ``tg``, their "running" entries written in one call.
+
+        One write for the whole wake-up instead of one per job keeps the time from
+        the due time to each agent turn short when many jobs fall due together. If
+        that write fails, none of them starts: their claims lapse and the next
+        claimer records those runs as abandoned (never run twice).
+        """
+        prepared = [(claim, self._prepare(claim, now)) for claim in claims]
+        starting = [run for _, run in prepared if run.outcome == "running"]
+        if starting:
+            try:
+                await self.store.record_runs(starting)
+            except Exception:
+                log.exception("[cron] could not record the start of %d runs", len(starting))
+                prepared = [(c, r) for c, r in prepared if r.outcome != "running"]
+        for claim, run in prepared:
+            tg.start_soon(self._handle, claim, run, now, runs)
+
+    async def _handle(self, claim: Claim, run: CronRun, now: datetime, runs: list[CronRun]) -> None:
         try:
-            runs.append(await self._execute(claim, now))
+            runs.append(await self._execute(claim, run, now))
         except Exception:  # a store failure for one job must not stop the others
             log.exception("[cron] job %s could not be handled", claim.job.id)
 
-    async def _execute(self, claim: Claim, now: datetime) -> CronRun:
+    def _prepare(self, claim: Claim, now: datetime) -> CronRun:
+        """The history entry of a claimed job's due time: ``running`` when it is to run,
+        else already ``abandoned`` (its previous claimer died) or ``skipped`` (missed)."""
         job = claim.job
         due = job.next_run or now
-        one_shot = isinstance(job.schedule, AtSchedule)
         run = CronRun(
             id=run_id_for(job.id, due),
             job_id=job.id,
@@ -254,13 +352,20 @@ class CronService:
                 f"the service {claim.abandoned_by} stopped before finishing this run "
                 "(its claim lapsed); not run again, the job goes on at its next due time"
             )
-            return await self._close(job, run, due, now, ran=1, one_shot=one_shot)
-        if (now - due).total_seconds() > job.grace and job.missed == "skip":
+        elif (now - due).total_seconds() > job.grace and job.missed == "skip":
             run.outcome, run.finished_at = "skipped", now
             run.error = f"missed by {int((now - due).total_seconds())} s (missed='skip')"
+        return run
+
+    async def _execute(self, claim: Claim, run: CronRun, now: datetime) -> CronRun:
+        job = claim.job
+        due = run.due_at
+        one_shot = isinstance(job.schedule, AtSchedule)
+        if run.outcome == "abandoned":
+            return await self._close(job, run, due, now, ran=1, one_shot=one_shot)
+        if run.outcome == "skipped":
             return await self._close(job, run, due, now, ran=0, one_shot=one_shot)
         log.info("[cron] Firing job %r (id: %s)", job.name, job.id)
-        await self.store.record_run(run)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._keep_claim, job.id)
             try:
@@ -291,7 +396,12 @@ class CronService:
             completed=one_shot,
         )
         if not kept:
-            log.warning("[cron] lost the claim on job %s before finishing its run", job.id)
+            if await self.store.get(job.id) is None:
+                # deleted while it ran (or its tenant erased): leave no history behind
+                await self.store.delete(job.id)
+                log.info("[cron] job %s was deleted while it ran; its run is not kept", job.id)
+            else:
+                log.warning("[cron] lost the claim on job %s before finishing its run", job.id)
         return run
 
     async def _keep_claim(self, job_id: str) -> None:
@@ -325,6 +435,11 @@ class CronService:
     async def _perform(self, job: CronJob, run: CronRun) -> None:
         payload = job.payload
         home = Namespace.parse(job.namespace)
+        if isinstance(payload, PruneSessionsPayload):
+            pruned = await self.sessions.prune(payload.idle_for)
+            run.output = f"pruned {pruned} session{'' if pruned == 1 else 's'} idle for over "
+            run.output += f"{payload.idle_for:g} s"
+            return
         if isinstance(payload, SystemEventPayload):
             async with self.sessions.lock(home):
                 await self.sessions.append(home, [Message.system(payload.message)])
@@ -356,6 +471,10 @@ class CronService:
         in between, it sleeps until the next due time (or a change, or ``poll_interval``).
         """
         self._stop = anyio.Event()
+        try:
+            await self.ensure_prune_job()
+        except Exception:  # the store may come back; the jobs already stored still run
+            log.exception("[cron] could not set up the built-in session pruning job")
         async with anyio.create_task_group() as runs:
             task_status.started()
             while not self._stop.is_set():
@@ -366,8 +485,7 @@ class CronService:
                     claims = await self.store.claim(
                         now, self.owner, now + timedelta(seconds=self.lease), self.batch
                     )
-                    for claim in claims:
-                        runs.start_soon(self._handle, claim, now, [])
+                    await self._dispatch(claims, now, runs, [])
                     if len(claims) == self.batch:
                         continue  # more may be due
                     wake = await self.store.next_wake()

@@ -31,6 +31,12 @@ class CronSettings(BaseModel):
     poll_interval: float = Field(1.0, gt=0, le=60, allow_inf_nan=False)
     """Seconds between two looks at the store for jobs other processes added."""
 
+    prune_every: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Seconds between two prunes of the sessions idle for longer than
+    ``store.session_ttl`` (which it needs), run by the cron service as the built-in job
+    ``orra-prune-sessions``: retention on SQLite, files and PostgreSQL without an external
+    cron. Unset: no such job (a service starting removes it)."""
+
     @field_validator("default_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:

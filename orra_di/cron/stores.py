@@ -198,6 +198,13 @@ class CronStore(ABC):
     async def record_run(self, run: CronRun) -> None:
         """Store (or replace, by id) one run of a job."""
 
+    async def record_runs(self, runs: builtins.list[CronRun]) -> None:
+        """Store several runs at once: the service records every run it starts at one
+        wake-up with one call (backends override it with one statement or transaction),
+        so a wake-up's writes grow with its due jobs by one row each, not one round trip."""
+        for run in runs:
+            await self.record_run(run)
+
     @abstractmethod
     async def runs(self, job_id: str, limit: int = 20) -> builtins.list[CronRun]:
         """The job's runs, newest due time first."""
@@ -388,6 +395,13 @@ class _RowStore(CronStore):
 
     async def record_run(self, run: CronRun) -> None:
         await self._call(f"record run {run.id}", self._put_run, run)
+
+    async def record_runs(self, runs: builtins.list[CronRun]) -> None:
+        def put_all() -> None:
+            for run in runs:
+                self._put_run(run)
+
+        await self._call(f"record {len(runs)} runs", put_all)
 
     async def runs(self, job_id: str, limit: int = 20) -> builtins.list[CronRun]:
         found: builtins.list[CronRun] = await self._call(
@@ -667,16 +681,22 @@ class SQLiteCronStore(CronStore):
         self, now: datetime, owner: str, until: datetime, limit: int = 100
     ) -> builtins.list[Claim]:
         def claim(conn: sqlite3.Connection) -> builtins.list[tuple[Any, ...]]:
-            # One BEGIN IMMEDIATE transaction: no other process writes between the two.
-            rows = conn.execute(
-                f"SELECT id, claimed_by, {_SQL_COLUMNS} FROM cron_jobs_v1 "
-                "WHERE wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at, id LIMIT ?",
-                (now.timestamp(), limit),
-            ).fetchall()
-            conn.executemany(
-                "UPDATE cron_jobs_v1 SET claimed_by = ?, wake_at = ? WHERE id = ?",
-                [(owner, until.timestamp(), row[0]) for row in rows],
+            # One BEGIN IMMEDIATE transaction: no other process writes between the two,
+            # so the UPDATE's subquery picks the rows the SELECT read (which says who
+            # held each before: RETURNING would give the new holder). Two statements
+            # whatever the number of due jobs, both on the wake_at index.
+            due = (
+                "FROM cron_jobs_v1 WHERE wake_at IS NOT NULL AND wake_at <= ?1 "
+                "ORDER BY wake_at, id LIMIT ?2"
             )
+            args = (now.timestamp(), limit)
+            rows = conn.execute(f"SELECT id, claimed_by, {_SQL_COLUMNS} {due}", args).fetchall()
+            if rows:
+                conn.execute(
+                    f"UPDATE cron_jobs_v1 SET claimed_by = ?3, wake_at = ?4 "
+                    f"WHERE id IN (SELECT id {due})",
+                    (*args, owner, until.timestamp()),
+                )
             return rows
 
         rows = await self._run("claim due cron jobs", claim, write=True)
@@ -724,14 +744,23 @@ class SQLiteCronStore(CronStore):
         return unstamp(await self._run("find the next cron wake-up", select))
 
     async def record_run(self, run: CronRun) -> None:
+        await self._record([run], f"record run {run.id}")
+
+    async def record_runs(self, runs: builtins.list[CronRun]) -> None:
+        await self._record(runs, f"record {len(runs)} runs")
+
+    async def _record(self, runs: builtins.list[CronRun], what: str) -> None:
+        rows = [(r.id, r.job_id, r.due_at.timestamp(), r.to_json()) for r in runs]
+
         def upsert(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO cron_runs_v1 (id, job_id, due_at, body) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                (run.id, run.job_id, run.due_at.timestamp(), run.to_json()),
+                rows,
             )
 
-        await self._run(f"record run {run.id}", upsert, write=True)
+        if rows:
+            await self._run(what, upsert, write=True)
 
     async def runs(self, job_id: str, limit: int = 20) -> builtins.list[CronRun]:
         def select(conn: sqlite3.Connection) -> builtins.list[Any]:

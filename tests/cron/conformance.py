@@ -236,6 +236,21 @@ class CronStoreConformance:
         assert (runs[-1].outcome, runs[-1].error) == ("error", "boom")
         assert len(await store.runs(job.id, limit=2)) == 2
 
+    async def test_record_runs_stores_several_in_one_call(self, sessions: SessionStore) -> None:
+        store = cron_store_for(sessions)
+        jobs = [make_job(f"tenant:t{i}") for i in range(3)]
+        for job in jobs:
+            await store.add(job)
+        await store.record_runs([])
+        await store.record_runs([_run(job, NOW) for job in jobs])
+        finished = _run(jobs[0], NOW)
+        finished.outcome = "ok"
+        await store.record_runs([finished, _run(jobs[0], NOW + timedelta(minutes=1))])
+        assert [r.outcome for r in await store.runs(jobs[0].id)] == ["running", "ok"]
+        for job in jobs[1:]:
+            (run,) = await store.runs(job.id)
+            assert (run.job_id, run.due_at, run.outcome) == (job.id, NOW, "running")
+
 
 def _run(job: CronJob, due: datetime) -> CronRun:
     return CronRun(

@@ -13,7 +13,15 @@ from typer.testing import CliRunner, Result
 
 from orra_di.cli import app
 from orra_di.containers import Container, lifespan
-from orra_di.cron import CronJob, CronService, EverySchedule, SystemEventPayload, cron_store_for
+from orra_di.cron import (
+    PRUNE_JOB_ID,
+    CronJob,
+    CronService,
+    EverySchedule,
+    PruneSessionsPayload,
+    SystemEventPayload,
+    cron_store_for,
+)
 from orra_di.errors import ConfigurationError
 from orra_di.settings import OrraSettings
 from orra_di.stores import SQLiteStore
@@ -145,3 +153,54 @@ async def test_the_lifespan_runs_the_service_when_enabled(
         assert run_.outcome == "ok"
     finally:
         await sessions.aclose()
+
+
+def test_sessions_delete_tree_erases_the_tenants_cron_jobs_and_history() -> None:
+    acme = added_id(run("cron", "add", "acme", "--name", "a", "--every", "3600", "--prompt", "x"))
+    alice = added_id(
+        run("cron", "add", "acme:alice", "--name", "b", "--every", "3600", "--message", "y")
+    )
+    globex = added_id(
+        run("cron", "add", "globex", "--name", "c", "--every", "3600", "--prompt", "z")
+    )
+    for job_id in (acme, alice, globex):
+        assert run("cron", "run", job_id).exit_code == 0
+
+    erased = run("sessions", "delete", "acme", "--tree")
+
+    assert erased.exit_code == 0, erased.output
+    assert "and 2 cron jobs with their history" in erased.output
+    listed = run("cron", "list").output
+    assert globex in listed and acme not in listed and alice not in listed
+    assert run("cron", "history", acme).output.strip() == "no runs recorded"
+    assert "acme" not in run("sessions", "list").output
+    assert "ok" in run("cron", "history", globex).output
+
+
+def test_prune_every_without_a_session_ttl_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORRA_CRON__PRUNE_EVERY", "3600")
+    result = run("cron", "list")
+    assert result.exit_code == 1
+    assert "ORRA_STORE__SESSION_TTL" in " ".join(result.output.split())
+
+
+def test_the_containers_service_keeps_the_prune_job_the_settings_ask_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORRA_CRON__PRUNE_EVERY", "600")
+    monkeypatch.setenv("ORRA_STORE__SESSION_TTL", "86400")
+
+    async def start() -> CronJob | None:
+        container = Container()
+        async with lifespan(container):
+            service: CronService = container.cron_service()
+            return await service.ensure_prune_job()  # what serve() does first
+
+    job = anyio.run(start)
+    assert job is not None and job.id == PRUNE_JOB_ID
+    assert job.schedule == EverySchedule(interval_ms=600_000)
+    assert job.payload == PruneSessionsPayload(idle_for=86_400)
+    listed = run("cron", "list").output
+    assert PRUNE_JOB_ID in listed and "every" in listed

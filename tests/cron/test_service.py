@@ -12,6 +12,7 @@ import pytest
 
 from orra_di import AgentProfile, Runtime
 from orra_di.cron import (
+    PRUNE_JOB_ID,
     AgentTurnPayload,
     AtSchedule,
     CronDelivery,
@@ -20,8 +21,10 @@ from orra_di.cron import (
     CronJobStatus,
     CronService,
     EverySchedule,
+    PruneSessionsPayload,
     SystemEventPayload,
     cron_store_for,
+    erase_tenant,
     job_session,
 )
 from orra_di.errors import CronError
@@ -68,8 +71,7 @@ def weekday_job(**options: Any) -> CronJob:
         name="summary",
         schedule=CronExpressionSchedule(expression="0 9 * * MON-FRI", timezone="Europe/Paris"),
         payload=AgentTurnPayload(prompt="summarise the day"),
-        namespace="acme",
-        **{"agent": "report", **options},
+        **{"namespace": "acme", "agent": "report", **options},
     )
 
 
@@ -373,3 +375,116 @@ async def test_serve_runs_a_job_due_now_without_waiting_for_a_tick() -> None:
             service.stop()
     (run,) = await service.store.runs(job.id)
     assert run.outcome == "ok"
+
+
+# -- erasing a tenant, deleting a running job ----------------------------------------------
+
+
+async def test_erase_tenant_erases_its_jobs_their_runs_and_sessions() -> None:
+    service, sessions, clock = make_service()
+    acme = await service.add_job(weekday_job())
+    alice = await service.add_job(weekday_job(namespace="acme:alice"))
+    globex = await service.add_job(weekday_job(namespace="globex"))
+    clock.now = acme.next_run  # type: ignore[assignment]
+    assert len(await service.run_due()) == 3
+    assert await sessions.load(job_session(alice)) is not None
+
+    erased_sessions, erased_jobs = await erase_tenant(sessions, "acme", service.store)
+
+    assert erased_jobs == 2 and erased_sessions >= 4  # acme, acme:alice, their cron sessions
+    assert [j.id for j in await service.list_jobs()] == [globex.id]
+    assert await service.store.runs(acme.id) == [] and await service.store.runs(alice.id) == []
+    assert await sessions.list("acme") == []
+    assert await sessions.load(job_session(globex)) is not None  # another tenant: untouched
+    assert len(await service.store.runs(globex.id)) == 1
+    clock.now = datetime(2025, 6, 16, 7, tzinfo=UTC)
+    assert [r.job_id for r in await service.run_due()] == [globex.id]  # nothing fires for acme
+
+
+async def test_a_job_deleted_while_it_runs_leaves_no_history() -> None:
+    release = anyio.Event()
+    started = anyio.Event()
+
+    async def slow(request: Any) -> Any:
+        started.set()
+        await release.wait()
+        return reply("done")
+
+    service, _, clock = make_service(slow)
+    job = await service.add_job(weekday_job())
+    clock.now = job.next_run  # type: ignore[assignment]
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run_due)
+            await started.wait()
+            assert [r.outcome for r in await service.store.runs(job.id)] == ["running"]
+            assert await service.delete_job(job.id)  # e.g. its tenant is erased meanwhile
+            release.set()
+    assert await service.store.runs(job.id) == []
+    assert await service.get_job(job.id) is None
+
+
+# -- the built-in retention job ----------------------------------------------------------------
+
+
+async def test_the_prune_job_prunes_idle_sessions_on_schedule_and_follows_the_settings() -> None:
+    from orra_di.session import Session
+
+    service, sessions, clock = make_service(prune_every=3600, session_ttl=86_400)
+    real_now = datetime.now(UTC)
+    await sessions.save(Session(namespace="acme:old", updated_at=real_now - timedelta(days=2)))
+    await sessions.save(Session(namespace="acme:new", updated_at=real_now))
+
+    job = await service.ensure_prune_job()
+    assert job is not None and job.id == PRUNE_JOB_ID and job.namespace == "orra-di"
+    assert job.next_run == START + timedelta(hours=1)
+    assert await service.ensure_prune_job() == job  # idempotent: one job, however many starts
+    assert [j.id for j in await service.list_jobs()] == [PRUNE_JOB_ID]
+
+    clock.move(hours=1)
+    (run,) = await service.run_due()
+    assert run.outcome == "ok" and run.output == "pruned 1 session idle for over 86400 s"
+    assert [ns.key for ns in await sessions.list()] == ["acme:new"]
+    stored = await service.get_job(PRUNE_JOB_ID)
+    assert stored is not None and stored.next_run == START + timedelta(hours=2)
+
+    service.prune_every = 600  # the settings changed: the job follows
+    changed = await service.ensure_prune_job()
+    assert changed is not None and changed.schedule == EverySchedule(interval_ms=600_000)
+    service.prune_every = None  # switched off: the job goes
+    assert await service.ensure_prune_job() is None
+    assert await service.list_jobs() == []
+
+
+def test_the_prune_job_needs_a_session_ttl() -> None:
+    with pytest.raises(CronError, match="ORRA_STORE__SESSION_TTL"):
+        make_service(prune_every=3600)
+
+
+async def test_serve_sets_up_the_prune_job() -> None:
+    sessions = InMemoryStore()
+    service = CronService(
+        cron_store_for(sessions), sessions, prune_every=60, session_ttl=3600, poll_interval=30
+    )
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            await tg.start(service.serve)
+            service.stop()
+    (job,) = await service.list_jobs()
+    assert job.id == PRUNE_JOB_ID and job.payload == PruneSessionsPayload(idle_for=3600)
+
+
+async def test_a_job_whose_agent_is_gone_is_recorded_as_failed_and_still_fires_later() -> None:
+    service, sessions, clock = make_service()
+    job = await service.add_job(weekday_job())  # for "report"
+    # the configuration changed since: no agent "report" any more
+    model = ScriptedProvider(lambda request: reply("hi"))
+    service.runtimes = RuntimeMap(
+        [AgentProfile(name="assistant")], lambda profile: Runtime(model, sessions)
+    )
+    clock.now = job.next_run  # type: ignore[assignment]
+    (run,) = await service.run_due()
+    assert run.outcome == "error" and "report" in (run.error or "")
+    stored = await service.get_job(job.id)
+    assert stored is not None and stored.next_run == datetime(2025, 6, 16, 7, tzinfo=UTC)
+    assert [r.outcome for r in await service.store.runs(job.id)] == ["error"]
