@@ -83,6 +83,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from os import PathLike, fspath
@@ -98,16 +99,18 @@ from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     Held,
+    drop_quietly,
     dump_messages,
     dump_metadata,
     encode_session,
-    hold_lease,
     lease_lapsed,
     load_messages,
+    poll_until,
     session_gone,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
+from orra_di.stores._renewer import LeaseRenewer
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -206,12 +209,14 @@ _PRUNE = """
     DELETE FROM sessions
     WHERE updated_at < ? AND key NOT IN (SELECT key FROM leases WHERE expires_at > ?)
 """
-# Returns the id of the session the lease is on (NULL: none yet), or no row if not claimed.
+# Returns the id and revision of the session the lease is on (NULL: none yet), or no row
+# if not claimed.
 _CLAIM_LEASE = """
     INSERT INTO leases (key, owner, expires_at) VALUES (?1, ?2, ?3)
     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
     WHERE expires_at <= ?4
-    RETURNING (SELECT id FROM sessions WHERE key = ?1)
+    RETURNING (SELECT id FROM sessions WHERE key = ?1),
+        (SELECT revision FROM sessions WHERE key = ?1)
 """
 _FIRST_WAITER = """
     SELECT owner FROM lease_waiters WHERE key = ? AND expires_at > ? ORDER BY ticket LIMIT 1
@@ -219,13 +224,38 @@ _FIRST_WAITER = """
 _QUEUE = "INSERT INTO lease_waiters (key, owner, expires_at) VALUES (?, ?, ?)"
 _STILL_QUEUED = "UPDATE lease_waiters SET expires_at = ? WHERE key = ? AND owner = ?"
 _DEQUEUE = "DELETE FROM lease_waiters WHERE key = ?1 AND (owner = ?2 OR expires_at <= ?3)"
-_RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ?"
+# Every lease a store holds, in one statement: ?2 is a JSON array of [key, owner] pairs.
+_RENEW_LEASES = """
+    UPDATE leases SET expires_at = ?1
+    WHERE (key, owner) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))
+    RETURNING key, owner
+"""
 _OWN_LEASE = "SELECT 1 FROM leases WHERE key = ? AND owner = ?"
 _DROP_LEASE = "DELETE FROM leases WHERE key = ? AND owner = ?"
 
 
 class _Miss(Enum):
     MISS = "miss"
+
+
+@dataclass(slots=True, eq=False)
+class _Lease(Held):
+    """A lease this store holds on ``key`` (``Held``), and what the claim learned."""
+
+    key: str = ""
+    claimed: tuple[int | None, int | None] | None = None
+    """The session's (row id, revision) as the claim saw it, for the first load only."""
+    released: bool = False
+    """Released already, in the same transaction as the holder's last write."""
+
+    def __hash__(self) -> int:  # one lease per claim: identity is equality
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __str__(self) -> str:
+        return f"session {self.key!r}"
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -290,7 +320,10 @@ class SQLiteStore:
         self._closed = False
         self._cache = SessionCache(cache_sessions)
         self._locks = KeyedLocks()
-        self._held: dict[str, Held] = {}  # key -> a lease this store holds
+        self._held: dict[str, _Lease] = {}  # key -> a lease this store holds
+        self._renewer = LeaseRenewer(
+            self._renew_all, lease_seconds / 3, name="orra-sqlite-lease-renewal"
+        )
         self._writes = 0  # since the last checkpoint
         self._checkpointer: threading.Thread | None = None
         self._backfilled = threading.Event()  # set when the background copy is done
@@ -301,6 +334,18 @@ class SQLiteStore:
         namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"load session {key!r}"
+
+        held = self._held.get(key)
+        if held is not None and held.claimed is not None:
+            # The claim read the session's version in its transaction, just now: the
+            # run's first load needs no statement of its own.
+            version, held.claimed = held.claimed, None
+            if version[0] is None:
+                self._cache.discard(key)
+                return None
+            cached = self._cache.get(key, version)
+            if cached is not None:
+                return cached
 
         def check(conn: sqlite3.Connection) -> Session | _Miss | None:
             row = conn.execute(_SELECT_VERSION, (key,)).fetchone()
@@ -344,7 +389,32 @@ class SQLiteStore:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        namespace = Namespace.coerce(namespace)
+        await self._append(Namespace.coerce(namespace), messages, metadata, last=False)
+
+    async def append_last(
+        self,
+        namespace: NamespaceLike,
+        messages: Sequence[Message],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``append`` as the lock holder's last write: its lease goes in the same transaction.
+
+        Saves the release's own transaction (and, at ``synchronous=FULL``, nothing
+        else: lease-only commits skip the fsync). The in-process lock stays held
+        until the ``lock`` block ends, and a later write of the holder is refused.
+        Without this store's lock on the session it is a plain ``append``.
+        """
+        await self._append(Namespace.coerce(namespace), messages, metadata, last=True)
+
+    async def _append(
+        self,
+        namespace: Namespace,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None,
+        *,
+        last: bool,
+    ) -> None:
         key = namespace.key
         what = f"append to session {key!r}"
         added = tuple(messages)
@@ -354,9 +424,11 @@ class SQLiteStore:
         stamp = time_text(now)
         held = self._held.get(key)
 
+        release = last and held is not None
+
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                self._fence(conn, key, held, what)
+                self._fence(conn, key, held, what, release=release)
                 row = conn.execute(
                     _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
                 ).fetchone()
@@ -374,6 +446,10 @@ class SQLiteStore:
                     ((session_id, first + i, body) for i, body in enumerate(bodies)),
                 )
             _wrote(held, session_id)
+            if release:
+                assert held is not None
+                held.released = True
+                self._renewer.discard(held)
             self._cache.advance(
                 key,
                 (session_id, revision - 1),
@@ -482,6 +558,7 @@ class SQLiteStore:
         return await self._run("prune idle sessions", prune, inline=False)
 
     async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._renewer.close)
         if self._checkpointer is not None:
             await anyio.to_thread.run_sync(self._checkpointer.join)
         await anyio.to_thread.run_sync(self._close)
@@ -511,10 +588,16 @@ class SQLiteStore:
 
     @asynccontextmanager
     async def _hold(self, key: str, wait: float | None) -> AsyncIterator[None]:
+        """The in-process lock, then the lease (claimed as ``hold_lease`` describes).
+
+        Unlike ``hold_lease`` there is no task per run: this store's
+        :class:`LeaseRenewer` renews every lease it holds in one statement, and
+        a lease already released with the holder's last write (``append_last``)
+        costs nothing on the way out.
+        """
         started = anyio.current_time()
         async with self._locks.hold(key, wait):
-            token = secrets.token_hex(16)
-            held = Held(token)
+            lease = _Lease(secrets.token_hex(16), key=key)
             queued = False  # whether this claimant has a row in lease_waiters
 
             def claim(conn: sqlite3.Connection) -> bool:
@@ -522,61 +605,99 @@ class SQLiteStore:
                 nonlocal queued
                 now = time.time()
                 expires = now + self._lease_seconds
-                with self._writing(conn):
+                with self._lease_writing(conn):
                     first = conn.execute(_FIRST_WAITER, (key, now)).fetchone()
-                    if first is None or first[0] == token:
-                        row = conn.execute(_CLAIM_LEASE, (key, token, expires, now)).fetchone()
+                    if first is None or first[0] == lease.lease:
+                        row = conn.execute(
+                            _CLAIM_LEASE, (key, lease.lease, expires, now)
+                        ).fetchone()
                         if row is not None:
                             if queued or first is not None:
-                                conn.execute(_DEQUEUE, (key, token, now))
-                            held.session = row[0]
+                                conn.execute(_DEQUEUE, (key, lease.lease, now))
+                                queued = False
+                            lease.session, lease.claimed = row[0], (row[0], row[1])
                             return True
                     # A waiter that was too slow to renew its place (dropped as expired)
                     # queues again at the back.
                     if (
                         not queued
-                        or not conn.execute(_STILL_QUEUED, (expires, key, token)).rowcount
+                        or not conn.execute(_STILL_QUEUED, (expires, key, lease.lease)).rowcount
                     ):
-                        conn.execute(_QUEUE, (key, token, expires))
+                        conn.execute(_QUEUE, (key, lease.lease, expires))
                 queued = True
                 return False
 
-            def renew(conn: sqlite3.Connection) -> bool:
-                with self._writing(conn):
-                    expires = time.time() + self._lease_seconds
-                    return conn.execute(_RENEW_LEASE, (expires, key, token)).rowcount == 1
-
             def drop(conn: sqlite3.Connection) -> None:
-                with self._writing(conn):
-                    conn.execute(_DROP_LEASE, (key, token))
+                with self._lease_writing(conn):
+                    if not lease.released:
+                        conn.execute(_DROP_LEASE, (key, lease.lease))
                     if queued:
-                        conn.execute(_DEQUEUE, (key, token, time.time()))
+                        conn.execute(_DEQUEUE, (key, lease.lease, time.time()))
 
-            async with hold_lease(
-                key,
-                wait,
-                claim=lambda: self._run(f"lock session {key!r}", claim),
-                renew=lambda: self._run(f"renew the lock on session {key!r}", renew),
-                drop=lambda: self._run(f"unlock session {key!r}", drop),
-                renew_every=self._lease_seconds / 3,
-                started=started,
-            ):
-                self._held[key] = held
-                try:
-                    yield
-                finally:
-                    del self._held[key]
+            async def drop_lease() -> None:
+                await self._run(f"unlock session {key!r}", drop)
 
-    def _fence(self, conn: sqlite3.Connection, key: str, held: Held | None, what: str) -> None:
+            try:
+                await poll_until(
+                    lambda: self._run(f"lock session {key!r}", claim), key, wait, started=started
+                )
+            except BaseException:  # the claim may have committed: drop what there is
+                await drop_quietly(key, drop_lease, self._lease_seconds)
+                raise
+            self._held[key] = lease
+            self._renewer.add(lease)
+            try:
+                yield
+            finally:
+                del self._held[key]
+                self._renewer.discard(lease)
+                if not lease.released:
+                    await drop_quietly(key, drop_lease, self._lease_seconds)
+
+    def _renew_all(self, leases: Sequence[_Lease]) -> Sequence[_Lease]:
+        """Renew ``leases`` in one statement (renewal thread); returns those taken over."""
+        pairs = json.dumps([[lease.key, lease.lease] for lease in leases])
+
+        def renew(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+            with self._lease_writing(conn):
+                expires = time.time() + self._lease_seconds
+                return set(conn.execute(_RENEW_LEASES, (expires, pairs)).fetchall())
+
+        renewed = self._run_waiting("renew the locks on sessions", renew)
+        return [
+            lease
+            for lease in leases
+            if (lease.key, lease.lease) not in renewed and not lease.released
+        ]
+
+    def _fence(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        held: _Lease | None,
+        what: str,
+        *,
+        release: bool = False,
+    ) -> None:
         """Refuse a write under a lease that another run has taken over.
 
         ``held`` is this store's lease on ``key``, if it holds one (else any
         write goes). A lease of ours that expired but was not taken over still
         protects the session: taking it over is a write, which this
         transaction excludes. (That the session is still the one the lease is
-        on is checked by the write itself, from the row it touches.)
+        on is checked by the write itself, from the row it touches.) With
+        ``release`` the check deletes the lease: the same one statement.
         """
-        if held is not None and conn.execute(_OWN_LEASE, (key, held.lease)).fetchone() is None:
+        if held is None:
+            return
+        if held.released:
+            raise StoreError(
+                f"{what} refused: this run released its lock on the session with its last write"
+            )
+        if release:
+            if not conn.execute(_DROP_LEASE, (key, held.lease)).rowcount:
+                raise lease_lapsed(what, self._lease_seconds)
+        elif conn.execute(_OWN_LEASE, (key, held.lease)).fetchone() is None:
             raise lease_lapsed(what, self._lease_seconds)
 
     # -- running operations --------------------------------------------------------------
@@ -637,6 +758,27 @@ class SQLiteStore:
                     conn.execute("PRAGMA busy_timeout = 0")
             except sqlite3.Error as exc:
                 raise self._failure(what, exc) from exc
+
+    @contextmanager
+    def _lease_writing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A write transaction of lease rows only, committed without an fsync even at FULL.
+
+        A lease matters only while its process lives; a power cut ends every
+        process on the machine, so a claim, renewal or release lost to it is lost
+        harmlessly (a lost release expires). WAL frames are replayed in order, so
+        the next durable commit makes these durable too. This keeps the fsyncs of
+        a run at one per persisted step.
+        """
+        if self._synchronous != "FULL":
+            with self._writing(conn):
+                yield
+            return
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._writing(conn):
+                yield
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
