@@ -175,6 +175,14 @@ _BUMP_SESSION = """
     WHERE key = ?4
     RETURNING id, revision, next_seq
 """
+# The same, for a holder: only while its lease is its own (no row: lapsed, or no session).
+_BUMP_HELD_SESSION = """
+    UPDATE sessions
+    SET revision = revision + 1, updated_at = ?1, message_count = message_count + ?2,
+        next_seq = next_seq + ?2, metadata = coalesce(?3, metadata)
+    WHERE key = ?4 AND EXISTS (SELECT 1 FROM leases WHERE key = ?4 AND owner = ?5)
+    RETURNING id, revision, next_seq
+"""
 _CREATE_SESSION = """
     INSERT INTO sessions
         (key, segments, created_at, updated_at, metadata, revision, message_count, next_seq)
@@ -209,17 +217,19 @@ _PRUNE = """
     DELETE FROM sessions
     WHERE updated_at < ? AND key NOT IN (SELECT key FROM leases WHERE expires_at > ?)
 """
+# Takes the lease if it is free (or expired) and no other live waiter queued first.
 # Returns the id and revision of the session the lease is on (NULL: none yet), or no row
 # if not claimed.
 _CLAIM_LEASE = """
-    INSERT INTO leases (key, owner, expires_at) VALUES (?1, ?2, ?3)
+    INSERT INTO leases (key, owner, expires_at)
+    SELECT ?1, ?2, ?3 WHERE coalesce(
+        (SELECT owner FROM lease_waiters WHERE key = ?1 AND expires_at > ?4
+         ORDER BY ticket LIMIT 1),
+        ?2) = ?2
     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
     WHERE expires_at <= ?4
     RETURNING (SELECT id FROM sessions WHERE key = ?1),
         (SELECT revision FROM sessions WHERE key = ?1)
-"""
-_FIRST_WAITER = """
-    SELECT owner FROM lease_waiters WHERE key = ? AND expires_at > ? ORDER BY ticket LIMIT 1
 """
 _QUEUE = "INSERT INTO lease_waiters (key, owner, expires_at) VALUES (?, ?, ?)"
 _STILL_QUEUED = "UPDATE lease_waiters SET expires_at = ? WHERE key = ? AND owner = ?"
@@ -428,10 +438,17 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                self._fence(conn, key, held, what, release=release)
-                row = conn.execute(
-                    _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
-                ).fetchone()
+                if held is None or release:
+                    self._fence(conn, key, held, what, release=release)
+                    row = conn.execute(
+                        _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
+                    ).fetchone()
+                else:  # the fence is part of the update: one statement, not two
+                    row = conn.execute(
+                        _BUMP_HELD_SESSION, (stamp, len(bodies), new_metadata, key, held.lease)
+                    ).fetchone()
+                    if row is None:  # lapsed (refused here), or no session yet
+                        self._fence(conn, key, held, what)
                 if row is None:
                     _same_session(held, None, what)
                     row = conn.execute(
@@ -606,17 +623,13 @@ class SQLiteStore:
                 now = time.time()
                 expires = now + self._lease_seconds
                 with self._lease_writing(conn):
-                    first = conn.execute(_FIRST_WAITER, (key, now)).fetchone()
-                    if first is None or first[0] == lease.lease:
-                        row = conn.execute(
-                            _CLAIM_LEASE, (key, lease.lease, expires, now)
-                        ).fetchone()
-                        if row is not None:
-                            if queued or first is not None:
-                                conn.execute(_DEQUEUE, (key, lease.lease, now))
-                                queued = False
-                            lease.session, lease.claimed = row[0], (row[0], row[1])
-                            return True
+                    row = conn.execute(_CLAIM_LEASE, (key, lease.lease, expires, now)).fetchone()
+                    if row is not None:
+                        if queued:
+                            conn.execute(_DEQUEUE, (key, lease.lease, now))
+                            queued = False
+                        lease.session, lease.claimed = row[0], (row[0], row[1])
+                        return True
                     # A waiter that was too slow to renew its place (dropped as expired)
                     # queues again at the back.
                     if (
