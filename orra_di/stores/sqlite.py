@@ -449,7 +449,8 @@ class SQLiteStore:
                     ).fetchone()
                     if row is None:  # lapsed (refused here), or no session yet
                         self._fence(conn, key, held, what)
-                if row is None:
+                created = row is None
+                if created:
                     _same_session(held, None, what)
                     row = conn.execute(
                         _CREATE_SESSION,
@@ -467,6 +468,19 @@ class SQLiteStore:
                 assert held is not None
                 held.released = True
                 self._renewer.discard(held)
+            if created:  # the whole session is known: the next load needs no read
+                self._cache.put(
+                    key,
+                    (session_id, revision),
+                    Session(
+                        namespace=namespace,
+                        messages=list(added),
+                        created_at=now,
+                        updated_at=now,
+                        metadata=json.loads(new_metadata or "{}"),
+                    ),
+                )
+                return
             self._cache.advance(
                 key,
                 (session_id, revision - 1),

@@ -309,20 +309,21 @@ def _trace(store: SQLiteStore) -> list[str]:
     """Every statement the store's own connection runs from now on, parameters bound."""
     assert store._conn is not None
     statements: list[str] = []
-    store._conn.set_trace_callback(statements.append)
+    store._conn.set_trace_callback(lambda sql: statements.append(" ".join(sql.split())))
     return statements
 
 
 def _commits(statements: list[str]) -> tuple[int, int]:
     """(write transactions, those committed at synchronous=FULL, i.e. with an fsync)."""
-    full, transactions, durable = True, 0, 0
+    full, writing, transactions, durable = True, False, 0, 0
     for statement in statements:
         if statement.startswith("PRAGMA synchronous"):
-            full = statement.rstrip().endswith("FULL")
+            full = statement.endswith("FULL")
         elif statement == "BEGIN IMMEDIATE":
-            transactions += 1
-        elif statement == "COMMIT" and full:
-            durable += 1
+            writing, transactions = True, transactions + 1
+        elif statement == "COMMIT":
+            durable += writing and full
+            writing = False
     return transactions, durable
 
 
@@ -330,8 +331,9 @@ async def test_a_run_writes_once_per_step_and_fsyncs_only_its_steps(db: Path) ->
     """User message, tool call, tool results, answer: four steps, four fsyncs at FULL.
 
     The lock's claim is a transaction of its own that needs no fsync (a lease
-    dies with its process; a power cut ends them all), the first load reuses
-    what the claim read, and the lease goes with the answer's write.
+    dies with its process; a power cut ends them all), the load reuses what the
+    claim read and what the store wrote (no read at all), each append checks
+    the lease inside its update, and the lease goes with the answer's write.
     """
     from orra_di.runtime import Runtime
     from orra_di.testing import ScriptedProvider, call, reply, tool_calls
@@ -343,18 +345,21 @@ async def test_a_run_writes_once_per_step_and_fsyncs_only_its_steps(db: Path) ->
         return key.upper()
 
     store = SQLiteStore(db, synchronous="FULL")
-    await store.append(Namespace("warm"), [])  # opens the connection
-    statements = _trace(store)
     script = [tool_calls(call("lookup", {"key": "k"}, id="c1")), reply("done")]
-    await Runtime(ScriptedProvider(script), store, tools=[lookup]).run(ALICE, "go")
+    runtime = Runtime(ScriptedProvider(script * 2), store, tools=[lookup])
+    await runtime.run(ALICE, "first")  # creates the session
+    statements = _trace(store)
+    await runtime.run(ALICE, "second")
     assert _commits(statements) == (5, 4)  # the claim, then one per step
-    assert not any(s.startswith("SELECT id, revision FROM sessions") for s in statements)
+    assert not [s for s in statements if s.startswith("SELECT")]
+    # The claim is 1 statement, a step 2 (fenced update, insert), the last step 3 (+ release).
+    assert len([s for s in statements if not s.startswith(("BEGIN", "COMMIT", "PRAGMA"))]) == 10
     last = statements[len(statements) - statements[::-1].index("BEGIN IMMEDIATE") :]
     assert any(s.startswith("DELETE FROM leases") for s in last)  # released with the answer
     assert any(s.startswith("INSERT INTO messages") for s in last)
     with raw(db) as conn:
         assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
-    assert contents(await store.load(ALICE)) == ["go", "", "", "done"]
+    assert contents(await store.load(ALICE)) == ["first", "", "", "done", "second", "", "", "done"]
     await store.aclose()
 
 
