@@ -113,14 +113,20 @@ async def poll_until(
     ``max_poll``. Raises SessionBusyError
     naming ``key``.
     """
+    if wait is None:  # no deadline: no clock to read
+        delay = FIRST_POLL
+        while not await attempt():
+            await anyio.sleep(delay)
+            delay = min(delay * 2, max_poll)
+        return
     if started is None:
         started = anyio.current_time()
     delay = FIRST_POLL
     while not await attempt():
         waited = anyio.current_time() - started
-        if wait is not None and waited >= wait:
+        if waited >= wait:
             raise SessionBusyError(key, wait)
-        await anyio.sleep(delay if wait is None else min(delay, max(wait - waited, 0)))
+        await anyio.sleep(min(delay, max(wait - waited, 0)))
         delay = min(delay * 2, max_poll)
 
 

@@ -16,8 +16,10 @@ refuses the stalled holder's writes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -53,11 +55,23 @@ class LeaseRenewer(Generic[L]):
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # anyio's token for a loop costs a backend lookup (about 10 µs): one per loop.
+        self._tokens: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EventLoopToken] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def add(self, lease: L) -> None:
         """Renew ``lease`` from now on, while the calling event loop is alive."""
-        token = anyio.lowlevel.current_token()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # another anyio backend
+            loop = None
         with self._cond:
+            token = None if loop is None else self._tokens.get(loop)
+            if token is None:
+                token = anyio.lowlevel.current_token()
+                if loop is not None:
+                    self._tokens[loop] = token
             self._leases[lease] = token
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)

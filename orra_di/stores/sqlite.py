@@ -626,7 +626,8 @@ class SQLiteStore:
         a lease already released with the holder's last write (``append_last``)
         costs nothing on the way out.
         """
-        started = anyio.current_time()
+        # Only a finite wait needs its start (reading the clock costs a backend lookup).
+        started = None if wait is None else anyio.current_time()
         async with self._locks.hold(key, wait):
             lease = _Lease(secrets.token_hex(16), key=key)
             queued = False  # whether this claimant has a row in lease_waiters
@@ -677,8 +678,8 @@ class SQLiteStore:
                 yield
             finally:
                 del self._held[key]
-                self._renewer.discard(lease)
-                if not lease.released:
+                if not lease.released:  # else gone already, with the holder's last write
+                    self._renewer.discard(lease)
                     await drop_quietly(key, drop_lease, self._lease_seconds)
 
     def _renew_all(self, leases: Sequence[_Lease]) -> Sequence[_Lease]:
