@@ -7,7 +7,8 @@ journaling (readers never wait for the writer) and, by default,
 ``synchronous=NORMAL`` (a commit writes the WAL without an fsync: it survives a
 process crash, and a power cut can only lose the last commits). Pass
 ``synchronous="FULL"`` (setting ``store.sqlite_synchronous``) for an fsync per
-commit, so a commit also survives a power cut.
+commit of session data, so such a commit also survives a power cut (lease
+bookkeeping commits without one: see below).
 
 Measured on a 2-vCPU VM, a hop to a worker thread costs 100-170 µs while an
 append is about 35 µs of SQLite work. Persisting one user message (lock,
@@ -36,18 +37,32 @@ keeps checkpoints out of the hot path and the WAL bounded under nonstop writes.
 Single writer across processes
 ------------------------------
 :meth:`SQLiteStore.lock` takes the in-process lock, then a lease row with a
-random owner token, renewed every ``lease_seconds / 3`` by a task while held
-and deleted on exit; a process that dies frees its sessions when the lease
-expires. Appends and saves by a store that holds the session's lease also
-check, in the same transaction, that the lease is still its own: a holder
-that stalled past its lease and was taken over gets a
-:class:`~orra_di.errors.StoreError` instead of interleaving with the new run.
+random owner token, deleted on exit; a process that dies frees its sessions
+when the lease expires. One daemon thread per store (``stores/_renewer.py``)
+renews every lease the store holds in one statement every
+``lease_seconds / 3``, and only while the event loop of the run holding it
+still runs callbacks, so a stuck loop lets its leases lapse as a dead process
+would. Appends and saves by a store that holds the session's lease also
+check, in the same transaction, that the lease is still its own (for an
+append, inside its ``UPDATE``: one statement): a holder that stalled past its
+lease and was taken over gets a :class:`~orra_di.errors.StoreError` instead
+of interleaving with the new run.
 The claim also reads the id of the session the lease is on, and each write of
 the holder checks the row it touches against it (row ids are never reused):
 a session deleted under the lease (``delete``, ``delete_tree``, or ``prune``
 once the lease lapsed) is never silently recreated holding only the run's
 later steps; the write is refused instead. This costs no statement: the id
 comes back from the ``UPDATE ... RETURNING`` the append runs anyway.
+
+What a run costs: the claim (one statement in a transaction of its own, which
+also returns the session's revision so that the run's load reads nothing
+when the cache holds it), then one transaction per persisted step, the last
+of which (:meth:`SQLiteStore.append_last`, called by the runtime) also
+deletes the lease. Transactions that touch only lease rows (claim, renewal,
+release, the waiters' queue) commit with ``synchronous=NORMAL`` even on a
+``FULL`` store: a lease is worth nothing after a power cut, which ends every
+process on the machine, and the next durable commit syncs the WAL frames
+before it anyway. So at ``FULL`` a run fsyncs once per persisted step.
 
 Waiters are served in order of arrival: a claim that finds the lease taken,
 or an older waiter queued, takes a ticket in ``lease_waiters`` (renewed by
@@ -303,7 +318,8 @@ class SQLiteStore:
     locked; ``busy_timeout`` how long an operation waits for another
     process's write; ``cache_sessions`` how many parsed sessions are kept;
     ``synchronous`` is the durability of a commit: ``"NORMAL"`` survives a
-    process crash, ``"FULL"`` (an fsync per commit) a power cut too.
+    process crash, ``"FULL"`` (an fsync per commit of session data) a power
+    cut too.
     """
 
     def __init__(
