@@ -320,17 +320,17 @@ class Runtime:
             if response.usage.input_tokens:
                 self.window.calibrate(request.model or "", estimated, response.usage.input_tokens)
             calls = response.message.tool_calls
-            await writer.append(response.message)
             if not calls:
+                await self._finish(namespace, writer, response.message)
                 turn = TurnResult(response)
                 turns.append(turn)
                 if emit:
                     await emit(TurnCompleted(turn))
-                await self._finish(namespace, writer)
                 result = RunResult(response.message, tuple(turns), usage)
                 if emit:
                     await emit(RunFinished(result))
                 return result
+            await writer.append(response.message)
             results = await self._answer(namespace, calls, policy, writer, emit, scopes)
             turn = TurnResult(response, results)
             turns.append(turn)
@@ -388,10 +388,25 @@ class Runtime:
         self._tools_cache = (policy, tokenizer, definitions, allowed, reserved)
         return allowed, reserved
 
-    async def _finish(self, namespace: Namespace, writer: _SessionWriter) -> None:
-        if self.hooks:
-            await self.hooks.before_session_save(namespace, writer.session)
-        await writer.flush_after_hooks()
+    async def _finish(
+        self, namespace: Namespace, writer: _SessionWriter, answer: Message | None = None
+    ) -> None:
+        """Store the run's last step with what ``before_session_save`` hooks changed.
+
+        The answer is in the session while the hooks run and stored after them in
+        one write, which also releases the lock where the store can
+        (``_SessionWriter.finish``); if a hook fails or the run is cancelled
+        meanwhile, it is stored anyway before the error goes on.
+        """
+        if answer is not None:
+            writer.stage(answer)
+        try:
+            if self.hooks:
+                await self.hooks.before_session_save(namespace, writer.session)
+        except BaseException:
+            await writer.flush_staged()
+            raise
+        await writer.finish()
 
     async def _answer_leftover_calls(self, session: Session) -> None:
         """Answer calls a crashed run left open, so the history stays valid for providers."""
@@ -587,14 +602,25 @@ class RunStream:
 
 
 class _SessionWriter:
-    """Appends each step to the store as it happens and tracks what this run wrote."""
+    """Appends each step to the store as it happens and tracks what this run wrote.
+
+    The persistence of a run, kept apart from the loop: one write per step,
+    the last one (the answer, with the hooks' metadata) staged in the session
+    until ``before_session_save`` hooks ran, then written by ``finish`` through
+    the store's ``append_last`` where it has one (SQLite: the lock's lease goes
+    in the same transaction), else ``append``.
+    """
 
     def __init__(self, store: SessionStore, session: Session) -> None:
         self.store = store
         self.session = session
         self._start = len(session.messages)
         self._written: list[Message] = []
+        self._staged: list[Message] = []  # in the session, not stored yet
         self._metadata = copy.deepcopy(session.metadata) if session.metadata else {}  # as stored
+        self._last_write: Callable[..., Awaitable[None]] = getattr(
+            store, "append_last", store.append
+        )
 
     async def append(self, message: Message) -> None:
         await self.store.append(
@@ -603,17 +629,34 @@ class _SessionWriter:
         self.session.push_message(message)
         self._written.append(message)
 
-    async def flush_after_hooks(self) -> None:
-        """Persist what ``before_session_save`` hooks changed: metadata, or a rewrite."""
+    def stage(self, message: Message) -> None:
+        """Put ``message`` in the session now; ``finish`` (or ``flush_staged``) stores it."""
+        self.session.push_message(message)
+        self._written.append(message)
+        self._staged.append(message)
+
+    async def flush_staged(self) -> None:
+        """Store what is staged, shielded: the run ends by an error or a cancellation."""
+        staged, self._staged = self._staged, []
+        if staged:
+            with anyio.CancelScope(shield=True):
+                await self.store.append(
+                    self.session.namespace, staged, metadata=self._changed_metadata()
+                )
+
+    async def finish(self) -> None:
+        """The run's last write: what is staged and what hooks changed (metadata, a rewrite)."""
         ours = self.session.messages[self._start :]
         if len(ours) != len(self._written) or any(
             a is not b for a, b in zip(ours, self._written, strict=True)
         ):
+            self._staged = []
             await self.store.save(self.session)
             return
         metadata = self._changed_metadata()
-        if metadata is not None:
-            await self.store.append(self.session.namespace, [], metadata=metadata)
+        staged, self._staged = self._staged, []
+        if staged or metadata is not None:
+            await self._last_write(self.session.namespace, staged, metadata=metadata)
 
     def _changed_metadata(self) -> dict[str, Any] | None:
         current = self.session.metadata

@@ -280,7 +280,8 @@ class StoreSettings(_Section):
     a live holder renews its lease well within it."""
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     """SQLite only: ``normal`` (a commit survives a process crash; a power cut may lose
-    the last commits) or ``full`` (an fsync per commit: it survives a power cut too)."""
+    the last commits) or ``full`` (an fsync per commit of session data, so each stored
+    step survives a power cut too; lease bookkeeping is not synced)."""
 
     @field_validator("url")
     @classmethod
