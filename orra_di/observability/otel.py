@@ -28,7 +28,9 @@ and ``gen_ai.client.operation.duration`` (seconds per model call),
 ``orra.session.busy_refusals``.
 
 Cost: with no SDK installed globally (the API's proxy providers) a run records
-nothing and pays two look-ups; with an SDK, a few microseconds per span.
+nothing and pays an ``is None`` test and a clock read (the providers are looked
+up again at most every :data:`RECHECK_SECONDS`); with an SDK, the SDK's own cost
+(``benchmarks/bench_telemetry.py`` prints it as a floor) and a few percent more.
 """
 
 from __future__ import annotations
