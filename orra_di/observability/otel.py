@@ -30,7 +30,7 @@ and ``gen_ai.client.operation.duration`` (seconds per model call),
 Cost: with no SDK installed globally (the API's proxy providers) a run records
 nothing and pays an ``is None`` test and a clock read (the providers are looked
 up again at most every :data:`RECHECK_SECONDS`); with an SDK, the SDK's own cost
-(``benchmarks/bench_telemetry.py`` prints it as a floor) and a few percent more.
+(``benchmarks/bench_telemetry.py`` prints it as a floor) and a small share above it.
 """
 
 from __future__ import annotations
