@@ -28,7 +28,9 @@ and ``gen_ai.client.operation.duration`` (seconds per model call),
 ``orra.session.busy_refusals``.
 
 Cost: with no SDK installed globally (the API's proxy providers) a run records
-nothing and pays two look-ups; with an SDK, a few microseconds per span.
+nothing and pays an ``is None`` test and a clock read (the providers are looked
+up again at most every :data:`RECHECK_SECONDS`); with an SDK, the SDK's own cost
+(``benchmarks/bench_telemetry.py`` prints it as a floor) and a small share above it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ __all__ = [
     "ERRORS",
     "INSTRUMENTATION_NAME",
     "OPERATION_DURATION",
+    "RECHECK_SECONDS",
     "RUN_DURATION",
     "SESSION_BUSY_REFUSALS",
     "TOKEN_USAGE",
@@ -99,6 +102,7 @@ _TOKEN_BUCKETS = [4.0**i for i in range(14)]  # 1, 4, 16, ... 67,108,864
 _DURATION_BUCKETS = [0.01 * 2**i for i in range(14)]  # 0.01 s ... 81.92 s
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 
 
 CANCELLED = "cancelled"
@@ -159,10 +163,42 @@ class _Instruments:
 
 @dataclass(frozen=True, slots=True)
 class _Active:
-    """What one run records to: a tracer, instruments, or both."""
+    """What one run records to: a tracer, instruments, or both, and the context
+    holding the run's span (the parent of its model and tool call spans)."""
 
     tracer: trace.Tracer | None
     instruments: _Instruments | None
+    context: otel_context.Context | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Chat:
+    """What every call with one model and one set of request settings shares:
+    built once, so a call builds no names or attribute dicts of its own."""
+
+    name: str
+    span_attributes: Mapping[str, Any]
+    metric_attributes: Mapping[str, Any]
+    token_attributes: tuple[Mapping[str, Any], Mapping[str, Any]]  # input, output
+
+
+RECHECK_SECONDS = 1.0
+"""While no SDK is installed, how long the instrumentation goes without looking
+for one: an SDK installed after start-up is picked up within this delay."""
+
+_CACHE_LIMIT = 256
+"""Entries per look-up table (models, tools, agents, finish reasons) before it is
+emptied: the keys come from configuration and are few; the bound only keeps an
+application that varies them per call from growing the table forever."""
+
+_NOT_CACHED: Any = object()
+
+
+def _remember(cache: dict[Any, _V], key: Any, value: _V) -> _V:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 class OpenTelemetryInstrumentation:
@@ -170,9 +206,17 @@ class OpenTelemetryInstrumentation:
 
     ``tracer_provider`` / ``meter_provider``: the providers to use; ``None``
     (the default) uses the global ones, looked up at each run so an SDK
-    installed after start-up is picked up, and skipped entirely while they are
-    the API's no-op proxies. ``provider_name`` is the model vendor
+    installed after start-up is picked up (within :data:`RECHECK_SECONDS`), and
+    skipped entirely while they are the API's no-op proxies. ``provider_name`` is the model vendor
     (``gen_ai.provider.name``, e.g. ``"anthropic"``).
+
+    Each span is made the current one while its step runs, so the spans of an
+    instrumented HTTP client, database driver or nested run land beneath it;
+    the model and tool call spans are started with the run's context handed
+    over explicitly, and every measurement is recorded with its span's context
+    (an exemplar links a duration to its span). What does not change from one
+    call to the next (span names, metric attribute sets) is built once and
+    reused: the SDK copies what it keeps.
     """
 
     def __init__(
@@ -185,14 +229,17 @@ class OpenTelemetryInstrumentation:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self.provider_name = provider_name
-        self._tracers: dict[int, tuple[object, trace.Tracer]] = {}
-        self._instruments: dict[int, tuple[object, _Instruments]] = {}
+        # (provider, what it gives): one identity test per run while it stays the same.
+        self._tracer_cache: tuple[object, trace.Tracer | None] = (None, None)
+        self._instruments_cache: tuple[object, _Instruments | None] = (None, None)
+        self._idle_until = 0.0  # time.monotonic() before which no SDK is looked for
         self._active: contextvars.ContextVar[_Active | None] = contextvars.ContextVar(
             f"orra_di_otel_{id(self)}", default=None
         )
-        self._common: dict[str, Any] = {}
-        if provider_name:
-            self._common = {PROVIDER: provider_name}
+        self._chats: dict[tuple[str | None, int | None, float | None], _Chat] = {}
+        self._tools: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        self._agents: dict[str | None, tuple[str, Mapping[str, Any]]] = {}
+        self._finish: dict[object, tuple[str]] = {}
 
     def __repr__(self) -> str:
         return f"OpenTelemetryInstrumentation(provider_name={self.provider_name!r})"
@@ -201,61 +248,130 @@ class OpenTelemetryInstrumentation:
 
     def _tracer(self) -> trace.Tracer | None:
         provider = self._tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-            return None
-        cached = self._tracers.get(id(provider))
-        if cached is None or cached[0] is not provider:
-            cached = (provider, provider.get_tracer(INSTRUMENTATION_NAME))
-            self._tracers[id(provider)] = cached
-        return cached[1]
+        cached = self._tracer_cache
+        if cached[0] is provider:
+            return cached[1]
+        tracer = None
+        if not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+            tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+        self._tracer_cache = (provider, tracer)
+        return tracer
 
     def _meters(self) -> _Instruments | None:
         provider = self._meter_provider or metrics.get_meter_provider()
-        if isinstance(provider, metrics.NoOpMeterProvider) or type(provider).__name__ == (
+        cached = self._instruments_cache
+        if cached[0] is provider:
+            return cached[1]
+        instruments = None
+        if not isinstance(provider, metrics.NoOpMeterProvider) and type(provider).__name__ != (
             "_ProxyMeterProvider"  # the API's proxy has no public name
         ):
-            return None
-        cached = self._instruments.get(id(provider))
-        if cached is None or cached[0] is not provider:
-            cached = (provider, _Instruments.create(provider.get_meter(INSTRUMENTATION_NAME)))
-            self._instruments[id(provider)] = cached
-        return cached[1]
+            instruments = _Instruments.create(provider.get_meter(INSTRUMENTATION_NAME))
+        self._instruments_cache = (provider, instruments)
+        return instruments
+
+    # -- what calls share ------------------------------------------------------
+
+    def _agent(self, agent: str | None) -> tuple[str, Mapping[str, Any]]:
+        """The run span's name and the run metrics' attributes for ``agent``."""
+        found = self._agents.get(agent)
+        if found is None:
+            name = f"invoke_agent {agent}" if agent else "invoke_agent"
+            found = _remember(self._agents, agent, (name, {AGENT_NAME: agent} if agent else {}))
+        return found
+
+    def _chat(self, request: CompletionRequest) -> _Chat:
+        key = (request.model, request.max_tokens, request.temperature)
+        found = self._chats.get(key)
+        if found is not None:
+            return found
+        metric: dict[str, Any] = {OPERATION: "chat"}
+        if self.provider_name:
+            metric[PROVIDER] = self.provider_name
+        if request.model:
+            metric[REQUEST_MODEL] = request.model
+        span = dict(metric)
+        if request.max_tokens is not None:
+            span[REQUEST_MAX_TOKENS] = request.max_tokens
+        if request.temperature is not None:
+            span[REQUEST_TEMPERATURE] = request.temperature
+        chat = _Chat(
+            name=f"chat {request.model}" if request.model else "chat",
+            span_attributes=span,
+            metric_attributes=metric,
+            token_attributes=({**metric, TOKEN_TYPE: "input"}, {**metric, TOKEN_TYPE: "output"}),
+        )
+        return _remember(self._chats, key, chat)
+
+    def _tool(self, name: str) -> tuple[str, Mapping[str, Any]]:
+        """The tool span's name and the tool counter's attributes for a successful call."""
+        found = self._tools.get(name)
+        if found is None:
+            found = _remember(self._tools, name, (f"execute_tool {name}", {TOOL_NAME: name}))
+        return found
+
+    def _finish_reasons(self, reason: object) -> tuple[str]:
+        found = self._finish.get(reason, _NOT_CACHED)
+        if found is _NOT_CACHED:
+            found = _remember(self._finish, reason, (str(reason),))
+        return found  # type: ignore[no-any-return]
 
     # -- the three steps -------------------------------------------------------
 
     async def run(
         self, namespace: Namespace, agent: str | None, model: str | None, step: Awaitable[_T]
     ) -> _T:
+        if self._idle_until and time.monotonic() < self._idle_until:
+            return await step
         tracer, instruments = self._tracer(), self._meters()
         if tracer is None and instruments is None:
+            # No SDK: look again in a while, not at every run (the API's look-up of
+            # the global providers reads the environment, and raises inside, each time).
+            self._idle_until = time.monotonic() + RECHECK_SECONDS
             return await step
-        # Few attributes: the SDK validates each one, and that is most of a span's cost.
-        attributes: dict[str, Any] = {OPERATION: "invoke_agent", CONVERSATION_ID: namespace.key}
-        if agent:
-            attributes[AGENT_NAME] = agent
-        name = f"invoke_agent {agent}" if agent else "invoke_agent"
-        active = self._active.set(_Active(tracer, instruments))
+        self._idle_until = 0.0
+        name, agent_attributes = self._agent(agent)
+        span = context = token = None
+        if tracer is not None:
+            # Few attributes: the SDK validates each one, and that is most of a span's cost.
+            attributes: dict[str, Any] = {OPERATION: "invoke_agent", CONVERSATION_ID: namespace.key}
+            if agent:
+                attributes[AGENT_NAME] = agent
+            # No context given: an application's own span (a web request's) is the parent.
+            span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
+            context = trace.set_span_in_context(span)
+            token = otel_context.attach(context)
+        active = self._active.set(_Active(tracer, instruments, context))
+        start = time.perf_counter()
         try:
-            with _Span(tracer, name, SpanKind.INTERNAL, attributes) as span:
-                start = time.perf_counter()
-                try:
-                    result = await step
-                except BaseException as exc:
-                    span.failed(exc)
-                    if instruments is not None:
-                        self._count_error(instruments, exc, "invoke_agent", agent)
-                    raise
-                finally:
-                    if instruments is not None:
-                        instruments.run_duration.record(
-                            time.perf_counter() - start, _metric_attributes(span, agent)
-                        )
+            result = await step
+        except BaseException as exc:
+            kind = error_type(exc)
+            if span is not None:
+                _failed(span, kind, exc)
+            if instruments is not None:
+                instruments.run_duration.record(
+                    time.perf_counter() - start, {**agent_attributes, ERROR_TYPE: kind}, context
+                )
+                _count_error(instruments, exc, kind, "invoke_agent", agent_attributes, context)
+            raise
+        else:
+            if instruments is not None:
+                instruments.run_duration.record(
+                    time.perf_counter() - start, agent_attributes, context
+                )
+            if span is not None:
                 usage = getattr(result, "total_usage", None)
                 if usage is not None:
-                    span.set({INPUT_TOKENS: usage.input_tokens, OUTPUT_TOKENS: usage.output_tokens})
-                return result
+                    span.set_attributes(
+                        {INPUT_TOKENS: usage.input_tokens, OUTPUT_TOKENS: usage.output_tokens}
+                    )
+            return result
         finally:
             self._active.reset(active)
+            if span is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+                span.end()
 
     async def model_call(
         self, request: CompletionRequest, step: Awaitable[CompletionResponse]
@@ -263,146 +379,111 @@ class OpenTelemetryInstrumentation:
         active = self._active.get()
         if active is None:
             return await step
-        attributes: dict[str, Any] = {OPERATION: "chat", **self._common}
-        if request.model:
-            attributes[REQUEST_MODEL] = request.model
-        metric_attributes = dict(attributes)
-        if request.max_tokens is not None:
-            attributes[REQUEST_MAX_TOKENS] = request.max_tokens
-        if request.temperature is not None:
-            attributes[REQUEST_TEMPERATURE] = request.temperature
-        name = f"chat {request.model}" if request.model else "chat"
-        instruments = active.instruments
-        with _Span(active.tracer, name, SpanKind.CLIENT, attributes) as span:
-            start = time.perf_counter()
-            try:
-                response = await step
-            except BaseException as exc:
-                span.failed(exc)
-                if instruments is not None:
-                    metric_attributes[ERROR_TYPE] = span.error or error_type(exc)
-                    instruments.operation_duration.record(
-                        time.perf_counter() - start, metric_attributes
-                    )
-                    self._count_error(instruments, exc, "chat", None)
-                raise
-            usage = response.usage
-            span.set(
-                {
-                    INPUT_TOKENS: usage.input_tokens,
-                    OUTPUT_TOKENS: usage.output_tokens,
-                    FINISH_REASONS: [str(response.finish_reason)],
-                }
-            )
+        chat = self._chat(request)
+        tracer, instruments = active.tracer, active.instruments
+        span = context = token = None
+        if tracer is not None:
+            parent = active.context
+            span = tracer.start_span(chat.name, parent, SpanKind.CLIENT, chat.span_attributes)
+            context = trace.set_span_in_context(span, parent)
+            token = otel_context.attach(context)
+        start = time.perf_counter()
+        try:
+            response = await step
+        except BaseException as exc:
+            kind = error_type(exc)
+            if span is not None:
+                _failed(span, kind, exc)
             if instruments is not None:
                 instruments.operation_duration.record(
-                    time.perf_counter() - start, metric_attributes
+                    time.perf_counter() - start,
+                    {**chat.metric_attributes, ERROR_TYPE: kind},
+                    context,
+                )
+                _count_error(instruments, exc, kind, "chat", None, context)
+            raise
+        else:
+            usage = response.usage
+            if instruments is not None:
+                instruments.operation_duration.record(
+                    time.perf_counter() - start, chat.metric_attributes, context
                 )
                 if usage.input_tokens or usage.output_tokens:
-                    instruments.token_usage.record(
-                        usage.input_tokens, {**metric_attributes, TOKEN_TYPE: "input"}
-                    )
-                    instruments.token_usage.record(
-                        usage.output_tokens, {**metric_attributes, TOKEN_TYPE: "output"}
-                    )
+                    tokens_in, tokens_out = chat.token_attributes
+                    instruments.token_usage.record(usage.input_tokens, tokens_in, context)
+                    instruments.token_usage.record(usage.output_tokens, tokens_out, context)
+            if span is not None:
+                span.set_attributes(
+                    {
+                        INPUT_TOKENS: usage.input_tokens,
+                        OUTPUT_TOKENS: usage.output_tokens,
+                        FINISH_REASONS: self._finish_reasons(response.finish_reason),
+                    }
+                )
             return response
+        finally:
+            if span is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+                span.end()
 
     async def tool_call(self, call: ToolCall, step: Awaitable[ToolResult]) -> ToolResult:
         active = self._active.get()
         if active is None:
             return await step
-        attributes: dict[str, Any] = {
-            OPERATION: "execute_tool",
-            TOOL_NAME: call.name,
-            TOOL_CALL_ID: call.id,
-        }
-        instruments = active.instruments
-        with _Span(
-            active.tracer, f"execute_tool {call.name}", SpanKind.INTERNAL, attributes
-        ) as span:
-            try:
-                result = await step
-            except BaseException as exc:
-                span.failed(exc)
-                if instruments is not None:
-                    kind = span.error or error_type(exc)
-                    instruments.tool_calls.add(1, {TOOL_NAME: call.name, ERROR_TYPE: kind})
-                    self._count_error(instruments, exc, "execute_tool", None)
-                raise
-            if result.is_error:
-                span.failed_as(TOOL_ERROR)
+        name, counted = self._tool(call.name)
+        tracer, instruments = active.tracer, active.instruments
+        span = context = token = None
+        if tracer is not None:
+            parent = active.context
+            attributes = {OPERATION: "execute_tool", TOOL_NAME: call.name, TOOL_CALL_ID: call.id}
+            span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes)
+            context = trace.set_span_in_context(span, parent)
+            token = otel_context.attach(context)
+        try:
+            result = await step
+        except BaseException as exc:
+            kind = error_type(exc)
+            if span is not None:
+                _failed(span, kind, exc)
             if instruments is not None:
-                counted: dict[str, Any] = {TOOL_NAME: call.name}
-                if result.is_error:
-                    counted[ERROR_TYPE] = TOOL_ERROR
-                    instruments.errors.add(1, {OPERATION: "execute_tool", ERROR_TYPE: TOOL_ERROR})
-                instruments.tool_calls.add(1, counted)
+                instruments.tool_calls.add(1, {**counted, ERROR_TYPE: kind}, context)
+                _count_error(instruments, exc, kind, "execute_tool", None, context)
+            raise
+        else:
+            if result.is_error:
+                if span is not None:
+                    _failed(span, TOOL_ERROR, None)
+                if instruments is not None:
+                    instruments.tool_calls.add(1, {**counted, ERROR_TYPE: TOOL_ERROR}, context)
+                    instruments.errors.add(
+                        1, {OPERATION: "execute_tool", ERROR_TYPE: TOOL_ERROR}, context
+                    )
+            elif instruments is not None:
+                instruments.tool_calls.add(1, counted, context)
             return result
-
-    def _count_error(
-        self, instruments: _Instruments, exc: BaseException, operation: str, agent: str | None
-    ) -> None:
-        kind = error_type(exc)
-        instruments.errors.add(1, {OPERATION: operation, ERROR_TYPE: kind})
-        if isinstance(exc, SessionBusyError):
-            instruments.busy.add(1, {AGENT_NAME: agent} if agent else {})
+        finally:
+            if span is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+                span.end()
 
 
-def _metric_attributes(span: _Span, agent: str | None) -> dict[str, Any]:
-    attributes: dict[str, Any] = {AGENT_NAME: agent} if agent else {}
-    if span.error:
-        attributes[ERROR_TYPE] = span.error
-    return attributes
+def _count_error(
+    instruments: _Instruments,
+    exc: BaseException,
+    kind: str,
+    operation: str,
+    agent_attributes: Mapping[str, Any] | None,
+    context: otel_context.Context | None,
+) -> None:
+    instruments.errors.add(1, {OPERATION: operation, ERROR_TYPE: kind}, context)
+    if isinstance(exc, SessionBusyError):
+        instruments.busy.add(1, agent_attributes or {}, context)
 
 
-class _Span:
-    """A span made current for a block, or nothing when tracing is off.
-
-    Written out rather than ``start_as_current_span`` so a cancellation
-    (a ``BaseException``) is recorded too, and so the no-tracer path is free.
-    """
-
-    __slots__ = ("_attributes", "_kind", "_name", "_span", "_token", "_tracer", "error")
-
-    def __init__(
-        self,
-        tracer: trace.Tracer | None,
-        name: str,
-        kind: SpanKind,
-        attributes: Mapping[str, Any],
-    ) -> None:
-        self._tracer = tracer
-        self._name = name
-        self._kind = kind
-        self._attributes = attributes
-        self._span: trace.Span | None = None
-        self._token: object = None
-        self.error: str | None = None
-
-    def __enter__(self) -> _Span:
-        if self._tracer is not None:
-            self._span = self._tracer.start_span(
-                self._name, kind=self._kind, attributes=self._attributes
-            )
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._span is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._span.end()
-
-    def set(self, attributes: Mapping[str, Any]) -> None:
-        if self._span is not None:
-            self._span.set_attributes(attributes)
-
-    def failed(self, exc: BaseException) -> None:
-        self.failed_as(error_type(exc))
-        if self._span is not None and isinstance(exc, Exception):
-            self._span.record_exception(exc)
-
-    def failed_as(self, kind: str) -> None:
-        self.error = kind
-        if self._span is not None:
-            self._span.set_attribute(ERROR_TYPE, kind)
-            self._span.set_status(Status(StatusCode.ERROR, kind))
+def _failed(span: trace.Span, kind: str, exc: BaseException | None) -> None:
+    """Mark ``span`` failed with ``error.type`` ``kind``; an ``Exception`` (not a
+    cancellation) is also recorded as the span's exception event."""
+    span.set_attribute(ERROR_TYPE, kind)
+    span.set_status(Status(StatusCode.ERROR, kind))
+    if isinstance(exc, Exception):
+        span.record_exception(exc)

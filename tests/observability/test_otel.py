@@ -6,6 +6,8 @@ be set only once per process, and no test may depend on another's.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import anyio
@@ -32,7 +34,7 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.spans = InMemorySpanExporter()
-        tracer_provider = TracerProvider()
+        self.tracer_provider = tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
         self.instrumentation = OpenTelemetryInstrumentation(
@@ -294,3 +296,87 @@ async def test_combined_instrumentations_nest_the_first_outermost(telemetry: Tel
     assert [s.name for s in inner.finished()] == ["chat", "invoke_agent Atlas"]
     assert combine(None, None) is None
     assert combine(inner.instrumentation) is inner.instrumentation
+
+
+async def test_spans_a_tool_starts_itself_land_beneath_its_tool_call(
+    telemetry: Telemetry,
+) -> None:
+    # The tool and model call spans are current while their steps run, so what an
+    # instrumented HTTP client or database driver records nests under them.
+    tracer = telemetry.tracer_provider.get_tracer("the app")
+
+    @tool
+    def fetch(url: str) -> str:
+        """A sync tool (run in a worker thread) whose client records a span."""
+        with tracer.start_as_current_span("GET"):
+            return "page"
+
+    @tool
+    async def query(sql: str) -> str:
+        """An async tool whose driver records a span."""
+        with tracer.start_as_current_span("SELECT"):
+            return "rows"
+
+    script = [tool_calls(call("fetch", {"url": "u"}), call("query", {"sql": "q"})), reply("ok")]
+    rt = Runtime(
+        ScriptedProvider(script),
+        InMemoryStore(),
+        tools=[fetch, query],
+        config=RuntimeConfig(name="Atlas"),
+        instrumentation=telemetry.instrumentation,
+    )
+    await rt.run("acme:alice", "go")
+    for own, under in (("GET", "execute_tool fetch"), ("SELECT", "execute_tool query")):
+        parent = telemetry.span(own).parent
+        assert parent is not None and parent.span_id == telemetry.span(under).context.span_id
+
+
+async def test_a_duration_points_to_its_span_through_an_exemplar(telemetry: Telemetry) -> None:
+    await runtime(telemetry, ["hi"]).run("acme:alice", "hello")
+    # One collection: the reader hands each exemplar out once.
+    data = telemetry.reader.get_metrics_data()
+    assert data is not None
+    exemplars = {
+        m.name: [e.span_id for p in m.data.data_points for e in p.exemplars]
+        for r in data.resource_metrics
+        for s in r.scope_metrics
+        for m in s.metrics
+    }
+    assert exemplars["gen_ai.client.operation.duration"] == [
+        telemetry.span("chat claude-test").context.span_id
+    ]
+    assert exemplars["orra.run.duration"] == [telemetry.span("invoke_agent Atlas").context.span_id]
+
+
+def test_an_sdk_installed_after_start_up_is_picked_up_after_the_recheck_delay() -> None:
+    # The global providers can be set once per process: this runs in its own.
+    script = """
+import time
+import anyio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from orra_di import InMemoryStore, Runtime
+from orra_di.observability import otel
+from orra_di.testing import ScriptedProvider
+
+otel.RECHECK_SECONDS = 0.05
+instrumentation = otel.OpenTelemetryInstrumentation()
+rt = Runtime(ScriptedProvider(["a", "b", "c"]), InMemoryStore(), instrumentation=instrumentation)
+anyio.run(rt.run, "acme:alice", "before the SDK")
+spans = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
+metrics.set_meter_provider(MeterProvider())
+time.sleep(0.1)  # the look that found no SDK is not repeated before RECHECK_SECONDS
+anyio.run(rt.run, "acme:alice", "after the delay")
+print(sorted(s.name for s in spans.get_finished_spans()))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['chat', 'invoke_agent']"]
