@@ -1306,3 +1306,17 @@ async def test_26_scripted_provider_and_stream_lifecycle_from_the_runtime() -> N
                 seen.append(f"done {event.result.content}")
     assert seen == ["start echo", "done abab"]
     assert events.result is not None and events.result.final_message.content == "fine"
+
+
+def test_09_chat_prints_each_tool_line_once_without_blank_lines(home: Path) -> None:
+    """A streamed answer with two tool calls reads like ``sessions show``: one line per
+    call and per result, no empty line between them, the answer on its own line."""
+    chat = orra(home, "chat", "-n", "layout:a", input="hello\n/quit\n")
+    assert chat.returncode == 0, chat.stderr
+    answer = chat.stdout.split("you> ", 1)[1].split("you> ", 1)[0]
+    lines = answer.splitlines()
+    assert lines[0] == "Atlas: "
+    assert lines[1:3] == ["  → calculate", "  → current_time"]
+    assert lines[3] == "  ← 112.5" and lines[4].startswith("  ← ")
+    assert lines[5] == OFFLINE + "hello"
+    assert "" not in lines
