@@ -467,8 +467,12 @@ def ask(
         runtimes: RuntimeMap = container.runtimes()
 
         async def send(message: str) -> tuple[str, RunResult]:
+            from orra_di.approvals.cli import announce_approvals
+
             name, content = _pick(runtimes, agent, message)
-            return name, await runtimes[name].run(ns, content)
+            note = functools.partial(_say, "yellow", "note:")  # what waits for a person
+            async with announce_approvals(container, ns, note):
+                return name, await runtimes[name].run(ns, content)
 
         if audio is None and speak is None:
             assert text is not None

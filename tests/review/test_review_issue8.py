@@ -1320,3 +1320,52 @@ def test_09_chat_prints_each_tool_line_once_without_blank_lines(home: Path) -> N
     assert lines[3] == "  ← 112.5" and lines[4].startswith("  ← ")
     assert lines[5] == OFFLINE + "hello"
     assert "" not in lines
+
+
+APPROVALS = {
+    "ORRA_APPROVAL__ENABLED": "true",
+    "ORRA_APPROVAL__TOOLS": '["calculate"]',
+    "ORRA_APPROVAL__TIMEOUT": "30",
+}
+
+
+def test_09_chat_asks_for_approval_on_a_line_of_its_own(home: Path) -> None:
+    """As docs/approvals.md shows it: the question is not glued to a tool line."""
+    chat = orra(home, "chat", "-n", "appr:a", input="hi\ny\n/quit\n", env=APPROVALS)
+    assert chat.returncode == 0, chat.stderr
+    lines = chat.stdout.splitlines()
+    (question,) = [line for line in lines if "? [y/N]" in line]
+    assert question.startswith("run `calculate` with {"), lines
+    # (stdin is a pipe: the "y" typed is not echoed, so the result follows on that line)
+    assert question.endswith("? [y/N]   ← 112.5")
+
+
+def test_ask_says_which_call_waits_for_approval_and_how_to_answer(home: Path) -> None:
+    """``ask`` cannot ask inline: it says on stderr what waits, and how to answer it from
+    another terminal, instead of waiting in silence until the timeout."""
+    proc = subprocess.Popen(
+        [*CLI, "ask", "-n", "appr:b", "compute"],
+        env=cli_env(home, **APPROVALS),
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        deadline = time.monotonic() + 60
+        while "approvals approve" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+        found = re.search(r"orra-di approvals approve ([0-9a-f]{32})", line)
+        assert found, line
+        assert "calculate" in line
+        approved = orra(home, "approvals", "approve", found[1], env=APPROVALS)
+        assert approved.returncode == 0, approved.stderr
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert '"calculate": "112.5"' in out
