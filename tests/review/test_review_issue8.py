@@ -1369,3 +1369,10 @@ def test_ask_says_which_call_waits_for_approval_and_how_to_answer(home: Path) ->
             proc.wait()
     assert proc.returncode == 0
     assert '"calculate": "112.5"' in out
+
+
+def test_projects_list_says_there_is_none_rather_than_an_empty_table(home: Path) -> None:
+    empty = orra(home, "projects", "list")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.startswith("no project; create one with `orra-di projects create")
+    assert json.loads(orra(home, "projects", "list", "--json").stdout) == []
