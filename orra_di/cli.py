@@ -608,7 +608,8 @@ def sessions_prune(
             "--keep-last",
             min=0,
             metavar="N",
-            help="Keep only the newest N messages of each session.",
+            help="Keep only the newest N messages of each session (a few fewer where "
+            "the cut would keep a tool result without its call).",
         ),
     ] = None,
 ) -> None:

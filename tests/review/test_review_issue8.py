@@ -777,6 +777,11 @@ OFFLINE_ASK_NEVER = (
     "orra_di.providers.openai",
     "orra_di.providers.anthropic",
     "orra_di.voice.openai",
+    # Capabilities that are off by default load nothing of theirs.
+    "orra_di.approvals.hook",
+    "orra_di.approvals.stores",
+    "orra_di.approvals.model",
+    "orra_di.observability.metrics",
     "orra_di.observability.otel",
     "orra_di.observability.prometheus",
 )
