@@ -275,19 +275,28 @@ async def _stream_answer(runtimes: RuntimeMap, agent: str, ns: Namespace, text: 
 
     out = _out()
     out.print(Text.assemble((agent, "bold cyan"), ": "), end="")
+    at_line_start = False  # a tool line starts on a line of its own, and leaves one open
+
+    def tool_line(line: str, style: str) -> None:
+        nonlocal at_line_start
+        out.print(Text(("" if at_line_start else "\n") + line, style=style), end="\n")
+        at_line_start = True
+
     async with runtimes[agent].run_streaming(ns, text) as events:
         async for event in events:
             if isinstance(event, TextDelta):
                 out.print(Text(event.text), end="")
+                at_line_start = event.text.endswith("\n")
             elif isinstance(event, ToolCallStarted):
-                out.print(Text(f"\n  → {event.name}", style="yellow"), end="")
+                tool_line(f"  → {event.name}", "yellow")
             elif isinstance(event, ToolCallCompleted):
                 colour = "red" if event.result.is_error else "green"
                 preview = event.result.content.replace("\n", " ")
                 if len(preview) > 100:
                     preview = preview[:100] + "…"
-                out.print(Text(f"\n  ← {preview}", style=colour), end="\n")
-    out.print()
+                tool_line(f"  ← {preview}", colour)
+    if not at_line_start:
+        out.print()
     if events.result is None:
         raise OrraError("the run ended without an answer")
     return events.result
@@ -458,8 +467,12 @@ def ask(
         runtimes: RuntimeMap = container.runtimes()
 
         async def send(message: str) -> tuple[str, RunResult]:
+            from orra_di.approvals.cli import announce_approvals
+
             name, content = _pick(runtimes, agent, message)
-            return name, await runtimes[name].run(ns, content)
+            note = functools.partial(_say, "yellow", "note:")  # what waits for a person
+            async with announce_approvals(container, ns, note):
+                return name, await runtimes[name].run(ns, content)
 
         if audio is None and speak is None:
             assert text is not None
@@ -600,7 +613,8 @@ def sessions_prune(
             "--keep-last",
             min=0,
             metavar="N",
-            help="Keep only the newest N messages of each session.",
+            help="Keep only the newest N messages of each session (a few fewer where "
+            "the cut would keep a tool result without its call).",
         ),
     ] = None,
 ) -> None:

@@ -48,7 +48,6 @@ import anyio
 from dependency_injector import providers
 
 from orra_di.agent import AgentProfile
-from orra_di.approvals import ApprovalHook, ApprovalStore, Approver, approval_store_for
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
 from orra_di.cron.service import CronService, Deliver
 from orra_di.cron.stores import CronStore, cron_store_for
@@ -57,7 +56,6 @@ from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
 from orra_di.namespace import Namespace
 from orra_di.observability.instrumentation import Instrumentation, combine
-from orra_di.observability.metrics import MetricsCollector, MetricsInstrumentation
 from orra_di.plugins.registry import PluginRegistry, registry_from_settings
 from orra_di.policy import PolicyRegistry
 from orra_di.projects.hook import ProjectHook
@@ -79,6 +77,10 @@ from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
 from orra_di.usage import Budgets, UsageHook, UsageLedger, usage_ledger_for
 from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
+
+if TYPE_CHECKING:  # imported where used: a run without approvals or metrics loads neither
+    from orra_di.approvals import ApprovalStore, Approver
+    from orra_di.observability.metrics import MetricsCollector
 
 __all__ = [
     "Container",
@@ -250,30 +252,52 @@ def _project_hooks(
 
 def _approval_store(settings: OrraSettings, store: SessionStore) -> ApprovalStore:
     """Approvals beside the sessions, in the same backend (one per session store object)."""
+    from orra_di.approvals.stores import approval_store_for  # only where approvals are used
+
     return approval_store_for(store, poll_interval=settings.approval.poll_interval)
 
 
 def _approval_hook(
-    settings: OrraSettings, approval_store: ApprovalStore, approver: Approver | None
+    settings: OrraSettings, approval_store: Callable[[], ApprovalStore], approver: Approver | None
 ) -> Hook | None:
     """The ApprovalHook when ``approval.enabled``; answered through the store unless the
-    application gives an ``approver`` (e.g. an InProcessApprover), which then races it."""
+    application gives an ``approver`` (e.g. an InProcessApprover), which then races it.
+
+    ``approval_store`` is the provider, called only when approvals are on: a run
+    without them neither imports nor opens anything of theirs (``orra-di ask``
+    starts faster, see benchmarks/bench_startup.py)."""
     section = settings.approval
     if not section.enabled:
         return None
+    from orra_di.approvals.hook import ApprovalHook
+
     return ApprovalHook(
-        approver, store=approval_store, tools=section.tools, timeout=section.timeout
+        approver, store=approval_store(), tools=section.tools, timeout=section.timeout
     )
 
 
-def _instrumentation(settings: OrraSettings, metrics: MetricsCollector) -> Instrumentation | None:
-    """What ``telemetry`` switches on: OpenTelemetry (imported on use), orra's metrics, both."""
+def _metrics_collector() -> MetricsCollector:
+    """orra's metrics (``container.metrics()``), imported when first asked for."""
+    from orra_di.observability.metrics import MetricsCollector
+
+    return MetricsCollector()
+
+
+def _instrumentation(
+    settings: OrraSettings, metrics: Callable[[], MetricsCollector]
+) -> Instrumentation | None:
+    """What ``telemetry`` switches on: OpenTelemetry and orra's metrics (each imported, and
+    ``metrics`` built, only when switched on), or both."""
     otel: Instrumentation | None = None
     if settings.telemetry.enabled:
         from orra_di.observability.otel import OpenTelemetryInstrumentation
 
         otel = OpenTelemetryInstrumentation(provider_name=settings.llm.resolved_kind)
-    counted = MetricsInstrumentation(metrics) if settings.telemetry.prometheus else None
+    counted: Instrumentation | None = None
+    if settings.telemetry.prometheus:
+        from orra_di.observability.metrics import MetricsInstrumentation
+
+        counted = MetricsInstrumentation(metrics())
     return combine(otel, counted)
 
 
@@ -500,10 +524,10 @@ class Container(containers.DeclarativeContainer):
 
     approver: providers.Object[Approver | None] = providers.Object(None)
     approval_store = providers.Factory(_approval_store, settings, store)
-    approval_hook = providers.Factory(_approval_hook, settings, approval_store, approver)
+    approval_hook = providers.Factory(_approval_hook, settings, approval_store.provider, approver)
 
-    metrics = providers.Singleton(MetricsCollector)
-    instrumentation = providers.Singleton(_instrumentation, settings, metrics)
+    metrics = providers.Singleton(_metrics_collector)
+    instrumentation = providers.Singleton(_instrumentation, settings, metrics.provider)
 
     cron_store = providers.Factory(cron_store_for, store)
     cron_deliver: providers.Object[Deliver | None] = providers.Object(None)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from orra_di.containers import Container
     from orra_di.namespace import Namespace
 
-__all__ = ["approvals_app", "inline_approvals"]
+__all__ = ["announce_approvals", "approvals_app", "inline_approvals"]
 
 approvals_app = typer.Typer(
     help="List and answer tool calls waiting for approval (ORRA_APPROVAL__ENABLED).",
@@ -180,4 +180,39 @@ async def inline_approvals(
         finally:
             if asking:
                 say("(the run went on without this answer; press Enter)")
+            tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def announce_approvals(
+    container: Container, namespace: Namespace, say: Callable[[str], object]
+) -> AsyncIterator[None]:
+    """While the block runs, ``say`` each call of ``namespace`` (and below) that waits
+    for a person, with the command that answers it; nothing when approvals are off.
+
+    ``orra-di ask`` cannot ask inline (its input may be a pipe, and its output a
+    script's), so without this a call needing approval would look like a hang until
+    the timeout denied it.
+    """
+    if not container.settings().approval.enabled:
+        yield
+        return
+    approvals: ApprovalStore = container.approval_store()
+
+    async def watch() -> None:
+        seen: set[str] = set()
+        while True:
+            record = await approvals.next_pending(namespace, seen=seen)
+            seen.add(record.id)
+            until = record.expires_at.isoformat(timespec="seconds")
+            say(
+                f"waiting for approval: {record.describe()}; answer from another terminal "
+                f"with `orra-di approvals approve {record.id}` (or deny) before {until}"
+            )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            yield
+        finally:
             tg.cancel_scope.cancel()

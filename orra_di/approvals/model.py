@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orra_di.errors import ApprovalError
 from orra_di.message import ToolCall
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import utc_now
 
 __all__ = [
@@ -101,7 +101,7 @@ class ApprovalRecord(BaseModel):
     @classmethod
     def for_call(
         cls,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         call: ToolCall,
         *,
         timeout: float,
@@ -112,7 +112,7 @@ class ApprovalRecord(BaseModel):
         now = utc_now()
         return cls(
             id=uuid.uuid4().hex,
-            namespace=namespace.key,
+            namespace=Namespace.coerce(namespace).key,
             call_id=call.id,
             tool=call.name,
             arguments=dict(call.arguments),
@@ -135,10 +135,10 @@ class ApprovalRecord(BaseModel):
         """Pending past ``expires_at``: the run that asked has stopped waiting."""
         return self.pending and (now or utc_now()) >= self.expires_at
 
-    def binds(self, namespace: Namespace, call: ToolCall) -> bool:
-        """Whether this record is about exactly ``call`` in ``namespace``."""
+    def binds(self, namespace: NamespaceLike, call: ToolCall) -> bool:
+        """Whether this record is about exactly ``call`` in ``namespace`` (or its key)."""
         return (
-            self.namespace == namespace.key
+            self.namespace == Namespace.coerce(namespace).key
             and self.call_id == call.id
             and self.tool == call.name
             and self.arguments_hash == arguments_hash(call.arguments)

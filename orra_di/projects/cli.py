@@ -121,6 +121,10 @@ def projects_list(
     from rich.table import Table
     from rich.text import Text
 
+    if not projects:  # as `approvals list` does: a sentence, not an empty table
+        which = "active project" if active else "project"
+        print(f"no {which}; create one with `orra-di projects create ID --name NAME`")
+        return
     table = Table("id", "name", "active", "tools", "prompt")
     for p in projects:
         tools = "all" if p.enabled_tools is None else ", ".join(p.enabled_tools) or "none"

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orra_di.errors import NamespaceError, StoreError
-from orra_di.namespace import Namespace
+from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.policy import ToolPolicy
 from orra_di.session import utc_now
 
@@ -114,7 +114,7 @@ class Project(BaseModel):
             raise StoreError(f"the project stored at {where} cannot be read: {exc}") from None
 
 
-def project_id_of(namespace: Namespace) -> str | None:
-    """The id of the project ``namespace`` lies in (``project:<id>`` or below), if any."""
-    segments = namespace.segments
+def project_id_of(namespace: NamespaceLike) -> str | None:
+    """The id of the project ``namespace`` (or its key) lies in (``project:<id>`` or below)."""
+    segments = Namespace.coerce(namespace).segments
     return segments[1] if len(segments) >= 2 and segments[0] == PROJECT_ROOT else None
