@@ -820,7 +820,7 @@ def test_07_sqlite_processes_on_one_session_alternate(tmp_path: Path) -> None:
     import itertools
     import multiprocessing
 
-    import _workers
+    from . import _workers
 
     url = f"sqlite:///{tmp_path / 'fair.sqlite3'}"
     count, turns = 3, 8
