@@ -203,13 +203,27 @@ class SlowContainer(Container):
 '''
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT handled by default, not inherited as ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """``orra-di`` on a pseudo-terminal, as a user runs it."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.master, slave = pty.openpty()
         self.process = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True
+            args,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            close_fds=True,
+            # A shell's background job ignores SIGINT and children inherit that; a user's
+            # terminal does not, so the CLI starts with the default handling.
+            preexec_fn=_default_sigint,
         )
         os.close(slave)
         self.output = ""

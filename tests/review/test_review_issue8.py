@@ -503,6 +503,11 @@ def make():
 '''
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT handled by default, not inherited as ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Pty:
     """A command on a pseudo-terminal, read with a deadline that only turns a hang into
     a failure."""
@@ -510,7 +515,13 @@ class Pty:
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd
+            args,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            preexec_fn=_default_sigint,  # as in a terminal, even if pytest runs in the background
         )
         os.close(slave)
         self.seen = ""
