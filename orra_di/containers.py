@@ -3,8 +3,22 @@
 Singletons: ``settings``, ``llm`` (the LLM provider, chosen by ``llm.kind``),
 ``store`` (chosen by the store URL's scheme), ``tokenizer``, ``policies`` and
 ``context_memory`` (shared by every agent, so token estimates and the usage
-calibration one agent learns serve all).
+calibration one agent learns serve all), ``metrics`` (orra's
+``MetricsCollector``) and ``instrumentation`` (what ``telemetry`` switches on, or
+``None``). The ``logging`` and ``working_directory`` settings add their hooks to
+every agent, before the ``hook_factory``'s.
 Factories: ``agent_runtime`` (called with ``profile=``) and ``prompt_builder``.
+``plugins`` is the :class:`~orra_di.plugins.PluginRegistry` of the enabled
+plugins (a Singleton, started and stopped by :func:`lifespan`); their tools,
+hooks and agents reach every runtime. ``project_store`` and ``projects`` (a
+:class:`~orra_di.projects.ProjectManager`) are Factories over ``store``: projects
+live beside the sessions, and every runtime applies them (``ProjectHook``).
+``approval_store`` (approvals beside the sessions) and ``approval_hook`` (set up from
+``settings.approval``, registered after the ``hook_factory``'s hooks; override
+``approver`` to answer in-process as well as through the store).
+``cron_store`` (jobs beside the sessions), ``cron_service`` (a Singleton running them
+with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) and
+``cron_deliver`` (override with a callback to receive announced answers).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -22,27 +36,38 @@ synchronous constructors.
 
 from __future__ import annotations
 
+import importlib
+import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from dependency_injector import containers, providers
+from dependency_injector import providers
 
 from orra_di.agent import AgentProfile
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
+from orra_di.cron.service import CronService, Deliver
+from orra_di.cron.stores import CronStore, cron_store_for
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
 from orra_di.namespace import Namespace
+from orra_di.observability.instrumentation import Instrumentation, combine
+from orra_di.plugins.registry import PluginRegistry, registry_from_settings
 from orra_di.policy import PolicyRegistry
+from orra_di.projects.hook import ProjectHook
+from orra_di.projects.manager import ProjectManager
+from orra_di.projects.stores import project_store_for
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider, close_provider
 from orra_di.providers.offline import TestModel
 from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
-from orra_di.settings import LLMSettings, OrraSettings, StoreSettings, load_settings
+from orra_di.settings import LLMKind, LLMSettings, OrraSettings, StoreSettings, load_settings
 from orra_di.store import SessionStore
 from orra_di.stores import open_store
 from orra_di.stores.file import FileStore
@@ -50,7 +75,12 @@ from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
 from orra_di.tools import builtin_tools
+from orra_di.usage import Budgets, UsageHook, UsageLedger, usage_ledger_for
 from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
+
+if TYPE_CHECKING:  # imported where used: a run without approvals or metrics loads neither
+    from orra_di.approvals import ApprovalStore, Approver
+    from orra_di.observability.metrics import MetricsCollector
 
 __all__ = [
     "Container",
@@ -60,6 +90,51 @@ __all__ = [
     "override_agent",
     "shared_policies",
 ]
+
+
+def _import_containers_without_wiring() -> ModuleType:
+    """``dependency_injector.containers``, without importing ``dependency_injector.wiring``.
+
+    ``containers`` imports ``wire`` and ``unwire`` from ``wiring`` at import time,
+    and ``wiring`` imports FastAPI, Starlette and Werkzeug whenever they are
+    installed: 0.3–0.6 s that every ``orra-di`` command would pay and none uses.
+    ``containers`` uses nothing else from ``wiring``, so while it loads, a stand-in
+    module gives it two functions that import the real ``wiring`` when called;
+    the stand-in is then removed, so ``from dependency_injector.wiring import
+    inject`` in a host application imports the real module as usual.
+    """
+    if "dependency_injector.containers" in sys.modules or "dependency_injector.wiring" in (
+        sys.modules
+    ):
+        return importlib.import_module("dependency_injector.containers")
+
+    def wiring() -> Any:
+        return importlib.import_module("dependency_injector.wiring")
+
+    def wire(*args: Any, **kwargs: Any) -> Any:
+        return wiring().wire(*args, **kwargs)
+
+    def unwire(*args: Any, **kwargs: Any) -> Any:
+        return wiring().unwire(*args, **kwargs)
+
+    stand_in = ModuleType("dependency_injector.wiring", "Stand-in while containers loads.")
+    stand_in.wire = wire  # type: ignore[attr-defined]
+    stand_in.unwire = unwire  # type: ignore[attr-defined]
+    sys.modules["dependency_injector.wiring"] = stand_in
+    try:
+        return importlib.import_module("dependency_injector.containers")
+    finally:
+        if sys.modules.get("dependency_injector.wiring") is stand_in:
+            del sys.modules["dependency_injector.wiring"]
+        package = sys.modules.get("dependency_injector")
+        if getattr(package, "wiring", None) is stand_in:
+            delattr(package, "wiring")
+
+
+if TYPE_CHECKING:
+    from dependency_injector import containers
+else:
+    containers = _import_containers_without_wiring()
 
 
 def no_tools(profile: AgentProfile) -> Sequence[Tool]:
@@ -96,7 +171,11 @@ def _sqlite_store(settings: StoreSettings) -> SQLiteStore:
             raise StoreError(
                 f"cannot create the data directory {path.parent}: {exc.strerror or exc}"
             ) from exc
-    return SQLiteStore(path, lease_seconds=settings.lease_seconds)
+    return SQLiteStore(
+        path,
+        lease_seconds=settings.lease_seconds,
+        synchronous="FULL" if settings.sqlite_synchronous == "full" else "NORMAL",
+    )
 
 
 def _server_store(store: Any, *, session_ttl: bool = False) -> providers.Singleton[SessionStore]:
@@ -107,20 +186,27 @@ def _server_store(store: Any, *, session_ttl: bool = False) -> providers.Singlet
     return providers.Singleton(open_store, store.url, **options)
 
 
-def _vendor(kind: str, llm: LLMSettings) -> Provider:
+def _vendor(kind: LLMKind, llm: LLMSettings) -> Provider:
     """The vendor adapter for ``kind``, its SDK retries off and ours (bounded) around it.
 
-    Imported on use, so the container loads without the vendor extras.
+    Imported on use, so the container loads without the vendor extras. The key
+    and model rules (a missing key named by its variables, a local server asked
+    for its model) are :mod:`orra_di.providers.choice`'s, which ``orra-di config``
+    shows in words.
     """
+    from orra_di.providers.choice import require_key, vendor_key, vendor_model
+
     adapter: Provider
     # With llm.auth, the token provider's bearer token replaces every key (bug 39).
     tokens = llm.auth.token_provider() if llm.auth else None
+    if tokens is None:
+        require_key(kind, llm)
     if kind == "anthropic":
         from orra_di.providers import anthropic
 
         adapter = anthropic.AnthropicProvider(
-            None if tokens else llm.resolved_api_key,
-            model=llm.model or anthropic.DEFAULT_MODEL,
+            None if tokens else vendor_key(kind, llm),
+            model=vendor_model(kind, llm) or anthropic.DEFAULT_MODEL,
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
@@ -129,10 +215,9 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     else:
         from orra_di.providers import openai
 
-        # A local server (base_url) never receives the OPENAI_API_KEY of the environment.
         adapter = openai.OpenAIProvider(
-            None if tokens else llm.api_key if llm.base_url else llm.resolved_api_key,
-            model=llm.model or openai.DEFAULT_MODEL,
+            None if tokens else vendor_key(kind, llm),
+            model=vendor_model(kind, llm),
             base_url=llm.base_url,
             timeout=llm.timeout,
             max_retries=0,
@@ -141,11 +226,168 @@ def _vendor(kind: str, llm: LLMSettings) -> Provider:
     return RetryingProvider(adapter, max_retries=llm.max_retries, max_wait=llm.max_retry_wait)
 
 
+def _plugin_registry(settings: OrraSettings) -> PluginRegistry:
+    """The enabled plugins, loaded and configured; :func:`lifespan` starts and stops them."""
+    if not settings.plugins.enabled:
+        return PluginRegistry()  # nothing to look for: skip scanning the installed packages
+    return registry_from_settings(settings.plugins)
+
+
+def _agents(settings: OrraSettings, plugins: PluginRegistry) -> list[AgentProfile]:
+    """The configured agents, then the running plugins' agents."""
+    return [*settings.agents, *plugins.agents()]
+
+
+def _project_hooks(
+    settings: OrraSettings, store: SessionStore, policies: PolicyRegistry
+) -> list[Hook]:
+    """The hook applying projects to runs, when they are on and the store can keep them."""
+    if not settings.projects.enabled:
+        return []
+    try:
+        return [ProjectHook(project_store_for(store), policies)]
+    except ConfigurationError:  # an application's own store: no projects can live there
+        return []
+
+
+def _approval_store(settings: OrraSettings, store: SessionStore) -> ApprovalStore:
+    """Approvals beside the sessions, in the same backend (one per session store object)."""
+    from orra_di.approvals.stores import approval_store_for  # only where approvals are used
+
+    return approval_store_for(store, poll_interval=settings.approval.poll_interval)
+
+
+def _approval_hook(
+    settings: OrraSettings, approval_store: Callable[[], ApprovalStore], approver: Approver | None
+) -> Hook | None:
+    """The ApprovalHook when ``approval.enabled``; answered through the store unless the
+    application gives an ``approver`` (e.g. an InProcessApprover), which then races it.
+
+    ``approval_store`` is the provider, called only when approvals are on: a run
+    without them neither imports nor opens anything of theirs (``orra-di ask``
+    starts faster, see benchmarks/bench_startup.py)."""
+    section = settings.approval
+    if not section.enabled:
+        return None
+    from orra_di.approvals.hook import ApprovalHook
+
+    return ApprovalHook(
+        approver, store=approval_store(), tools=section.tools, timeout=section.timeout
+    )
+
+
+def _metrics_collector() -> MetricsCollector:
+    """orra's metrics (``container.metrics()``), imported when first asked for."""
+    from orra_di.observability.metrics import MetricsCollector
+
+    return MetricsCollector()
+
+
+def _instrumentation(
+    settings: OrraSettings, metrics: Callable[[], MetricsCollector]
+) -> Instrumentation | None:
+    """What ``telemetry`` switches on: OpenTelemetry and orra's metrics (each imported, and
+    ``metrics`` built, only when switched on), or both."""
+    otel: Instrumentation | None = None
+    if settings.telemetry.enabled:
+        from orra_di.observability.otel import OpenTelemetryInstrumentation
+
+        otel = OpenTelemetryInstrumentation(provider_name=settings.llm.resolved_kind)
+    counted: Instrumentation | None = None
+    if settings.telemetry.prometheus:
+        from orra_di.observability.metrics import MetricsInstrumentation
+
+        counted = MetricsInstrumentation(metrics())
+    return combine(otel, counted)
+
+
+def _settings_hooks(settings: OrraSettings, tools: list[Tool]) -> list[Hook]:
+    """The built-in hooks the settings switch on (before the application's own), adding
+    the ``set_working_directory`` tool to ``tools`` when the working directory is on."""
+    hooks: list[Hook] = []
+    if settings.logging.enabled:
+        from orra_di.hooks.logging import LoggingHook
+
+        key = settings.llm.resolved_api_key
+        hooks.append(
+            LoggingHook(
+                settings.logging.logger,
+                level=logging.getLevelNamesMapping()[settings.logging.level],
+                preview_chars=settings.logging.preview_chars,
+                secrets=[
+                    key.get_secret_value() if key else None,
+                    *(settings.llm.auth.secrets() if settings.llm.auth else ()),
+                ],
+            )
+        )
+    if settings.working_directory.enabled:
+        from orra_di.hooks import working_directory as wd
+
+        tools.append(wd.working_directory_tool())
+        aware = [t for t in tools if wd.takes_working_directory(t)]
+        hooks.append(wd.WorkingDirectoryHook(aware, default=settings.working_directory.default))
+    return hooks
+
+
 def _prompt_builder(settings: OrraSettings) -> PromptBuilder:
     builder = PromptBuilder(settings.prompt.channel_context)
     for section in settings.prompt.sections:
         builder.add_section(section)
     return builder
+
+
+def _usage_hook(
+    settings: OrraSettings,
+    ledger: Callable[[], UsageLedger],
+    tokenizer: Tokenizer,
+    context_memory: ContextMemory,
+) -> UsageHook | None:
+    """The hook that records usage and enforces budgets; ``None`` when both are off.
+
+    ``ledger`` is the ledger's provider, called only when the hook is wanted, so
+    a store without a usage backend works as long as usage is off.
+    """
+    if not settings.usage.enabled and not settings.budgets:
+        return None
+    return UsageHook(
+        ledger(),
+        budgets=Budgets(settings.budgets),
+        prices=settings.prices,
+        default_model=settings.llm.model,
+        window=ContextWindow(tokenizer, None, context_memory),
+        output_allowance=settings.usage.output_allowance,
+        reservation_ttl=settings.usage.reservation_ttl,
+    )
+
+
+def _cron_service(
+    settings: OrraSettings,
+    cron_store: CronStore,
+    store: SessionStore,
+    runtimes: RuntimeMap,
+    deliver: Deliver | None,
+) -> CronService:
+    """The service that runs the jobs beside the sessions with the container's agents."""
+    section = settings.cron
+    return CronService(
+        cron_store,
+        store,
+        runtimes,
+        lease=section.lease,
+        poll_interval=section.poll_interval,
+        deliver=deliver,
+        prune_every=section.prune_every,
+        session_ttl=settings.store.session_ttl,
+    )
+
+
+def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService]) -> list[Tool]:
+    """The ``cron`` tool when ``cron.tool`` is on (the service built only then)."""
+    if not settings.cron.tool:
+        return []
+    from orra_di.cron.tool import CronTool
+
+    return [CronTool(cron_service(), default_timezone=settings.cron.default_timezone)]
 
 
 def _agent_runtime(
@@ -162,13 +404,28 @@ def _agent_runtime(
     hook_factory: Callable[[AgentProfile], Sequence[Hook]],
     policy_factory: Callable[[AgentProfile, PolicyRegistry], PolicyRegistry],
     runtimes: RuntimeMap,
+    plugins: PluginRegistry,
+    usage_hook: UsageHook | None = None,
+    approval_hook: Hook | None = None,
+    instrumentation: Instrumentation | None = None,
+    cron_service: Callable[[], CronService] | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
-    tools = [*builtin_tools(settings.tools), *tool_factory(profile)]
+    tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
+    if cron_service is not None:
+        tools += _cron_tools(settings, cron_service)
     agent_policies = policy_factory(profile, policies)
-    hooks = list(hook_factory(profile))
+    hooks = [
+        *_settings_hooks(settings, tools),
+        *_project_hooks(settings, store, agent_policies),
+        *hook_factory(profile),
+        *plugins.hooks(profile),
+        # approval after the others: it approves the call as they left it
+        *([approval_hook] if approval_hook is not None else []),
+        *([usage_hook] if usage_hook else []),  # budgets: the last word before a call
+    ]
     if rt.enable_delegation and len(runtimes) > 1:
         delegate = delegate_to_agent_tool(runtimes, profile.name, max_depth=rt.max_delegation_depth)
         tools.append(delegate)
@@ -181,11 +438,16 @@ def _agent_runtime(
                 llm=llm,
                 store=store,
                 config=config,
-                tools=[*builtin_tools(settings.tools), *tool_factory(profile)],
+                tools=[
+                    *builtin_tools(settings.tools),
+                    *tool_factory(profile),
+                    *plugins.tools(profile),
+                ],
                 hooks=hooks,
                 policies=agent_policies,
                 tokenizer=tokenizer,
                 context=context_window,
+                instrumentation=instrumentation,
             )
 
         tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
@@ -200,6 +462,7 @@ def _agent_runtime(
         tokenizer=tokenizer,
         context=context_window,
         prompt_builder=prompt_builder,
+        instrumentation=instrumentation,
     )
 
 
@@ -240,7 +503,11 @@ class Container(containers.DeclarativeContainer):
     hook_factory = providers.Object(no_hooks)
     policy_factory = providers.Object(shared_policies)
 
-    runtimes = providers.Singleton(RuntimeMap, settings.provided.agents)
+    plugins = providers.Singleton(_plugin_registry, settings)
+    project_store = providers.Factory(project_store_for, store)
+    projects = providers.Factory(ProjectManager, project_store, store)
+
+    runtimes = providers.Singleton(RuntimeMap, providers.Callable(_agents, settings, plugins))
 
     # Voice adapters (orra-di[voice]), one per use: the caller closes it.
     speech_to_text = providers.Factory(
@@ -248,6 +515,24 @@ class Container(containers.DeclarativeContainer):
     )
     text_to_speech = providers.Factory(
         make_text_to_speech, settings.provided.voice, settings.provided.llm
+    )
+
+    usage_ledger = providers.Singleton(usage_ledger_for, store)
+    usage_hook = providers.Singleton(
+        _usage_hook, settings, usage_ledger.provider, tokenizer, context_memory
+    )
+
+    approver: providers.Object[Approver | None] = providers.Object(None)
+    approval_store = providers.Factory(_approval_store, settings, store)
+    approval_hook = providers.Factory(_approval_hook, settings, approval_store.provider, approver)
+
+    metrics = providers.Singleton(_metrics_collector)
+    instrumentation = providers.Singleton(_instrumentation, settings, metrics.provider)
+
+    cron_store = providers.Factory(cron_store_for, store)
+    cron_deliver: providers.Object[Deliver | None] = providers.Object(None)
+    cron_service = providers.Singleton(
+        _cron_service, settings, cron_store, store, runtimes, cron_deliver
     )
 
     agent_runtime = providers.Factory(
@@ -263,6 +548,11 @@ class Container(containers.DeclarativeContainer):
         hook_factory=hook_factory,
         policy_factory=policy_factory,
         runtimes=runtimes,
+        plugins=plugins,
+        usage_hook=usage_hook,
+        approval_hook=approval_hook,
+        instrumentation=instrumentation,
+        cron_service=cron_service.provider,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -320,18 +610,45 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
     """
     store: SessionStore = container.store()
     llm: object = None
+    plugins: PluginRegistry | None = None
     try:
         llm = container.llm()
         await store.load(_STARTUP_CHECK)  # opens the connection (SQLite: and migrates)
-        yield container
+        plugins = container.plugins()
+        if await plugins.start() and plugins.agents():
+            container.runtimes.reset()  # a map built before the start lacks their agents
+        async with _cron_running(container):
+            yield container
     finally:
         with anyio.CancelScope(shield=True):
             try:
+                if plugins is not None:
+                    await plugins.shutdown()
+                    container.plugins.reset()  # entering again loads and starts them afresh
                 await store.aclose()
             finally:
                 _reset(container.store)
+                container.usage_hook.reset()  # both hold the store just closed
+                container.usage_ledger.reset()
+                container.cron_service.reset()
                 await close_provider(llm)
                 _reset(container.llm)
+
+
+@asynccontextmanager
+async def _cron_running(container: Container) -> AsyncIterator[None]:
+    """With ``cron.enabled``, run the cron service for the block; on exit, stop it and let
+    the runs in flight finish (so they are recorded, not abandoned)."""
+    if not container.settings().cron.enabled:
+        yield
+        return
+    service: CronService = container.cron_service()
+    async with anyio.create_task_group() as tg:
+        await tg.start(service.serve)
+        try:
+            yield
+        finally:
+            service.stop()
 
 
 def _reset(selector: providers.Provider[Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from orra_di.errors import ConfigurationError
 from orra_di.message import Message, Role
-from orra_di.session import Session
+from orra_di.session import History, Session
 from orra_di.tool import ToolDefinition
 
 __all__ = ["CharEstimator", "ContextBudget", "ContextMemory", "ContextWindow", "Tokenizer"]
@@ -118,6 +118,17 @@ class Tally:
     total: int
 
 
+@dataclass(slots=True)
+class Prefix:
+    """The token total of the first ``count`` messages of one :class:`History` (by
+    weak reference), valid while that list is not rewritten."""
+
+    messages: weakref.ref[History]
+    tokenizer: Tokenizer
+    count: int
+    total: int
+
+
 class ContextMemory:
     """What context windows learn, shareable between them (the container shares one).
 
@@ -137,6 +148,8 @@ class ContextMemory:
         self.estimates: OrderedDict[int, tuple[object, Tokenizer, int]] = OrderedDict()
         self.tallies: OrderedDict[int, Tally] = OrderedDict()
         """Running totals by ``id()`` of the session object they count."""
+        self.prefixes: OrderedDict[int, Prefix] = OrderedDict()
+        """Totals of a store's own message lists, by ``id()`` of the list."""
         self.scales: dict[str, float] = {}
 
     def remember_estimate(self, item: object, tokenizer: Tokenizer, count: int) -> None:
@@ -171,6 +184,33 @@ class ContextMemory:
         self.tallies.move_to_end(key)
         if len(self.tallies) > self.max_tallies:
             self.tallies.popitem(last=False)
+
+    def prefix(self, messages: History) -> Prefix | None:
+        """The remembered total of the start of this very list, if any."""
+        found = self.prefixes.get(id(messages))
+        return found if found is not None and found.messages() is messages else None
+
+    def remember_prefix(
+        self, messages: History, tokenizer: Tokenizer, count: int, total: int
+    ) -> None:
+        """Remember that the first ``count`` of ``messages`` make ``total`` tokens."""
+        key = id(messages)
+        previous = self.prefix(messages)
+        if previous is not None:
+            ref = previous.messages
+        else:
+            prefixes = self.prefixes
+
+            def forget(dead: weakref.ref[History]) -> None:
+                entry = prefixes.get(key)
+                if entry is not None and entry.messages is dead:
+                    del prefixes[key]
+
+            ref = weakref.ref(messages, forget)
+        self.prefixes[key] = Prefix(ref, tokenizer, count, total)
+        self.prefixes.move_to_end(key)
+        if len(self.prefixes) > self.max_tallies:
+            self.prefixes.popitem(last=False)
 
 
 class ContextWindow:
@@ -250,16 +290,21 @@ class ContextWindow:
         session once and appends to it, so each step of the run counts only its
         new messages. It is reused only while that object still holds the very
         list that was counted, at least as long, with the same message object
-        at the last counted position. Everything else starts over, and cheaply
-        (per-message estimates are cached): another load, as after a history
-        was rewritten with ``store.save`` or trimmed, is a new object, and a
-        hook that replaces ``session.messages`` makes a new list. Keying on the
-        namespace and comparing the last message instead (as this once did)
-        missed a rewrite that changed an earlier message and kept the last.
+        at the last counted position. A hook that replaces ``session.messages``
+        makes a new list, which starts over. Keying on the namespace and
+        comparing the last message instead (as this once did) missed a rewrite
+        that changed an earlier message and kept the last.
+
+        A new load is a new object, but its messages are a :class:`History`
+        copied from the store's own list: the total of that list's first
+        messages, remembered when an earlier load was counted, carries over
+        while neither list was rewritten (only appended to), so a run counts
+        the messages added since the last one, not the whole session. A rewrite
+        (``store.save``, ``trim``, any change other than an append to either
+        list) makes a list without that provenance, and it is counted whole.
         """
         messages = session.messages
         tally = self.memory.tally(session)
-        counted, total = 0, 0
         if (
             tally is not None
             and tally.messages is messages
@@ -267,11 +312,30 @@ class ContextWindow:
             and 0 < tally.count <= len(messages)
             and messages[tally.count - 1] is tally.last
         ):
-            counted, total = tally.count, tally.total
-        total += self.estimate_total_tokens(messages[counted:])
+            total = tally.total + self.estimate_total_tokens(messages[tally.count :])
+        else:
+            total = self._first_count(messages)
         if messages:
             self.memory.remember_tally(session, self.tokenizer, len(messages), total)
         return total
+
+    def _first_count(self, messages: list[Message]) -> int:
+        """The total of a list this window has no running total for, reusing what is
+        known of the store's list it was copied from, and telling that list's total."""
+        if not isinstance(messages, History) or messages.rewritten or messages.source is None:
+            return self.estimate_total_tokens(messages)
+        source = messages.source()
+        if source is None or source.rewritten:
+            return self.estimate_total_tokens(messages)
+        # While neither list was rewritten, messages[:copied] are source[:copied].
+        copied = messages.copied
+        known = self.memory.prefix(source)
+        counted, total = 0, 0
+        if known is not None and known.tokenizer is self.tokenizer and known.count <= copied:
+            counted, total = known.count, known.total
+        total += self.estimate_total_tokens(messages[counted:copied])
+        self.memory.remember_prefix(source, self.tokenizer, copied, total)
+        return total + self.estimate_total_tokens(messages[copied:])
 
     def is_over_budget(self, messages: Sequence[Message]) -> bool:
         return self.estimate_total_tokens(messages) > self.budget.available_for_input

@@ -100,7 +100,8 @@ def delegate_to_agent_tool(
             raise ToolExecutionError("cannot delegate to yourself")
         if agent not in runtimes:
             raise ToolExecutionError(
-                f"agent '{agent}' not found. Available agents: {', '.join(runtimes)}"
+                f"agent '{agent}' not found. Available agents: "
+                + ", ".join(p.name for p in runtimes.profiles)
             )
         target = _slug(agent)
         path = delegation_chain(ctx.namespace) or [self_key]

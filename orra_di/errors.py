@@ -24,8 +24,12 @@ OrraError
 │   └── ToolExecutionError        "execution failed: ..."
 ├── SessionBusyError              another run holds the session
 ├── VoiceError                    speech-to-text or text-to-speech failed (voice/)
+├── PluginError                   a plugin failed to load, start or stop (.plugin names it)
+├── ProjectError                  a project is missing, exists already, or is inactive
+├── ApprovalError                 an approval id that is not one, or not answerable
 └── OrraRuntimeError              the agent loop gave up
-    └── MaxTurnsExceeded
+    ├── MaxTurnsExceeded
+    └── BudgetExceededError       a namespace's usage budget is spent; nothing was sent
 ```
 """
 
@@ -34,13 +38,18 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ApprovalError",
     "AuthError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ContextLengthExceededError",
+    "CronError",
     "MaxTurnsExceeded",
     "NamespaceError",
     "OrraError",
     "OrraRuntimeError",
+    "PluginError",
+    "ProjectError",
     "ProviderAuthError",
     "ProviderBadRequestError",
     "ProviderError",
@@ -54,6 +63,7 @@ __all__ = [
     "ToolInputError",
     "VoiceError",
 ]
+# install_hint() is used by the adapters; __all__ holds the exception tree only.
 
 
 class OrraError(Exception):
@@ -62,6 +72,15 @@ class OrraError(Exception):
 
 class ConfigurationError(OrraError):
     """Settings or wiring are wrong; the message names what to change."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs an extra, from PyPI and from a checkout.
+
+    ``pip install "orra-di[openai]"`` fetches orra-di from PyPI, which is not
+    what someone running a clone wants; in a clone ``pip install -e ".[openai]"`` is.
+    """
+    return f'pip install "orra-di[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
 
 
 class NamespaceError(OrraError, ValueError):
@@ -227,3 +246,63 @@ class MaxTurnsExceeded(OrraRuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.max_turns,), self.__dict__)
+
+
+class PluginError(OrraError):
+    """A plugin failed to load, initialise or shut down; ``plugin`` names it.
+
+    The registry records it and starts the other plugins: one broken plugin never
+    keeps the application from starting.
+    """
+
+    def __init__(self, plugin: str, cause: str) -> None:
+        super().__init__(f"plugin {plugin!r} failed: {cause}")
+        self.plugin = plugin
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.plugin, self.cause), self.__dict__)
+
+
+class ProjectError(OrraError):
+    """A project operation or a run under ``project:<id>`` was refused; the message says why."""
+
+
+class BudgetExceededError(OrraRuntimeError):
+    """A usage budget of the namespace (or of an ancestor) would be exceeded by the next call.
+
+    Raised before the call, so nothing was sent to the model. ``namespace`` is
+    the run's namespace, ``budget_namespace`` the one whose budget refused
+    (itself or an ancestor), ``window`` ``"hour"``, ``"day"`` or ``"month"``.
+    """
+
+    def __init__(self, message: str, *, namespace: str, budget_namespace: str, window: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.budget_namespace = budget_namespace
+        self.window = window
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_budget_error, (self.args[0], self.__dict__))
+
+
+def _rebuild_budget_error(message: str, state: dict[str, Any]) -> BudgetExceededError:
+    return BudgetExceededError(
+        message,
+        namespace=state["namespace"],
+        budget_namespace=state["budget_namespace"],
+        window=state["window"],
+    )
+
+
+class ApprovalError(OrraError):
+    """An approval request that does not exist, is malformed, or cannot be answered.
+
+    A refused tool call is not this error: it becomes an error result the model
+    reads (``ToolCallDenied``); this is for whoever answers approvals.
+    """
+
+
+class CronError(OrraError, ValueError):
+    """A cron job or schedule that cannot be used: a bad expression or time zone, an
+    unknown agent, a namespace outside the caller's subtree, a job that does not exist."""

@@ -11,7 +11,7 @@ so it is stored with the history and survives a restart.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -78,6 +78,27 @@ def _storable_json(value: JsonValue) -> JsonValue:
 
 Text = Annotated[str, AfterValidator(storable_text)]
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def trusted(cls: type[_Model], values: dict[str, Any], fields_set: set[str]) -> _Model:
+    """An instance of ``cls`` from values already valid, without validating them again.
+
+    For what the runtime builds itself on every step (a tool's result, the
+    message answering the calls, usage totals, requests): validating values it
+    built from validated parts would only cost time. ``values`` must hold every
+    field, in declaration order, as validation would have left it;
+    ``fields_set`` is what the caller passed explicitly (as ``model_fields_set``
+    would report it). ``model_construct`` does the same through a generic path
+    that walks each field's aliases and defaults, and costs more than this.
+    """
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
+
 
 class Role(StrEnum):
     SYSTEM = "system"
@@ -103,6 +124,13 @@ class ToolResult(BaseModel):
     call_id: str
     content: Text
     is_error: bool = False
+
+    @classmethod
+    def trusted(cls, call_id: str, content: str) -> ToolResult:
+        """A successful result from values the caller made valid already: ``content``
+        passed through :func:`storable_text`, ``call_id`` from a validated call."""
+        values = {"call_id": call_id, "content": content, "is_error": False}
+        return trusted(cls, values, {"call_id", "content"})
 
 
 class VendorData(BaseModel):
@@ -164,7 +192,17 @@ class Message(BaseModel):
     @classmethod
     def tool_result(cls, results: tuple[ToolResult, ...] | list[ToolResult]) -> Message:
         """The user-role message that answers an assistant's tool calls."""
-        return cls(role=Role.USER, content="", tool_results=tuple(results))
+        results = tuple(results)
+        if all(type(r) is ToolResult for r in results):  # nothing to validate: skip it
+            values = {
+                "role": Role.USER,
+                "content": "",
+                "tool_calls": (),
+                "tool_results": results,
+                "vendor_data": (),
+            }
+            return trusted(cls, values, {"role", "content", "tool_results"})
+        return cls(role=Role.USER, content="", tool_results=results)
 
     def vendor(self, name: str) -> JsonValue:
         """The data that vendor ``name`` attached to this message, or None."""

@@ -140,16 +140,19 @@ class Namespace:
         for end in range(len(self._segments) - 1, 0, -1):
             yield Namespace(*self._segments[:end])
 
-    def is_ancestor_of(self, other: Namespace) -> bool:
-        """True when ``other`` lies strictly below this namespace (segment-wise)."""
+    def is_ancestor_of(self, other: NamespaceLike) -> bool:
+        """True when ``other`` (a namespace or its key) lies strictly below this one."""
+        other = Namespace.coerce(other)
         n = len(self._segments)
         return n < len(other._segments) and other._segments[:n] == self._segments
 
-    def is_descendant_of(self, other: Namespace) -> bool:
-        return other.is_ancestor_of(self)
+    def is_descendant_of(self, other: NamespaceLike) -> bool:
+        """True when this namespace lies strictly below ``other`` (a namespace or its key)."""
+        return Namespace.coerce(other).is_ancestor_of(self)
 
-    def contains(self, other: Namespace) -> bool:
-        """True for this namespace itself and everything below it."""
+    def contains(self, other: NamespaceLike) -> bool:
+        """True for this namespace itself and everything below it (``other`` may be a key)."""
+        other = Namespace.coerce(other)
         return other == self or self.is_ancestor_of(other)
 
     def __setattr__(self, name: str, value: object) -> None:

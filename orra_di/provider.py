@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from orra_di.message import JsonValue, Message, VendorData
+from orra_di.message import JsonValue, Message, VendorData, trusted
 from orra_di.tool import ToolDefinition
 
 __all__ = [
@@ -65,14 +65,30 @@ class Usage(BaseModel):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @classmethod
+    def zero(cls) -> Usage:
+        """``Usage()``, without validating four zeros (every run starts one)."""
+        values = dict.fromkeys(_USAGE_FIELDS, 0)
+        return trusted(cls, values, set())
+
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            cache_creation_input_tokens=self.cache_creation_input_tokens
+        """The sum, built without validation: sums of valid counts are valid counts."""
+        values = {
+            "input_tokens": self.input_tokens + other.input_tokens,
+            "output_tokens": self.output_tokens + other.output_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens + other.cache_read_input_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens
             + other.cache_creation_input_tokens,
-        )
+        }
+        return trusted(Usage, values, set(_USAGE_FIELDS))
+
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 
 
 class CompletionRequest(BaseModel):

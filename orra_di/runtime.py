@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,8 +35,9 @@ from orra_di.errors import (
     ToolError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
-from orra_di.message import Message, ToolCall, ToolResult, storable_text
+from orra_di.message import Message, ToolCall, ToolResult, storable_text, trusted
 from orra_di.namespace import Namespace, NamespaceLike
+from orra_di.observability.instrumentation import Instrumentation
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.provider import (
     CompletionRequest,
@@ -55,7 +56,20 @@ from orra_di.provider import (
 from orra_di.run_context import RunContext, running
 from orra_di.session import Session
 from orra_di.store import SessionStore
-from orra_di.tool import Tool, ToolContext, ToolRegistry
+from orra_di.tool import (
+    FunctionTool,
+    Tool,
+    ToolContext,
+    ToolDefinition,
+    ToolRegistry,
+    ToolTimedOut,
+)
+
+_get_async_backend: Callable[[], Any] | None
+try:  # anyio's backend class for the running loop, looked up once per run (see _scopes)
+    from anyio._core._eventloop import get_async_backend as _get_async_backend
+except ImportError:  # pragma: no cover - another anyio layout: its public calls then
+    _get_async_backend = None
 
 __all__ = [
     "INTERRUPTED",
@@ -159,10 +173,14 @@ class Runtime:
         hooks: HookRegistry | Iterable[Hook] = (),
         config: RuntimeConfig | None = None,
         context: ContextWindow | None = None,
+        instrumentation: Instrumentation | None = None,
     ) -> None:
         """``context`` may be shared between runtimes (the container does), so token
         estimates and the usage calibration learned by one agent serve all;
-        without it, one is made from ``tokenizer`` and ``config.context_budget``."""
+        without it, one is made from ``tokenizer`` and ``config.context_budget``.
+        ``instrumentation`` (telemetry, metrics) wraps each run, model call and tool
+        call; see :mod:`orra_di.observability`."""
+        self.instrumentation = instrumentation
         self.llm = llm
         self.store = store
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(list(tools))
@@ -176,6 +194,16 @@ class Runtime:
         )
         system = self.config.system_prompt
         self._system = [Message.system(system)] if system else []
+        self._tools_cache: (
+            tuple[
+                ToolPolicy,
+                object,
+                tuple[ToolDefinition, ...],
+                tuple[ToolDefinition, ...],
+                int,
+            ]
+            | None
+        ) = None
 
     async def run(
         self, namespace: NamespaceLike, message: Message | str, *, model: str | None = None
@@ -235,12 +263,21 @@ class Runtime:
     async def _run(
         self, namespace: Namespace, user: Message, model: str | None, emit: Emit | None
     ) -> RunResult:
+        observe = self.instrumentation
+        if observe is None:
+            return await self._run_locked(namespace, user, model, emit)
+        step = self._run_locked(namespace, user, model, emit)
+        return await observe.run(namespace, self.config.name, model or self.config.model, step)
+
+    async def _run_locked(
+        self, namespace: Namespace, user: Message, model: str | None, emit: Emit | None
+    ) -> RunResult:
         async with self.store.lock(namespace, timeout=self.config.busy_timeout):
             session = await self.store.load(namespace) or Session(namespace=namespace)
             await self._answer_leftover_calls(session)
             run = RunContext(
                 namespace=namespace,
-                run_id=uuid.uuid4().hex,
+                run_id=os.urandom(16).hex(),  # uuid4().hex's form, without the UUID object
                 session=session,
                 agent=self.config.name,
                 model=model or self.config.model,
@@ -259,33 +296,42 @@ class Runtime:
         """The turns of one run, with the session locked and ``run`` current."""
         namespace = session.namespace
         writer = _SessionWriter(self.store, session)
-        await self.hooks.after_session_load(namespace, session)
+        hooks = self.hooks
+        if hooks:
+            await hooks.after_session_load(namespace, session)
         await writer.append(user)
         turns: list[TurnResult] = []
-        usage = Usage()
+        usage = run.usage
+        scopes = _Scopes()
         for _ in range(self.config.max_turns):
             policy = self.policies.resolve(namespace)
             request, estimated = self._request(session, policy, model)
-            await self.hooks.before_provider_call(request)
-            response = await self._complete(request, emit)
+            if hooks:
+                await hooks.before_provider_call(request)
+            if self.instrumentation is None:
+                response = await self._complete(request, emit)
+            else:
+                step = self._complete(request, emit)
+                response = await self.instrumentation.model_call(request, step)
             usage += response.usage
             run.usage = usage  # the after hook sees this call counted
-            await self.hooks.after_provider_call(response)
+            if hooks:
+                await hooks.after_provider_call(response)
             if response.usage.input_tokens:
                 self.window.calibrate(request.model or "", estimated, response.usage.input_tokens)
             calls = response.message.tool_calls
-            await writer.append(response.message)
             if not calls:
+                await self._finish(namespace, writer, response.message)
                 turn = TurnResult(response)
                 turns.append(turn)
                 if emit:
                     await emit(TurnCompleted(turn))
-                await self._finish(namespace, writer)
                 result = RunResult(response.message, tuple(turns), usage)
                 if emit:
                     await emit(RunFinished(result))
                 return result
-            results = await self._answer(namespace, calls, policy, writer, emit)
+            await writer.append(response.message)
+            results = await self._answer(namespace, calls, policy, writer, emit, scopes)
             turn = TurnResult(response, results)
             turns.append(turn)
             if emit:
@@ -298,10 +344,9 @@ class Runtime:
     ) -> tuple[CompletionRequest, int]:
         """The next request, trimmed to the budget, and our estimate of its size."""
         model = model or self.config.model
-        tools = policy.filter_definitions(self.tools.definitions())
+        tools, reserved = self._tools_for(policy)
         history = session.messages
-        messages = self._system + history
-        reserved = self.window.estimate_tools_tokens(tools)
+        messages = self._system + history if self._system else list(history)
         used = self.window.history_tokens(session) + reserved
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
@@ -309,20 +354,59 @@ class Runtime:
         if used * scale > self.window.budget.available_for_input:
             messages = self.window.truncate_to_fit(messages, scale=scale, reserved=reserved)
             used = self.window.estimate_total_tokens(messages) + reserved
-        # model_construct: the messages are validated already, and re-validating
-        # a long history on every step would make a turn's cost grow with it.
-        request = CompletionRequest.model_construct(
+        request = _trusted_request(
             messages=messages,
-            tools=tools,
+            tools=list(tools),  # the request's own list: a hook may change it in place
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             model=model,
         )
         return request, used
 
-    async def _finish(self, namespace: Namespace, writer: _SessionWriter) -> None:
-        await self.hooks.before_session_save(namespace, writer.session)
-        await writer.flush_after_hooks()
+    def _tools_for(self, policy: ToolPolicy) -> tuple[tuple[ToolDefinition, ...], int]:
+        """The definitions ``policy`` lets the model see and their estimated tokens.
+
+        Remembered for the last (definitions, policy, tokenizer) seen: the
+        definitions are read from the registry on every call (a tool's
+        ``definition`` may change, a tool may be added or removed) and compared
+        by identity, so any change to them, the policy or the tokenizer is a
+        new entry; only the filtering and the estimate are saved.
+        """
+        definitions = tuple([t.definition for t in self.tools])
+        cached = self._tools_cache
+        tokenizer = self.window.tokenizer
+        if (
+            cached is not None
+            and cached[0] is policy
+            and cached[1] is tokenizer
+            and len(cached[2]) == len(definitions)
+            and all(a is b for a, b in zip(cached[2], definitions, strict=True))
+        ):
+            return cached[3], cached[4]
+        allowed = tuple(policy.filter_definitions(definitions))
+        reserved = self.window.estimate_tools_tokens(allowed)
+        self._tools_cache = (policy, tokenizer, definitions, allowed, reserved)
+        return allowed, reserved
+
+    async def _finish(
+        self, namespace: Namespace, writer: _SessionWriter, answer: Message | None = None
+    ) -> None:
+        """Store the run's last step with what ``before_session_save`` hooks changed.
+
+        The answer is in the session while the hooks run and stored after them in
+        one write, which also releases the lock where the store can
+        (``_SessionWriter.finish``); if a hook fails or the run is cancelled
+        meanwhile, it is stored anyway before the error goes on.
+        """
+        if answer is not None:
+            writer.stage(answer)
+        try:
+            if self.hooks:
+                await self.hooks.before_session_save(namespace, writer.session)
+        except BaseException:
+            await writer.flush_staged()
+            raise
+        await writer.finish()
 
     async def _answer_leftover_calls(self, session: Session) -> None:
         """Answer calls a crashed run left open, so the history stays valid for providers."""
@@ -395,6 +479,7 @@ class Runtime:
         policy: ToolPolicy,
         writer: _SessionWriter,
         emit: Emit | None,
+        scopes: _Scopes,
     ) -> tuple[ToolResult, ...]:
         """Run the calls and persist their results; on cancellation record them interrupted."""
         results: list[ToolResult | None] = [None] * len(calls)
@@ -402,7 +487,11 @@ class Runtime:
 
             async def one(i: int) -> None:
                 try:
-                    results[i] = await self._execute(namespace, calls[i], policy)
+                    if self.instrumentation is None:
+                        results[i] = await self._execute(namespace, calls[i], policy, scopes)
+                    else:
+                        step = self._execute(namespace, calls[i], policy, scopes)
+                        results[i] = await self.instrumentation.tool_call(calls[i], step)
                 except Exception as exc:  # a hook failed: still answer the call
                     log.exception("hook failed around tool %s", calls[i].name)
                     results[i] = _error(calls[i], f"execution failed: {type(exc).__name__}: {exc}")
@@ -416,7 +505,7 @@ class Runtime:
                     await one(i)
         finally:
             done = tuple(r or _error(c, INTERRUPTED) for c, r in zip(calls, results, strict=True))
-            with anyio.CancelScope(shield=True):
+            with scopes.shield():
                 await writer.append(Message.tool_result(done))
         if emit:
             for result in done:
@@ -424,7 +513,7 @@ class Runtime:
         return done
 
     async def _execute(
-        self, namespace: Namespace, call: ToolCall, policy: ToolPolicy
+        self, namespace: Namespace, call: ToolCall, policy: ToolPolicy, scopes: _Scopes
     ) -> ToolResult:
         """One call's result, always answering the model's own call id.
 
@@ -437,7 +526,8 @@ class Runtime:
             result = _error(call, f"tool '{call.name}' is not allowed in this session")
             return await self._after(call, result, model_id)
         try:
-            call = await self.hooks.before_tool_call(namespace, call)
+            if self.hooks:
+                call = await self.hooks.before_tool_call(namespace, call)
         except ToolCallDenied as denied:  # a refusal like the policy's: the after hooks see it
             return await self._after(call, _error(call, denied.reason), model_id)
         call = call if call.id == model_id else call.model_copy(update={"id": model_id})
@@ -447,19 +537,31 @@ class Runtime:
         elif tool is None:
             result = _error(call, f"unknown tool: {call.name}")
         else:
-            result = await self._call_tool(namespace, call, tool)
+            result = await self._call_tool(namespace, call, tool, scopes)
         return await self._after(call, result, model_id)
 
-    async def _call_tool(self, namespace: Namespace, call: ToolCall, tool: Tool) -> ToolResult:
+    async def _call_tool(
+        self, namespace: Namespace, call: ToolCall, tool: Tool, scopes: _Scopes
+    ) -> ToolResult:
         limit = self.config.tool_timeout
         try:
-            with anyio.move_on_after(limit) as scope:
-                content = await tool.execute(call.arguments, ToolContext(namespace, call.id))
-            if scope.cancelled_caught:
-                return _error(call, f"execution failed: timed out after {limit:g}s")
+            context = ToolContext(namespace, call.id)
+            if isinstance(tool, FunctionTool) and (limit is None or not tool.is_coroutine):
+                # No cancel scope: an inline function cannot be interrupted, and a
+                # blocking one's wait for its thread carries the timeout itself.
+                content = await tool.execute_within(call.arguments, context, limit)
+            elif limit is None:
+                content = await tool.execute(call.arguments, context)
+            else:
+                with scopes.move_on_after(limit) as scope:
+                    content = await tool.execute(call.arguments, context)
+                if scope.cancelled_caught:
+                    raise ToolTimedOut
             # Tool output enters the run here: cleaned once, before it is measured.
             content = self.window.truncate_tool_result(storable_text(content))
-            return ToolResult(call_id=call.id, content=content)
+            return ToolResult.trusted(call.id, content)
+        except ToolTimedOut:
+            return _error(call, f"execution failed: timed out after {limit:g}s")
         except ToolError as exc:
             return _error(call, str(exc))
         except Exception as exc:
@@ -467,7 +569,8 @@ class Runtime:
             return _error(call, f"execution failed: {type(exc).__name__}: {exc}")
 
     async def _after(self, call: ToolCall, result: ToolResult, model_id: str) -> ToolResult:
-        result = await self.hooks.after_tool_call(call, result)
+        if self.hooks:
+            result = await self.hooks.after_tool_call(call, result)
         if result.call_id != model_id:  # a hook's replacement still answers the model's call
             result = result.model_copy(update={"call_id": model_id})
         return result
@@ -499,14 +602,25 @@ class RunStream:
 
 
 class _SessionWriter:
-    """Appends each step to the store as it happens and tracks what this run wrote."""
+    """Appends each step to the store as it happens and tracks what this run wrote.
+
+    The persistence of a run, kept apart from the loop: one write per step,
+    the last one (the answer, with the hooks' metadata) staged in the session
+    until ``before_session_save`` hooks ran, then written by ``finish`` through
+    the store's ``append_last`` where it has one (SQLite: the lock's lease goes
+    in the same transaction), else ``append``.
+    """
 
     def __init__(self, store: SessionStore, session: Session) -> None:
         self.store = store
         self.session = session
         self._start = len(session.messages)
         self._written: list[Message] = []
-        self._metadata = copy.deepcopy(session.metadata)  # as stored
+        self._staged: list[Message] = []  # in the session, not stored yet
+        self._metadata = copy.deepcopy(session.metadata) if session.metadata else {}  # as stored
+        self._last_write: Callable[..., Awaitable[None]] = getattr(
+            store, "append_last", store.append
+        )
 
     async def append(self, message: Message) -> None:
         await self.store.append(
@@ -515,17 +629,34 @@ class _SessionWriter:
         self.session.push_message(message)
         self._written.append(message)
 
-    async def flush_after_hooks(self) -> None:
-        """Persist what ``before_session_save`` hooks changed: metadata, or a rewrite."""
+    def stage(self, message: Message) -> None:
+        """Put ``message`` in the session now; ``finish`` (or ``flush_staged``) stores it."""
+        self.session.push_message(message)
+        self._written.append(message)
+        self._staged.append(message)
+
+    async def flush_staged(self) -> None:
+        """Store what is staged, shielded: the run ends by an error or a cancellation."""
+        staged, self._staged = self._staged, []
+        if staged:
+            with anyio.CancelScope(shield=True):
+                await self.store.append(
+                    self.session.namespace, staged, metadata=self._changed_metadata()
+                )
+
+    async def finish(self) -> None:
+        """The run's last write: what is staged and what hooks changed (metadata, a rewrite)."""
         ours = self.session.messages[self._start :]
         if len(ours) != len(self._written) or any(
             a is not b for a, b in zip(ours, self._written, strict=True)
         ):
+            self._staged = []
             await self.store.save(self.session)
             return
         metadata = self._changed_metadata()
-        if metadata is not None:
-            await self.store.append(self.session.namespace, [], metadata=metadata)
+        staged, self._staged = self._staged, []
+        if staged or metadata is not None:
+            await self._last_write(self.session.namespace, staged, metadata=metadata)
 
     def _changed_metadata(self) -> dict[str, Any] | None:
         current = self.session.metadata
@@ -533,6 +664,52 @@ class _SessionWriter:
             return None
         self._metadata = copy.deepcopy(current)
         return self._metadata
+
+
+def _trusted_request(**fields: Any) -> CompletionRequest:
+    """A request from values the runtime built and validated already, every field given.
+
+    Re-validating a long history on every step would make a turn's cost grow
+    with it, and ``model_construct`` (which walks every field's aliases and
+    defaults) costs more than validating a short one; this sets what it would.
+    """
+    return trusted(CompletionRequest, fields, set(fields))
+
+
+class _Scopes:
+    """anyio's cancel scopes for one run, the async backend looked up once.
+
+    ``anyio.CancelScope(...)`` and ``anyio.move_on_after`` look the backend up on
+    every call (sniffio, then a dict); a run stays on one event loop, so the run
+    asks once and calls the backend's own ``create_cancel_scope``: the very
+    scope class anyio would have made, with its semantics.
+    """
+
+    __slots__ = ("_backend",)
+
+    def __init__(self) -> None:
+        self._backend: Any = None  # looked up on first use: a run without tools needs none
+
+    def _lookup(self) -> Any:
+        if self._backend is None and _get_async_backend is not None:
+            self._backend = _get_async_backend()
+        return self._backend
+
+    def shield(self) -> anyio.CancelScope:
+        backend = self._lookup()
+        if backend is None:
+            return anyio.CancelScope(shield=True)
+        scope: anyio.CancelScope = backend.create_cancel_scope(shield=True)
+        return scope
+
+    def move_on_after(self, delay: float) -> anyio.CancelScope:
+        backend = self._lookup()
+        if backend is None:
+            return anyio.move_on_after(delay)
+        scope: anyio.CancelScope = backend.create_cancel_scope(
+            deadline=backend.current_time() + delay
+        )
+        return scope
 
 
 def _as_message(message: Message | str) -> Message:

@@ -18,6 +18,7 @@ from orra_di.agent import AgentProfile, detect_agent_mention
 from orra_di.context import ContextWindow, Tokenizer
 from orra_di.errors import ConfigurationError
 from orra_di.hook import Hook, HookRegistry
+from orra_di.observability.instrumentation import Instrumentation
 from orra_di.policy import PolicyRegistry
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider
@@ -59,7 +60,8 @@ class RuntimeMap(Mapping[str, Runtime]):
             return self._profiles[name.lower()]
         except KeyError:
             raise KeyError(
-                f"agent {name!r} not found. Available agents: {', '.join(self._profiles)}"
+                f"agent {name!r} not found. Available agents: "
+                + ", ".join(p.name for p in self._profiles.values())  # as configured
             ) from None
 
     @property
@@ -104,6 +106,7 @@ def build_runtime(
     tokenizer: Tokenizer | None = None,
     context: ContextWindow | None = None,
     prompt_builder: PromptBuilder | None = None,
+    instrumentation: Instrumentation | None = None,
 ) -> Runtime:
     """One agent's runtime: its prompt from the builder and its own model applied.
 
@@ -123,4 +126,5 @@ def build_runtime(
         hooks=HookRegistry(hooks),
         config=agent_config,
         context=context,
+        instrumentation=instrumentation,
     )

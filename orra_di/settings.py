@@ -32,7 +32,8 @@ Each setting is taken from the first layer that gives it, highest first:
 Every invalid value is reported at once, in one :class:`ConfigurationError`
 naming the setting, its environment variable, the bad value and what is
 accepted. Secrets (``llm.api_key``, a password in ``store.url``) never appear
-in a repr, a dump, an error or :func:`describe`.
+in a repr, a dump, an error or :func:`describe`. A variable that sets nothing
+but resembles a setting (``ORRA_AGENT``) is a :class:`SettingsWarning`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import json
 import os
 import sys
 import tomllib
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,14 +77,24 @@ from pydantic_settings import (
 )
 
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
+from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
+from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
+from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
+from orra_di.observability.settings import TelemetrySettings
+from orra_di.plugins.base import mask_secret_values
+from orra_di.plugins.settings import PluginOptions, PluginSettings
 from orra_di.policy import PolicyRegistry, ToolPolicy
+from orra_di.projects.settings import ProjectSettings
 from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
+from orra_di.settings_names import SettingsWarning, misspelt_variables
 from orra_di.stores import STORE_URL_FORMS, split_store_url
+from orra_di.usage.ledger import Budget, ModelPrice
+from orra_di.usage.settings import UsageSettings
 from orra_di.voice.settings import VoiceSettings
 
 __all__ = [
@@ -266,6 +278,10 @@ class StoreSettings(_Section):
     lease_seconds: float = Field(30.0, gt=0)
     """How long a crashed process keeps its sessions locked (SQLite, PostgreSQL, Redis);
     a live holder renews its lease well within it."""
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    """SQLite only: ``normal`` (a commit survives a process crash; a power cut may lose
+    the last commits) or ``full`` (an fsync per commit of session data, so each stored
+    step survives a power cut too; lease bookkeeping is not synced)."""
 
     @field_validator("url")
     @classmethod
@@ -480,6 +496,42 @@ class OrraSettings(BaseSettings):
         description="built-in tools every agent gets, from 'calculate' and 'current_time' "
         "(JSON in an environment variable; [] for none)",
     )
+    plugins: PluginSettings = Field(
+        default_factory=PluginSettings, description="a list of plugin names, or a table"
+    )
+    projects: ProjectSettings = Field(
+        default_factory=ProjectSettings, description="a table of projects settings"
+    )
+    usage: UsageSettings = Field(
+        default_factory=UsageSettings, description="a table of usage settings"
+    )
+    budgets: dict[_NamespaceKey, Budget] = Field(
+        default_factory=dict,
+        description="a table keyed by namespace ('acme'), each with any of tokens_per_hour, "
+        "tokens_per_day, tokens_per_month, cost_per_hour, cost_per_day, cost_per_month "
+        "(JSON in an environment variable)",
+    )
+    """Usage budgets per namespace, covering its subtree, checked before each model call."""
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="a table keyed by model name, each {input_per_mtok, output_per_mtok} "
+        "in US dollars (JSON in an environment variable)",
+    )
+    """What each model costs, so usage records cost and cost budgets can be enforced."""
+    approval: ApprovalSettings = Field(
+        default_factory=ApprovalSettings, description="a table of approval settings"
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings, description="a table of telemetry settings"
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="a table of logging settings"
+    )
+    working_directory: WorkingDirectorySettings = Field(
+        default_factory=WorkingDirectorySettings,
+        description="a table of working_directory settings",
+    )
+    cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -492,6 +544,8 @@ class OrraSettings(BaseSettings):
             raise ConfigurationError(f"cannot read the settings: {exc}") from exc
         else:
             self._init_values = values
+            for message in misspelt_variables(type(self).model_fields, os.environ):
+                warnings.warn(message, SettingsWarning, stacklevel=2)
             return
         # Raised outside the handler so that the pydantic error, whose text echoes the raw
         # inputs (secrets included), is not even kept as the __context__.
@@ -693,6 +747,16 @@ def _holds_secret(annotation: Any) -> bool:
     return any(_holds_secret(arg) for arg in get_args(annotation))
 
 
+def _holds_keyed_secrets(annotation: Any) -> bool:
+    """True for free-form settings whose secret-looking keys are masked when shown (a
+    plugin's), or a section that contains them: an error shows its raw input masked too."""
+    if annotation is PluginOptions:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_holds_keyed_secrets(f.annotation) for f in annotation.model_fields.values())
+    return any(_holds_keyed_secrets(arg) for arg in get_args(annotation))
+
+
 _TYPE_WORDS: dict[Any, str] = {
     bool: "true or false",
     int: "an integer",
@@ -737,6 +801,7 @@ class _Where:
     field: FieldInfo | None = None
     known: tuple[str, ...] = ()
     secret: bool = False
+    keyed_secrets: bool = False
 
 
 def _item_model(annotation: Any) -> type[BaseModel] | None:
@@ -761,6 +826,7 @@ def _locate(loc: tuple[int | str, ...], settings_cls: type[BaseSettings]) -> _Wh
             annotation = where.field.annotation if where.field else None
             # An unknown key beside a secret may be a misspelt secret: hide it too.
             where.secret = _holds_secret(annotation if where.field else model)
+            where.keyed_secrets = _holds_keyed_secrets(annotation if where.field else model)
             if in_fields:
                 where.env_var += f"{'__' if where.path else '_'}{part.upper()}"
                 where.path += (part,)
@@ -787,7 +853,8 @@ def _problem(
         accepted = "one of " + ", ".join(where.known)
     else:
         accepted = _accepted(where.field) if where.field else ""
-    value = "<hidden>" if where.secret else _text(error["input"], limit=120)
+    given = mask_secret_values(error["input"]) if where.keyed_secrets else error["input"]
+    value = "<hidden>" if where.secret else _text(given, limit=120)
     origin = source_of(where.path)
     origin = "" if origin == "default" else f", from {origin}"
     line = f"{where.name} ({where.env_var}) = {value}{origin}: {message}"

@@ -38,7 +38,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ORRA_STORE__URL", f"sqlite:///{tmp_path}/s.sqlite3")  # 4 slashes
     monkeypatch.setenv("ORRA_TOOLS", "[]")  # answers are then plain echoes; see the tools test
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("COLUMNS", "200")  # rich tables wide enough not to fold values
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables wide enough not to fold values
     monkeypatch.setenv("LOGNAME", "tester")  # the default namespace is cli:<user>
     monkeypatch.chdir(tmp_path)
 
@@ -148,7 +148,7 @@ def test_agent_option_picks_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_unknown_agent_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORRA_AGENTS", TWO_AGENTS)
     line = one_error_line(run("ask", "hi", "--agent", "nobody"))
-    assert line == "error: agent 'nobody' not found. Available agents: atlas, codebot"
+    assert line == "error: agent 'nobody' not found. Available agents: Atlas, CodeBot"
     line = one_error_line(run("chat", "--agent", "nobody", input="hello\n"))
     assert "agent 'nobody' not found" in line
 

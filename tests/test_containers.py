@@ -180,6 +180,17 @@ async def test_sqlite_url_is_a_sqlite_store_at_that_path(tmp_path: Path) -> None
 
 
 @pytest.mark.anyio
+async def test_the_sqlite_durability_setting_reaches_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    store = make_container(store={"url": url, "sqlite_synchronous": "full"}).store()
+    assert isinstance(store, SQLiteStore)
+    await store.append(Namespace("acme", "alice"), [])
+    assert store._conn is not None
+    assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    await store.aclose()
+
+
+@pytest.mark.anyio
 async def test_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: Path) -> None:
     store = make_container(store={"url": "sqlite:///relative.db"}).store()
     await store.append(Namespace("a"), [])
@@ -565,7 +576,7 @@ def test_keys_are_lower_case_and_the_first_profile_is_the_default() -> None:
     assert list(runtimes) == ["atlas", "codebot"]
     assert runtimes.default_agent == "Atlas"
     assert runtimes["ATLAS"].config.system_prompt == runtimes.default.config.system_prompt
-    with pytest.raises(KeyError, match="Available agents: atlas, codebot"):
+    with pytest.raises(KeyError, match="Available agents: Atlas, CodeBot"):
         runtimes["nobody"]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import gc
+import pickle
 
 import pytest
 
@@ -10,7 +12,8 @@ from orra_di.context import CharEstimator, ContextBudget, ContextMemory, Context
 from orra_di.errors import ConfigurationError
 from orra_di.message import Message, ToolCall, ToolResult
 from orra_di.namespace import Namespace
-from orra_di.session import Session
+from orra_di.session import History, Session
+from orra_di.stores.memory import InMemoryStore
 from orra_di.tool import ToolDefinition
 
 
@@ -556,6 +559,88 @@ def test_a_sessions_running_total_goes_away_with_the_session() -> None:
     del session
     gc.collect()
     assert len(memory.tallies) == 0
+
+
+# -- the total carried from one load of a session to the next ------------------------------
+
+
+def forgetful_window() -> tuple[ContextWindow, CountingTokenizer]:
+    """A window that remembers almost no per-message estimate, so a recount of the
+    history shows as tokenizer calls."""
+    tok = CountingTokenizer()
+    memory = ContextMemory()
+    memory.max_estimates = 2
+    return ContextWindow(tok, memory=memory), tok
+
+
+async def loaded(store: InMemoryStore, key: str = "tally") -> Session:
+    session = await store.load(key)
+    assert session is not None
+    return session
+
+
+@pytest.mark.anyio
+async def test_a_reload_counts_only_the_messages_stored_since_the_last_load() -> None:
+    """W3: each run loads its session anew; recounting 4,000 messages per run made
+    the cost of a message grow with the session."""
+    store = InMemoryStore()
+    await store.append("tally", [Message.user(f"message {i}") for i in range(100)])
+    w, tok = forgetful_window()
+    first = await loaded(store)
+    assert w.history_tokens(first) == w.estimate_total_tokens(first.messages)
+    await store.append("tally", [Message.assistant("one more"), Message.user("and another")])
+    second = await loaded(store)
+    before = tok.calls
+    total = w.history_tokens(second)
+    assert tok.calls - before == 2  # the two new messages, not the 102
+    assert total == ContextWindow(CharEstimator()).estimate_total_tokens(second.messages)
+
+
+@pytest.mark.anyio
+async def test_a_reload_after_a_rewrite_keeping_the_last_message_is_counted_whole() -> None:
+    store = InMemoryStore()
+    last = Message.assistant("the end")
+    await store.append("tally", [Message.user("short"), last])
+    w, _ = forgetful_window()
+    w.history_tokens(await loaded(store))
+    rewritten = await loaded(store)
+    rewritten.messages = [Message.user("x" * 400), last]
+    await store.save(rewritten)
+    assert w.history_tokens(await loaded(store)) == 100 + 4 + 2 + 4
+
+
+@pytest.mark.anyio
+async def test_a_reload_of_a_trimmed_session_is_counted_whole() -> None:
+    store = InMemoryStore()
+    await store.append("tally", [Message.user("x" * 400), Message.user("y"), Message.user("z")])
+    w, _ = forgetful_window()
+    w.history_tokens(await loaded(store))
+    await store.trim("tally", 2)
+    await store.append("tally", [Message.user("w")])
+    assert w.history_tokens(await loaded(store)) == 3 * (1 + 4)
+
+
+@pytest.mark.anyio
+async def test_a_loaded_history_changed_in_place_is_counted_whole() -> None:
+    """A hook may rewrite the loaded list in place (``after_session_load``)."""
+    store = InMemoryStore()
+    await store.append("tally", [Message.user("short"), Message.assistant("the end")])
+    w, _ = forgetful_window()
+    w.history_tokens(await loaded(store))
+    await store.append("tally", [Message.user("more")])
+    session = await loaded(store)
+    session.messages[0] = Message.user("x" * 400)
+    assert w.history_tokens(session) == 100 + 4 + 2 + 4 + 1 + 4
+
+
+def test_a_history_copy_is_a_plain_list_without_provenance() -> None:
+    session = session_of(Message.user("a"))
+    loaded_copy = session.snapshot().snapshot()
+    assert isinstance(loaded_copy.messages, History)
+    for copied in (copy.copy(loaded_copy.messages), copy.deepcopy(loaded_copy.messages)):
+        assert type(copied) is list and copied == loaded_copy.messages
+    assert type(pickle.loads(pickle.dumps(loaded_copy)).messages) is list
+    assert loaded_copy == session
 
 
 def test_tool_definitions_cost_their_compact_json_plus_framing_every_time() -> None:

@@ -123,7 +123,7 @@ def test_build_with_custom_prompt_and_model() -> None:
 
 def test_unknown_agent_lists_the_available_ones() -> None:
     runtimes = make_map([AgentProfile(name="Atlas")], ScriptedProvider([]))
-    with pytest.raises(KeyError, match="Available agents: atlas"):
+    with pytest.raises(KeyError, match="Available agents: Atlas"):
         runtimes["nobody"]
 
 
@@ -196,7 +196,7 @@ async def test_delegating_to_yourself_or_an_unknown_agent_is_an_error_result() -
     results = (await runtimes["atlas"].run(Namespace("u"), "go")).turns[0].tool_results
     assert [r.content for r in results] == [
         "execution failed: cannot delegate to yourself",
-        "execution failed: agent 'Ghost' not found. Available agents: atlas, codebot",
+        "execution failed: agent 'Ghost' not found. Available agents: Atlas, CodeBot",
         "invalid input: task: Field required",
     ]
     assert all(r.is_error for r in results)

@@ -37,6 +37,8 @@ MODULE_LEVEL_ONLY = {
     "MAX_KEY_LENGTH",
     "PolicyMode",
     "SEPARATOR",
+    "History",
+    "ToolTimedOut",
     "in_subtree",
     "parse_tool_arguments",
     "response_events",

@@ -10,7 +10,7 @@ import pytest
 
 from orra_di.context import ContextBudget
 from orra_di.errors import MaxTurnsExceeded, NamespaceError, ProviderError, SessionBusyError
-from orra_di.hook import Hook, ToolCallDenied
+from orra_di.hook import Hook, HookRegistry, ToolCallDenied
 from orra_di.message import Message, Role, ToolCall, ToolResult, VendorData
 from orra_di.namespace import Namespace
 from orra_di.policy import PolicyRegistry, ToolPolicy
@@ -746,6 +746,75 @@ def test_calibration_is_a_clamped_moving_average() -> None:
     assert window.calibrate("m", 100, 250) == pytest.approx(1.5 + 0.3 * (2.5 - 1.5))
     assert window.calibrate("odd", 100, 100_000) == 4.0
     assert window.calibrate("m", 0, 10) == window.scale("m")
+
+
+# -- what the runtime remembers between requests must follow what changed -------------------
+
+
+@tool
+def alpha() -> str:
+    """First tool."""
+    return "a"
+
+
+@tool
+def beta() -> str:
+    """Second tool."""
+    return "b"
+
+
+@pytest.mark.anyio
+async def test_the_tools_offered_follow_the_registry_and_the_policy_between_runs() -> None:
+    llm = ScriptedProvider([reply("1"), reply("2"), reply("3"), reply("4")])
+    rt = Runtime(llm, InMemoryStore(), tools=[alpha])
+    await rt.run(NS, "one")
+    rt.tools.register(beta)
+    await rt.run(NS, "two")
+    rt.policies.set_policy(NS, ToolPolicy.deny_list(["alpha"]))
+    await rt.run(NS, "three")
+    rt.tools.remove("beta")
+    await rt.run(NS, "four")
+    offered = [[d.name for d in r.tools] for r in llm.requests]
+    assert offered == [["alpha"], ["alpha", "beta"], ["beta"], []]
+
+
+@pytest.mark.anyio
+async def test_a_hook_changing_the_requests_tools_in_place_changes_that_request_only() -> None:
+    class DropTools(Hook):
+        async def before_provider_call(self, request: CompletionRequest) -> None:
+            request.tools.clear()
+
+    llm = ScriptedProvider([reply("1"), reply("2")])
+    rt = Runtime(llm, InMemoryStore(), tools=[alpha, beta], hooks=[DropTools()])
+    await rt.run(NS, "one")
+    rt.hooks = HookRegistry()
+    await rt.run(NS, "two")
+    assert [[d.name for d in r.tools] for r in llm.requests] == [[], ["alpha", "beta"]]
+
+
+@pytest.mark.anyio
+async def test_usage_totals_and_results_built_by_the_runtime_equal_validated_ones() -> None:
+    llm = ScriptedProvider(
+        [
+            tool_calls(call("alpha", {}, id="c1"), usage=Usage(input_tokens=3, output_tokens=2)),
+            reply("done", usage=Usage(input_tokens=5, output_tokens=1)),
+        ]
+    )
+    result = await Runtime(llm, InMemoryStore(), tools=[alpha]).run(NS, "go")
+    assert result.total_usage == Usage(input_tokens=8, output_tokens=3)
+    assert (
+        result.total_usage.model_dump()
+        == Usage.model_validate({"input_tokens": 8, "output_tokens": 3}).model_dump()
+    )
+    (results,) = [t.tool_results for t in result.turns if t.tool_results]
+    assert results == (ToolResult(call_id="c1", content="a"),)
+    answer = Message.tool_result(results)
+    assert answer == Message.model_validate(
+        {"role": "user", "tool_results": [r.model_dump() for r in results]}
+    )
+    assert (
+        answer.model_dump_json() == Message(role=Role.USER, tool_results=results).model_dump_json()
+    )
 
 
 class CompleteOnly:

@@ -28,10 +28,12 @@ from services import POSTGRES_URL, REDIS_URL, require_postgres, require_redis
 
 from orra_di.context import ContextBudget
 from orra_di.errors import NamespaceError, ProviderError
+from orra_di.hook import Hook
 from orra_di.message import Message, ToolResult
 from orra_di.namespace import Namespace
 from orra_di.provider import CompletionRequest, CompletionResponse
 from orra_di.runtime import INTERRUPTED, Runtime, RuntimeConfig
+from orra_di.session import Session
 from orra_di.store import SessionStore
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
@@ -242,6 +244,66 @@ async def test_a_run_cancelled_while_its_tools_run_leaves_no_unanswered_call(
     next_run = Runtime(after, open_store(), config=RuntimeConfig(busy_timeout=5))
     assert (await next_run.run(ns, "still there?")).final_message.content == "back"
     assert unanswered(after.requests[0].messages) == []
+
+
+# -- the last step -------------------------------------------------------------------------
+
+
+class _AtSave(Hook):
+    """A ``before_session_save`` hook that notes state, then fails or waits forever."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.reached = anyio.Event()
+
+    async def before_session_save(self, namespace: Namespace, session: Session) -> None:
+        session.metadata["noted"] = True
+        self.reached.set()
+        if self.fail:
+            raise RuntimeError("the hook broke")
+        await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize("fail", [True, False], ids=["hook-fails", "run-cancelled"])
+async def test_the_answer_is_kept_when_the_run_ends_before_its_last_write(
+    open_store: OpenStore, fail: bool
+) -> None:
+    """The answer waits for ``before_session_save`` hooks so that it is stored with what
+    they change (and, in SQLite, with the lock's release) in one write; a hook that
+    fails, or a run cancelled meanwhile, still leaves it stored."""
+    ns = fresh()
+    hook = _AtSave(fail)
+    rt = Runtime(ScriptedProvider([reply("the answer")]), open_store(), hooks=[hook])
+    if fail:
+        with pytest.raises(RuntimeError, match="the hook broke"):
+            await rt.run(ns, "go")
+    else:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt.run, ns, "go")
+            await hook.reached.wait()
+            tg.cancel_scope.cancel()
+    stored = open_store()
+    assert [m.content for m in await history(stored, ns)] == ["go", "the answer"]
+    loaded = await stored.load(ns)
+    assert loaded is not None and loaded.metadata == {"noted": True}
+    # The lock went with the run.
+    after = Runtime(ScriptedProvider([reply("back")]), stored, config=RuntimeConfig(busy_timeout=5))
+    assert (await after.run(ns, "again")).final_message.content == "back"
+
+
+async def test_what_hooks_note_at_save_is_stored_with_the_answer(open_store: OpenStore) -> None:
+    class Note(Hook):
+        async def before_session_save(self, namespace: Namespace, session: Session) -> None:
+            session.metadata["turns"] = session.metadata.get("turns", 0) + 1
+
+    ns = fresh()
+    rt = Runtime(ScriptedProvider([reply("one"), reply("two")]), open_store(), hooks=[Note()])
+    await rt.run(ns, "first")
+    await rt.run(ns, "second")
+    loaded = await open_store().load(ns)
+    assert loaded is not None
+    assert [m.content for m in loaded.messages] == ["first", "one", "second", "two"]
+    assert loaded.metadata == {"turns": 2}
 
 
 # -- crash repair ---------------------------------------------------------------------------

@@ -92,6 +92,17 @@ def test_bad_values_are_named(
     assert problem in str(error.value)
 
 
+def test_sqlite_durability_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().store.sqlite_synchronous == "normal"
+    monkeypatch.setenv("ORRA_STORE__SQLITE_SYNCHRONOUS", "full")
+    assert load_settings().store.sqlite_synchronous == "full"
+    monkeypatch.setenv("ORRA_STORE__SQLITE_SYNCHRONOUS", "off")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert "store.sqlite_synchronous" in str(error.value)
+    assert "'normal' or 'full'" in str(error.value)
+
+
 def test_repr_shows_what_was_set_with_the_password_masked() -> None:
     store = StoreSettings(url="redis://:pw@cache:6379/0", session_ttl=60)
     assert repr(store) == "StoreSettings(url='redis://:***@cache:6379/0', session_ttl=60.0)"
@@ -212,5 +223,7 @@ def test_a_missing_driver_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, url: str, module: str, extra: str
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # what an absent package looks like
-    with pytest.raises(ConfigurationError, match=f'pip install "orra-di\\[{extra}\\]"'):
+    with pytest.raises(ConfigurationError) as info:
         open_store(url)
+    assert f'pip install "orra-di[{extra}]"' in str(info.value)
+    assert f'pip install -e ".[{extra}]"' in str(info.value)  # from a checkout

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from typing import Annotated, Any
 
+import anyio
 import pytest
 from pydantic import BaseModel, Field
 
 from orra_di.errors import ToolError, ToolExecutionError, ToolInputError
 from orra_di.message import JsonValue
 from orra_di.namespace import Namespace
-from orra_di.tool import FunctionTool, Tool, ToolContext, ToolDefinition, ToolRegistry, tool
+from orra_di.tool import (
+    FunctionTool,
+    Tool,
+    ToolContext,
+    ToolDefinition,
+    ToolRegistry,
+    ToolTimedOut,
+    tool,
+)
 
 CTX = ToolContext(namespace=Namespace("acme", "alice"), call_id="call_1")
 
@@ -258,6 +268,122 @@ async def test_sync_function_runs_in_a_worker_thread() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_sync_tool_declared_non_blocking_runs_inline() -> None:
+    seen: list[threading.Thread] = []
+
+    @tool(blocking=False)
+    def where() -> str:
+        """Report the thread."""
+        seen.append(threading.current_thread())
+        return "ok"
+
+    assert await where.execute({}, CTX) == "ok"
+    assert seen == [threading.current_thread()]
+    assert where.runs_inline
+
+
+def test_only_a_sync_function_declared_non_blocking_runs_inline() -> None:
+    def plain() -> str:
+        return ""
+
+    async def coroutine() -> str:
+        return ""
+
+    assert not tool(plain).runs_inline
+    assert not tool(coroutine, blocking=False).runs_inline  # awaited, never in a thread
+
+
+@pytest.mark.anyio
+async def test_sync_tools_run_in_parallel_threads() -> None:
+    """Three calls that each wait for the other two: they only finish if each has a thread."""
+    import anyio
+
+    arrived = threading.Barrier(3, timeout=30)
+
+    @tool
+    def meet(name: str) -> str:
+        """Wait for the others."""
+        arrived.wait()
+        return name
+
+    results: dict[str, str] = {}
+
+    async def one(name: str) -> None:
+        results[name] = await meet.execute({"name": name}, CTX)
+
+    async with anyio.create_task_group() as tg:
+        for name in "abc":
+            tg.start_soon(one, name)
+    assert results == {"a": "a", "b": "b", "c": "c"}
+
+
+@pytest.mark.anyio
+async def test_a_sync_tool_sees_the_callers_context_variables_and_raises_through() -> None:
+    import contextvars
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+    who.set("alice")
+
+    @tool
+    def whoami(fail: bool = False) -> str:
+        """Report the context."""
+        if fail:
+            raise KeyError("nope")
+        return who.get()
+
+    assert await whoami.execute({}, CTX) == "alice"
+    with pytest.raises(KeyError, match="nope"):
+        await whoami.execute({"fail": True}, CTX)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_sync_tool_is_abandoned_and_its_thread_reused() -> None:
+    import anyio
+
+    release = threading.Event()
+
+    @tool
+    def stuck(wait: bool) -> str:
+        """Block until released."""
+        if wait:
+            release.wait(30)
+        return threading.current_thread().name
+
+    with anyio.move_on_after(0.05) as scope:
+        await stuck.execute({"wait": True}, CTX)
+    assert scope.cancelled_caught  # abandoned: the caller went on
+    release.set()
+    assert await stuck.execute({"wait": False}, CTX)  # the pool still serves
+
+
+def test_a_forked_child_runs_sync_tools_in_threads_of_its_own() -> None:
+    """The worker pool is per process: a child forked after the parent used it has
+    none of its threads, and must not queue work to them (it would never run)."""
+    import multiprocessing
+
+    import anyio
+
+    @tool
+    def where() -> str:
+        """Report the thread."""
+        return threading.current_thread().name
+
+    def run_one() -> None:
+        name = anyio.run(where.execute, {}, CTX)
+        raise SystemExit(0 if name != threading.main_thread().name else 1)
+
+    run_one_in_parent = anyio.run(where.execute, {}, CTX)
+    assert run_one_in_parent != threading.main_thread().name
+    child = multiprocessing.get_context("fork").Process(target=run_one)
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
+@pytest.mark.anyio
 async def test_async_function_is_awaited() -> None:
     assert await greet.execute({"name": "Ada"}, CTX) == "Hello, Ada!"
     assert await greet.execute({"name": "Ada", "punctuation": "?"}, CTX) == "Hello, Ada?"
@@ -456,3 +582,77 @@ def test_function_tools_in_a_registry() -> None:
 def test_a_tool_context_takes_a_namespace_key() -> None:
     assert ToolContext("acme:alice", "c1") == ToolContext(Namespace("acme", "alice"), "c1")
     assert ToolContext("acme:alice").namespace.segments == ("acme", "alice")
+
+
+# -- the per-tool timeout of a blocking tool: a deadline, not a cancel scope ----------------
+
+
+def held_until(release: threading.Event, answer: str) -> FunctionTool:
+    def held() -> str:
+        """Blocks its worker thread until released (at most 5 s)."""
+        release.wait(5)
+        return answer
+
+    return FunctionTool(held)
+
+
+@pytest.mark.anyio
+async def test_a_blocking_tool_past_its_limit_times_out_and_the_run_goes_on() -> None:
+    release = threading.Event()
+    try:
+        with pytest.raises(ToolTimedOut):
+            await held_until(release, "late").execute_within({}, CTX, 0.05)
+    finally:
+        release.set()
+
+
+@pytest.mark.anyio
+async def test_calls_waiting_together_each_keep_their_own_deadline() -> None:
+    """One timer serves every waiting call: the earliest deadline fails its call
+    only, and a later one still fires after an earlier call answered."""
+    slow, quick, late = threading.Event(), threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
+    hasty_done = anyio.Event()
+
+    async def run(name: str, release: threading.Event, limit: float) -> None:
+        try:
+            outcomes[name] = await held_until(release, name).execute_within({}, CTX, limit)
+        except ToolTimedOut:
+            outcomes[name] = "timed out"
+        if name == "hasty":
+            hasty_done.set()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "patient", slow, 30.0)
+            tg.start_soon(run, "answered", quick, 20.0)
+            tg.start_soon(run, "hasty", late, 0.05)
+            quick.set()
+            await hasty_done.wait()
+            slow.set()
+    finally:
+        slow.set(), quick.set(), late.set()
+    assert outcomes == {"answered": "answered", "hasty": "timed out", "patient": "patient"}
+
+
+@pytest.mark.anyio
+async def test_a_tools_own_timeout_error_is_its_failure_not_the_limit() -> None:
+    def flaky() -> str:
+        """Times out on its own."""
+        raise TimeoutError("the socket timed out")
+
+    with pytest.raises(TimeoutError, match="socket"):
+        await FunctionTool(flaky).execute_within({}, CTX, 5.0)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_wait_abandons_the_thread_and_keeps_no_deadline() -> None:
+    release = threading.Event()
+    try:
+        with anyio.move_on_after(0.05) as scope:
+            await held_until(release, "late").execute_within({}, CTX, 30.0)
+    finally:
+        release.set()
+    assert scope.cancelled_caught
+    module = sys.modules["orra_di.tool"]  # ``orra_di.tool`` the attribute is the decorator
+    assert all(w._deadlines == {} for w in module._waiters.values())

@@ -4,7 +4,8 @@
 this hook replaces it with one table per section of
 :class:`orra_di.settings.OrraSettings`: every environment variable with its
 type, default and description. The description is the field's docstring (the
-string right under it in ``orra_di/settings.py``) and, when the field has one,
+string right under it in ``orra_di/settings.py``, or in the module of a capability's
+section) and, when the field has one,
 its ``description=`` (what it accepts, as validation errors say it). A field
 with neither fails the build: the reference is complete or it is not built.
 
@@ -183,6 +184,10 @@ def render() -> str:
 
     docs = attribute_docs(module)
     root = module.OrraSettings
+    for field in root.model_fields.values():  # sections kept in their capability's module
+        section_module = inspect.getmodule(field.annotation)
+        if _is_section(field) and section_module not in (None, module):
+            docs |= attribute_docs(section_module)
     prefix = module.ENV_PREFIX
     out: list[str] = []
     top = {n: f for n, f in root.model_fields.items() if not _is_section(f)}
@@ -191,7 +196,10 @@ def render() -> str:
             continue
         section = field.annotation
         assert isinstance(section, type) and issubclass(section, BaseModel)
+        if section.__module__ != module.__name__:  # a section kept in its capability's module
+            docs.update(attribute_docs(sys.modules[section.__module__]))
         summary = " ".join((inspect.getdoc(section) or "").split("\n\n")[0].split())
+        docs = {**attribute_docs(sys.modules[section.__module__]), **docs}  # a section's own module
         out += [f"## `{name}`", "", summary, ""]
         out += table(section, f"{prefix}{name.upper()}__", section.model_fields, docs)
         out.append("")

@@ -10,15 +10,16 @@ a token provider is configured.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 import httpx2
 
-from orra_di.auth.tokens import TokenProvider
+from orra_di.auth.tokens import AccessToken, TokenProvider
 from orra_di.errors import ConfigurationError
 
-__all__ = ["BearerAuth", "bearer_http_client"]
+__all__ = ["BearerAuth", "bearer_http_client", "sent_tokens"]
 
 
 class BearerAuth(httpx2.Auth):
@@ -30,6 +31,18 @@ class BearerAuth(httpx2.Auth):
 
     def __init__(self, provider: TokenProvider) -> None:
         self.provider = provider
+        self._sent: deque[str] = deque(maxlen=4)
+
+    def sent(self) -> list[str]:
+        """The latest token values put on a request: the adapters redact them from the
+        errors they build, since a gateway may quote the token it refused."""
+        return list(self._sent)
+
+    def _use(self, request: httpx2.Request, token: AccessToken) -> None:
+        value = token.value.get_secret_value()
+        if value not in self._sent:
+            self._sent.append(value)
+        request.headers["Authorization"] = token.authorization_header()
 
     def __repr__(self) -> str:
         return f"BearerAuth({self.provider!r})"
@@ -38,14 +51,14 @@ class BearerAuth(httpx2.Auth):
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         token = await self.provider.token()
-        request.headers["Authorization"] = token.authorization_header()
+        self._use(request, token)
         response = yield request
         if response.status_code != 401:
             return
         renewed = await self.provider.refresh()
         if renewed.value.get_secret_value() == token.value.get_secret_value():
             return
-        request.headers["Authorization"] = renewed.authorization_header()
+        self._use(request, renewed)
         yield request
 
     def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response]:
@@ -65,3 +78,10 @@ def bearer_http_client(
     """
     make = client_class or httpx2.AsyncClient
     return make(auth=BearerAuth(provider), **options)
+
+
+def sent_tokens(sdk_client: Any) -> list[str]:
+    """The bearer tokens a vendor SDK client sent through a :class:`BearerAuth`, if it has
+    one (the Anthropic and OpenAI SDKs keep their HTTP client as ``_client``); else none."""
+    auth = getattr(getattr(sdk_client, "_client", None), "auth", None)
+    return auth.sent() if isinstance(auth, BearerAuth) else []

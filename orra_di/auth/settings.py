@@ -85,6 +85,12 @@ class AuthSettings(BaseModel):
             raise ValueError(f"auth kind {self.kind!r} also needs {', '.join(missing)}")
         return self
 
+    def secrets(self) -> list[str]:
+        """The secret values given (token, client secret, refresh token), for the hooks
+        that mask secrets in what they log."""
+        given = (self.token, self.client_secret, self.refresh_token)
+        return [s.get_secret_value() for s in given if s is not None]
+
     def token_provider(self) -> TokenProvider:
         """The provider these settings describe (OAuth2 kinds need ``orra-di[auth]``)."""
         if self.kind == "static":

@@ -5,8 +5,26 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-__all__ = ["one_line", "retry_after_ms"]
+__all__ = ["endpoint", "one_line", "retry_after_ms"]
+
+
+def endpoint(url: str) -> str:
+    """``scheme://host:port/path`` of ``url``: where a request went, safe to show.
+
+    Credentials, query and fragment are left out, and the port is always
+    written, so "connection failed" says which server and port it tried.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return "the configured server"
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -45,6 +45,7 @@ from orra_di.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
+    install_hint,
 )
 from orra_di.message import JsonValue, Message, Role, ToolCall, VendorData
 from orra_di.provider import (
@@ -120,7 +121,7 @@ def _sdk() -> tuple[ModuleType, ModuleType]:
         import httpx2
     except ImportError as exc:
         raise ConfigurationError(
-            'the Anthropic provider needs the anthropic SDK: pip install "orra-di[anthropic]"'
+            f"the Anthropic provider needs the anthropic SDK: {install_hint('anthropic')}"
         ) from exc
     return anthropic, httpx2
 
@@ -304,7 +305,11 @@ class AnthropicProvider:
         text holds the raw body) is not chained into tracebacks.
         """
         error = self._classify(exc)
-        clean = redact(mask_url(error.message), [self._client.api_key, self._client.auth_token])
+        from orra_di.auth.http import sent_tokens
+
+        # A gateway may quote the bearer token it refused (orra_di.auth).
+        secrets = [self._client.api_key, self._client.auth_token, *sent_tokens(self._client)]
+        clean = redact(mask_url(error.message), secrets)
         error.message, error.args = clean, (clean,)
         return error
 

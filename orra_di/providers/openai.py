@@ -42,6 +42,7 @@ from orra_di.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
+    install_hint,
 )
 from orra_di.message import JsonValue, Message, Role, ToolCall
 from orra_di.provider import (
@@ -56,7 +57,7 @@ from orra_di.provider import (
     Usage,
     parse_tool_arguments,
 )
-from orra_di.providers._http import one_line, retry_after_ms
+from orra_di.providers._http import endpoint, one_line, retry_after_ms
 from orra_di.redaction import mask_url, redact
 from orra_di.tool import ToolDefinition
 
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 __all__ = ["ERROR_PREFIX", "PLACEHOLDER_API_KEY", "OpenAIProvider", "token_parameter_for"]
 
 DEFAULT_MODEL = "gpt-4o"
+"""The model for OpenAI's own API when none is given (another server is asked instead)."""
 
 TokenParameter = Literal["auto", "max_tokens", "max_completion_tokens"]
 
@@ -124,7 +126,9 @@ class OpenAIProvider:
 
     Without ``api_key`` the key comes from ``OPENAI_API_KEY``, unless
     ``base_url`` points at another server (Ollama, vLLM, llama.cpp), which gets
-    :data:`PLACEHOLDER_API_KEY`. A ready ``client`` (an ``AsyncOpenAI`` or
+    :data:`PLACEHOLDER_API_KEY`. With ``model=None`` the server is asked which
+    model it serves (``GET /models``) before the first request: a local server
+    serving one model needs no model name. A ready ``client`` (an ``AsyncOpenAI`` or
     ``AsyncAzureOpenAI``) replaces the connection arguments; it stays the
     caller's to close. A ``token_provider`` (:mod:`orra_di.auth`) replaces the
     key: each request carries its bearer token, renewed before it expires.
@@ -134,7 +138,7 @@ class OpenAIProvider:
         self,
         api_key: str | SecretStr | None = None,
         *,
-        model: str = DEFAULT_MODEL,
+        model: str | None = DEFAULT_MODEL,
         base_url: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 2,
@@ -147,14 +151,14 @@ class OpenAIProvider:
             import openai
         except ImportError:
             raise ConfigurationError(
-                'the OpenAI provider needs the openai SDK: pip install "orra-di[openai]"'
+                f"the OpenAI provider needs the openai SDK: {install_hint('openai')}"
             ) from None
         if token_parameter not in ("auto", "max_tokens", "max_completion_tokens"):
             raise ConfigurationError(
                 f"token_parameter must be 'auto', 'max_tokens' or 'max_completion_tokens', "
                 f"not {token_parameter!r}"
             )
-        self.model = model
+        self.model: str | None = model
         self.max_tokens = max_tokens
         self.token_parameter = token_parameter
         self._client: openai.AsyncOpenAI
@@ -195,10 +199,9 @@ class OpenAIProvider:
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         import openai
 
+        params = self._params(request, request.model or await self.discover_model())
         try:
-            completion: ChatCompletion = await self._client.chat.completions.create(
-                **self._params(request)
-            )
+            completion: ChatCompletion = await self._client.chat.completions.create(**params)
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
         except json.JSONDecodeError:
@@ -232,7 +235,7 @@ class OpenAIProvider:
         """
         import openai
 
-        params = self._params(request)
+        params = self._params(request, request.model or await self.discover_model())
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         state = _StreamState()
@@ -248,6 +251,39 @@ class OpenAIProvider:
         except json.JSONDecodeError:
             raise _not_an_api("an event that is not JSON") from None
         yield state.done()
+
+    async def discover_model(self) -> str:
+        """The model requests name when they name none: the one given, else the server's.
+
+        Ollama, vLLM and llama.cpp list what they serve at ``GET /models``; one
+        model there is the model to use. None or several, or a server without
+        the endpoint, is a :class:`ConfigurationError` naming ``ORRA_LLM__MODEL``.
+        """
+        if self.model is not None:
+            return self.model
+        import openai
+
+        where = endpoint(str(self._client.base_url))
+        try:
+            names = sorted({m.id async for m in self._client.models.list()})
+        except openai.APIStatusError as exc:
+            raise ConfigurationError(
+                f"no model is set and the server did not list its models (GET {where}/models: "
+                f"{self._error(exc)}): set ORRA_LLM__MODEL (or pass model=)"
+            ) from None
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        if len(names) != 1:
+            served = (
+                f"{len(names)} models ({', '.join(names[:10])}{', …' if len(names) > 10 else ''})"
+            )
+            raise ConfigurationError(
+                f"no model is set and the server at {where} serves "
+                f"{served if names else 'no model'}: set ORRA_LLM__MODEL to the model to use "
+                "(or pass model=)"
+            )
+        self.model = names[0]
+        return self.model
 
     async def aclose(self) -> None:
         """Close the SDK client's connections (a ``client`` passed in is left open)."""
@@ -267,8 +303,7 @@ class OpenAIProvider:
 
     # -- request -------------------------------------------------------------
 
-    def _params(self, request: CompletionRequest) -> dict[str, Any]:
-        model = request.model or self.model
+    def _params(self, request: CompletionRequest, model: str) -> dict[str, Any]:
         limit = self.token_parameter
         if limit == "auto":
             limit = token_parameter_for(model)
@@ -294,7 +329,8 @@ class OpenAIProvider:
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-            return ProviderUnavailableError(self._redact(f"connection failed: {reason}"))
+            where = endpoint(str(self._client.base_url))
+            return ProviderUnavailableError(self._redact(f"connection failed to {where}: {reason}"))
         if not isinstance(exc, openai.APIError):
             return ProviderError(self._redact(f"{type(exc).__name__}: {exc}"))
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
@@ -318,7 +354,10 @@ class OpenAIProvider:
         return ProviderError(message)
 
     def _redact(self, text: str) -> str:
-        return redact(mask_url(text), [self._key.get_secret_value()])
+        from orra_di.auth.http import sent_tokens
+
+        # A gateway may quote the bearer token it refused (orra_di.auth).
+        return redact(mask_url(text), [self._key.get_secret_value(), *sent_tokens(self._client)])
 
 
 # -- mapping helpers ------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from orra_di.errors import ConfigurationError
+from orra_di.errors import ConfigurationError, install_hint
 from orra_di.store import SessionStore
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
@@ -90,7 +90,7 @@ def open_store(url: str, **options: Any) -> SessionStore:
         store_class = getattr(importlib.import_module(f"orra_di.stores.{module}"), name)
     except ImportError as exc:
         raise ConfigurationError(
-            f'the {label} store needs its extra: pip install "orra-di[{extra}]" ({exc})'
+            f"the {label} store needs its extra: {install_hint(extra)} ({exc})"
         ) from exc
     store: SessionStore = store_class(url, **options)
     return store

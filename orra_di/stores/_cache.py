@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from orra_di.message import Message
-from orra_di.session import Session
+from orra_di.session import History, Session
 from orra_di.store import in_subtree
 
 __all__ = ["SessionCache"]
@@ -59,6 +59,10 @@ class SessionCache:
         """Cache ``session`` (which the caller hands over and must not touch again)."""
         if self._max <= 0:
             return
+        if not isinstance(session.messages, History):
+            # Only ever appended to from here (``advance``), which lets what is
+            # learnt from one snapshot carry over to the next (see History).
+            session.messages = History(session.messages)
         self._entries[key] = (version, session)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:

@@ -21,6 +21,7 @@ from orra_di.session import Session
 __all__ = [
     "EncodedSession",
     "Held",
+    "drop_quietly",
     "dump_messages",
     "dump_metadata",
     "encode_session",
@@ -112,14 +113,20 @@ async def poll_until(
     ``max_poll``. Raises SessionBusyError
     naming ``key``.
     """
+    if wait is None:  # no deadline: no clock to read
+        delay = FIRST_POLL
+        while not await attempt():
+            await anyio.sleep(delay)
+            delay = min(delay * 2, max_poll)
+        return
     if started is None:
         started = anyio.current_time()
     delay = FIRST_POLL
     while not await attempt():
         waited = anyio.current_time() - started
-        if wait is not None and waited >= wait:
+        if waited >= wait:
             raise SessionBusyError(key, wait)
-        await anyio.sleep(delay if wait is None else min(delay, max(wait - waited, 0)))
+        await anyio.sleep(min(delay, max(wait - waited, 0)))
         delay = min(delay * 2, max_poll)
 
 
@@ -186,7 +193,7 @@ async def hold_lease(
     try:
         await poll_until(claim, key, wait, started=started)
     except BaseException:
-        await _drop_quietly(key, drop, renew_every * 3)
+        await drop_quietly(key, drop, renew_every * 3)
         raise
     released = anyio.Event()  # cheaper to wake the renewer with than to cancel it
     failure: BaseException | None = None
@@ -201,12 +208,12 @@ async def hold_lease(
         # The renewer never raises: the group only wraps the block's own error.
         failure = group.exceptions[0] if len(group.exceptions) == 1 else group
     finally:
-        await _drop_quietly(key, drop, renew_every * 3)
+        await drop_quietly(key, drop, renew_every * 3)
     if failure is not None:
         raise failure
 
 
-async def _drop_quietly(key: str, drop: Callable[[], Awaitable[None]], lease: float) -> None:
+async def drop_quietly(key: str, drop: Callable[[], Awaitable[None]], lease: float) -> None:
     """Release the lease, shielded from cancellation and never waiting past the lease.
 
     A failure is logged, not raised: the lease expires on its own anyway.

@@ -282,6 +282,12 @@ class FileStore:
         self._mutex = threading.Lock()  # guards the cache, used from worker threads
         self._held: dict[str, Held] = {}  # key -> a lock this store holds (on which file)
 
+    @property
+    def base_dir(self) -> str:
+        """The absolute directory the sessions live in; other kinds of data use it too
+        (under names starting with ``.``, which no session's file name can have)."""
+        return self._base
+
     def path_for(self, namespace: NamespaceLike) -> str:
         """The session file of ``namespace`` (always inside the base directory)."""
         namespace = Namespace.coerce(namespace)

@@ -91,7 +91,7 @@ from urllib.parse import quote
 
 import anyio
 
-from orra_di.errors import ConfigurationError, StoreError
+from orra_di.errors import ConfigurationError, StoreError, install_hint
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.redaction import check_password_parsed, mask_url
@@ -334,7 +334,7 @@ def _driver() -> tuple[ModuleType, ModuleType]:
         import psycopg_pool
     except ImportError as exc:
         raise ConfigurationError(
-            'PostgresStore needs psycopg 3 and psycopg-pool: pip install "orra-di[postgres]"'
+            f"PostgresStore needs psycopg 3 and psycopg-pool: {install_hint('postgres')}"
         ) from exc
     return psycopg, psycopg_pool
 

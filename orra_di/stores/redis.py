@@ -101,7 +101,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from orra_di.errors import ConfigurationError, NamespaceError, StoreError
+from orra_di.errors import ConfigurationError, NamespaceError, StoreError, install_hint
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.redaction import check_password_parsed, mask_url
@@ -124,7 +124,7 @@ try:
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides redis
     raise ConfigurationError(
-        'the Redis store needs the redis package: pip install "orra-di[redis]"'
+        f"the Redis store needs the redis package: {install_hint('redis')}"
     ) from exc
 
 __all__ = ["RedisStore"]

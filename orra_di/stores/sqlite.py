@@ -3,9 +3,12 @@
 Connection strategy
 -------------------
 One connection per store object, guarded by a ``threading.Lock``, with WAL
-journaling (readers never wait for the writer) and ``synchronous=NORMAL`` (a
-commit writes the WAL without an fsync: it survives a process crash, and a
-power cut can only lose the last commits).
+journaling (readers never wait for the writer) and, by default,
+``synchronous=NORMAL`` (a commit writes the WAL without an fsync: it survives a
+process crash, and a power cut can only lose the last commits). Pass
+``synchronous="FULL"`` (setting ``store.sqlite_synchronous``) for an fsync per
+commit of session data, so such a commit also survives a power cut (lease
+bookkeeping commits without one: see below).
 
 Measured on a 2-vCPU VM, a hop to a worker thread costs 100-170 µs while an
 append is about 35 µs of SQLite work. Persisting one user message (lock,
@@ -34,18 +37,32 @@ keeps checkpoints out of the hot path and the WAL bounded under nonstop writes.
 Single writer across processes
 ------------------------------
 :meth:`SQLiteStore.lock` takes the in-process lock, then a lease row with a
-random owner token, renewed every ``lease_seconds / 3`` by a task while held
-and deleted on exit; a process that dies frees its sessions when the lease
-expires. Appends and saves by a store that holds the session's lease also
-check, in the same transaction, that the lease is still its own: a holder
-that stalled past its lease and was taken over gets a
-:class:`~orra_di.errors.StoreError` instead of interleaving with the new run.
+random owner token, deleted on exit; a process that dies frees its sessions
+when the lease expires. One daemon thread per store (``stores/_renewer.py``)
+renews every lease the store holds in one statement every
+``lease_seconds / 3``, and only while the event loop of the run holding it
+still runs callbacks, so a stuck loop lets its leases lapse as a dead process
+would. Appends and saves by a store that holds the session's lease also
+check, in the same transaction, that the lease is still its own (for an
+append, inside its ``UPDATE``: one statement): a holder that stalled past its
+lease and was taken over gets a :class:`~orra_di.errors.StoreError` instead
+of interleaving with the new run.
 The claim also reads the id of the session the lease is on, and each write of
 the holder checks the row it touches against it (row ids are never reused):
 a session deleted under the lease (``delete``, ``delete_tree``, or ``prune``
 once the lease lapsed) is never silently recreated holding only the run's
 later steps; the write is refused instead. This costs no statement: the id
 comes back from the ``UPDATE ... RETURNING`` the append runs anyway.
+
+What a run costs: the claim (one statement in a transaction of its own, which
+also returns the session's revision so that the run's load reads nothing
+when the cache holds it), then one transaction per persisted step, the last
+of which (:meth:`SQLiteStore.append_last`, called by the runtime) also
+deletes the lease. Transactions that touch only lease rows (claim, renewal,
+release, the waiters' queue) commit with ``synchronous=NORMAL`` even on a
+``FULL`` store: a lease is worth nothing after a power cut, which ends every
+process on the machine, and the next durable commit syncs the WAL frames
+before it anyway. So at ``FULL`` a run fsyncs once per persisted step.
 
 Waiters are served in order of arrival: a claim that finds the lease taken,
 or an older waiter queued, takes a ticket in ``lease_waiters`` (renewed by
@@ -81,10 +98,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from os import PathLike, fspath
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import anyio
 
@@ -96,16 +114,18 @@ from orra_di.store import subtree_bounds
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     Held,
+    drop_quietly,
     dump_messages,
     dump_metadata,
     encode_session,
-    hold_lease,
     lease_lapsed,
     load_messages,
+    poll_until,
     session_gone,
     time_text,
 )
 from orra_di.stores._locks import KeyedLocks
+from orra_di.stores._renewer import LeaseRenewer
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -170,6 +190,14 @@ _BUMP_SESSION = """
     WHERE key = ?4
     RETURNING id, revision, next_seq
 """
+# The same, for a holder: only while its lease is its own (no row: lapsed, or no session).
+_BUMP_HELD_SESSION = """
+    UPDATE sessions
+    SET revision = revision + 1, updated_at = ?1, message_count = message_count + ?2,
+        next_seq = next_seq + ?2, metadata = coalesce(?3, metadata)
+    WHERE key = ?4 AND EXISTS (SELECT 1 FROM leases WHERE key = ?4 AND owner = ?5)
+    RETURNING id, revision, next_seq
+"""
 _CREATE_SESSION = """
     INSERT INTO sessions
         (key, segments, created_at, updated_at, metadata, revision, message_count, next_seq)
@@ -204,20 +232,29 @@ _PRUNE = """
     DELETE FROM sessions
     WHERE updated_at < ? AND key NOT IN (SELECT key FROM leases WHERE expires_at > ?)
 """
-# Returns the id of the session the lease is on (NULL: none yet), or no row if not claimed.
+# Takes the lease if it is free (or expired) and no other live waiter queued first.
+# Returns the id and revision of the session the lease is on (NULL: none yet), or no row
+# if not claimed.
 _CLAIM_LEASE = """
-    INSERT INTO leases (key, owner, expires_at) VALUES (?1, ?2, ?3)
+    INSERT INTO leases (key, owner, expires_at)
+    SELECT ?1, ?2, ?3 WHERE coalesce(
+        (SELECT owner FROM lease_waiters WHERE key = ?1 AND expires_at > ?4
+         ORDER BY ticket LIMIT 1),
+        ?2) = ?2
     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
     WHERE expires_at <= ?4
-    RETURNING (SELECT id FROM sessions WHERE key = ?1)
-"""
-_FIRST_WAITER = """
-    SELECT owner FROM lease_waiters WHERE key = ? AND expires_at > ? ORDER BY ticket LIMIT 1
+    RETURNING (SELECT id FROM sessions WHERE key = ?1),
+        (SELECT revision FROM sessions WHERE key = ?1)
 """
 _QUEUE = "INSERT INTO lease_waiters (key, owner, expires_at) VALUES (?, ?, ?)"
 _STILL_QUEUED = "UPDATE lease_waiters SET expires_at = ? WHERE key = ? AND owner = ?"
 _DEQUEUE = "DELETE FROM lease_waiters WHERE key = ?1 AND (owner = ?2 OR expires_at <= ?3)"
-_RENEW_LEASE = "UPDATE leases SET expires_at = ? WHERE key = ? AND owner = ?"
+# Every lease a store holds, in one statement: ?2 is a JSON array of [key, owner] pairs.
+_RENEW_LEASES = """
+    UPDATE leases SET expires_at = ?1
+    WHERE (key, owner) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))
+    RETURNING key, owner
+"""
 _OWN_LEASE = "SELECT 1 FROM leases WHERE key = ? AND owner = ?"
 _DROP_LEASE = "DELETE FROM leases WHERE key = ? AND owner = ?"
 
@@ -226,9 +263,51 @@ class _Miss(Enum):
     MISS = "miss"
 
 
+@dataclass(slots=True, eq=False)
+class _Lease(Held):
+    """A lease this store holds on ``key`` (``Held``), and what the claim learned."""
+
+    key: str = ""
+    claimed: tuple[int | None, int | None] | None = None
+    """The session's (row id, revision) as the claim saw it, for the first load only."""
+    released: bool = False
+    """Released already, in the same transaction as the holder's last write."""
+
+    def __hash__(self) -> int:  # one lease per claim: identity is equality
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __str__(self) -> str:
+        return f"session {self.key!r}"
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switch to WAL; the journal mode the database has afterwards.
+
+    The switch needs an exclusive lock. While another connection creates the same
+    new file (several processes starting at once), SQLite answers ``SQLITE_BUSY``
+    at once instead of calling the busy handler (its deadlock avoidance: this
+    connection holds a read lock), so ``busy_timeout`` alone does not cover it:
+    retry for as long as the busy timeout allows.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            mode: str = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            return mode
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
@@ -259,7 +338,10 @@ class SQLiteStore:
 
     ``lease_seconds`` bounds how long a crashed process can keep a session
     locked; ``busy_timeout`` how long an operation waits for another
-    process's write; ``cache_sessions`` how many parsed sessions are kept.
+    process's write; ``cache_sessions`` how many parsed sessions are kept;
+    ``synchronous`` is the durability of a commit: ``"NORMAL"`` survives a
+    process crash, ``"FULL"`` (an fsync per commit of session data) a power
+    cut too.
     """
 
     def __init__(
@@ -269,11 +351,15 @@ class SQLiteStore:
         lease_seconds: float = 30.0,
         busy_timeout: float = 5.0,
         cache_sessions: int = 1000,
+        synchronous: Literal["NORMAL", "FULL", "normal", "full"] = "NORMAL",
     ) -> None:
         if lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
         if busy_timeout < 0:
             raise ConfigurationError(f"busy_timeout must not be negative, got {busy_timeout}")
+        if str(synchronous).upper() not in ("NORMAL", "FULL"):
+            raise ConfigurationError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self._synchronous = str(synchronous).upper()
         self._path = fspath(path)
         self._lease_seconds = lease_seconds
         self._busy_ms = round(busy_timeout * 1000)
@@ -282,7 +368,10 @@ class SQLiteStore:
         self._closed = False
         self._cache = SessionCache(cache_sessions)
         self._locks = KeyedLocks()
-        self._held: dict[str, Held] = {}  # key -> a lease this store holds
+        self._held: dict[str, _Lease] = {}  # key -> a lease this store holds
+        self._renewer = LeaseRenewer(
+            self._renew_all, lease_seconds / 3, name="orra-sqlite-lease-renewal"
+        )
         self._writes = 0  # since the last checkpoint
         self._checkpointer: threading.Thread | None = None
         self._backfilled = threading.Event()  # set when the background copy is done
@@ -293,6 +382,18 @@ class SQLiteStore:
         namespace = Namespace.coerce(namespace)
         key = namespace.key
         what = f"load session {key!r}"
+
+        held = self._held.get(key)
+        if held is not None and held.claimed is not None:
+            # The claim read the session's version in its transaction, just now: the
+            # run's first load needs no statement of its own.
+            version, held.claimed = held.claimed, None
+            if version[0] is None:
+                self._cache.discard(key)
+                return None
+            cached = self._cache.get(key, version)
+            if cached is not None:
+                return cached
 
         def check(conn: sqlite3.Connection) -> Session | _Miss | None:
             row = conn.execute(_SELECT_VERSION, (key,)).fetchone()
@@ -336,7 +437,32 @@ class SQLiteStore:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        namespace = Namespace.coerce(namespace)
+        await self._append(Namespace.coerce(namespace), messages, metadata, last=False)
+
+    async def append_last(
+        self,
+        namespace: NamespaceLike,
+        messages: Sequence[Message],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``append`` as the lock holder's last write: its lease goes in the same transaction.
+
+        Saves the release's own transaction (and, at ``synchronous=FULL``, nothing
+        else: lease-only commits skip the fsync). The in-process lock stays held
+        until the ``lock`` block ends, and a later write of the holder is refused.
+        Without this store's lock on the session it is a plain ``append``.
+        """
+        await self._append(Namespace.coerce(namespace), messages, metadata, last=True)
+
+    async def _append(
+        self,
+        namespace: Namespace,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None,
+        *,
+        last: bool,
+    ) -> None:
         key = namespace.key
         what = f"append to session {key!r}"
         added = tuple(messages)
@@ -346,13 +472,23 @@ class SQLiteStore:
         stamp = time_text(now)
         held = self._held.get(key)
 
+        release = last and held is not None
+
         def write(conn: sqlite3.Connection) -> None:
             with self._writing(conn):
-                self._fence(conn, key, held, what)
-                row = conn.execute(
-                    _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
-                ).fetchone()
-                if row is None:
+                if held is None or release:
+                    self._fence(conn, key, held, what, release=release)
+                    row = conn.execute(
+                        _BUMP_SESSION, (stamp, len(bodies), new_metadata, key)
+                    ).fetchone()
+                else:  # the fence is part of the update: one statement, not two
+                    row = conn.execute(
+                        _BUMP_HELD_SESSION, (stamp, len(bodies), new_metadata, key, held.lease)
+                    ).fetchone()
+                    if row is None:  # lapsed (refused here), or no session yet
+                        self._fence(conn, key, held, what)
+                created = row is None
+                if created:
                     _same_session(held, None, what)
                     row = conn.execute(
                         _CREATE_SESSION,
@@ -366,6 +502,23 @@ class SQLiteStore:
                     ((session_id, first + i, body) for i, body in enumerate(bodies)),
                 )
             _wrote(held, session_id)
+            if release:
+                assert held is not None
+                held.released = True
+                self._renewer.discard(held)
+            if created:  # the whole session is known: the next load needs no read
+                self._cache.put(
+                    key,
+                    (session_id, revision),
+                    Session(
+                        namespace=namespace,
+                        messages=list(added),
+                        created_at=now,
+                        updated_at=now,
+                        metadata=json.loads(new_metadata or "{}"),
+                    ),
+                )
+                return
             self._cache.advance(
                 key,
                 (session_id, revision - 1),
@@ -474,6 +627,7 @@ class SQLiteStore:
         return await self._run("prune idle sessions", prune, inline=False)
 
     async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._renewer.close)
         if self._checkpointer is not None:
             await anyio.to_thread.run_sync(self._checkpointer.join)
         await anyio.to_thread.run_sync(self._close)
@@ -503,10 +657,17 @@ class SQLiteStore:
 
     @asynccontextmanager
     async def _hold(self, key: str, wait: float | None) -> AsyncIterator[None]:
-        started = anyio.current_time()
+        """The in-process lock, then the lease (claimed as ``hold_lease`` describes).
+
+        Unlike ``hold_lease`` there is no task per run: this store's
+        :class:`LeaseRenewer` renews every lease it holds in one statement, and
+        a lease already released with the holder's last write (``append_last``)
+        costs nothing on the way out.
+        """
+        # Only a finite wait needs its start (reading the clock costs a backend lookup).
+        started = None if wait is None else anyio.current_time()
         async with self._locks.hold(key, wait):
-            token = secrets.token_hex(16)
-            held = Held(token)
+            lease = _Lease(secrets.token_hex(16), key=key)
             queued = False  # whether this claimant has a row in lease_waiters
 
             def claim(conn: sqlite3.Connection) -> bool:
@@ -514,61 +675,95 @@ class SQLiteStore:
                 nonlocal queued
                 now = time.time()
                 expires = now + self._lease_seconds
-                with self._writing(conn):
-                    first = conn.execute(_FIRST_WAITER, (key, now)).fetchone()
-                    if first is None or first[0] == token:
-                        row = conn.execute(_CLAIM_LEASE, (key, token, expires, now)).fetchone()
-                        if row is not None:
-                            if queued or first is not None:
-                                conn.execute(_DEQUEUE, (key, token, now))
-                            held.session = row[0]
-                            return True
+                with self._lease_writing(conn):
+                    row = conn.execute(_CLAIM_LEASE, (key, lease.lease, expires, now)).fetchone()
+                    if row is not None:
+                        if queued:
+                            conn.execute(_DEQUEUE, (key, lease.lease, now))
+                            queued = False
+                        lease.session, lease.claimed = row[0], (row[0], row[1])
+                        return True
                     # A waiter that was too slow to renew its place (dropped as expired)
                     # queues again at the back.
                     if (
                         not queued
-                        or not conn.execute(_STILL_QUEUED, (expires, key, token)).rowcount
+                        or not conn.execute(_STILL_QUEUED, (expires, key, lease.lease)).rowcount
                     ):
-                        conn.execute(_QUEUE, (key, token, expires))
+                        conn.execute(_QUEUE, (key, lease.lease, expires))
                 queued = True
                 return False
 
-            def renew(conn: sqlite3.Connection) -> bool:
-                with self._writing(conn):
-                    expires = time.time() + self._lease_seconds
-                    return conn.execute(_RENEW_LEASE, (expires, key, token)).rowcount == 1
-
             def drop(conn: sqlite3.Connection) -> None:
-                with self._writing(conn):
-                    conn.execute(_DROP_LEASE, (key, token))
+                with self._lease_writing(conn):
+                    if not lease.released:
+                        conn.execute(_DROP_LEASE, (key, lease.lease))
                     if queued:
-                        conn.execute(_DEQUEUE, (key, token, time.time()))
+                        conn.execute(_DEQUEUE, (key, lease.lease, time.time()))
 
-            async with hold_lease(
-                key,
-                wait,
-                claim=lambda: self._run(f"lock session {key!r}", claim),
-                renew=lambda: self._run(f"renew the lock on session {key!r}", renew),
-                drop=lambda: self._run(f"unlock session {key!r}", drop),
-                renew_every=self._lease_seconds / 3,
-                started=started,
-            ):
-                self._held[key] = held
-                try:
-                    yield
-                finally:
-                    del self._held[key]
+            async def drop_lease() -> None:
+                await self._run(f"unlock session {key!r}", drop)
 
-    def _fence(self, conn: sqlite3.Connection, key: str, held: Held | None, what: str) -> None:
+            try:
+                await poll_until(
+                    lambda: self._run(f"lock session {key!r}", claim), key, wait, started=started
+                )
+            except BaseException:  # the claim may have committed: drop what there is
+                await drop_quietly(key, drop_lease, self._lease_seconds)
+                raise
+            self._held[key] = lease
+            self._renewer.add(lease)
+            try:
+                yield
+            finally:
+                del self._held[key]
+                if not lease.released:  # else gone already, with the holder's last write
+                    self._renewer.discard(lease)
+                    await drop_quietly(key, drop_lease, self._lease_seconds)
+
+    def _renew_all(self, leases: Sequence[_Lease]) -> Sequence[_Lease]:
+        """Renew ``leases`` in one statement (renewal thread); returns those taken over."""
+        pairs = json.dumps([[lease.key, lease.lease] for lease in leases])
+
+        def renew(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+            with self._lease_writing(conn):
+                expires = time.time() + self._lease_seconds
+                return set(conn.execute(_RENEW_LEASES, (expires, pairs)).fetchall())
+
+        renewed = self._run_waiting("renew the locks on sessions", renew)
+        return [
+            lease
+            for lease in leases
+            if (lease.key, lease.lease) not in renewed and not lease.released
+        ]
+
+    def _fence(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        held: _Lease | None,
+        what: str,
+        *,
+        release: bool = False,
+    ) -> None:
         """Refuse a write under a lease that another run has taken over.
 
         ``held`` is this store's lease on ``key``, if it holds one (else any
         write goes). A lease of ours that expired but was not taken over still
         protects the session: taking it over is a write, which this
         transaction excludes. (That the session is still the one the lease is
-        on is checked by the write itself, from the row it touches.)
+        on is checked by the write itself, from the row it touches.) With
+        ``release`` the check deletes the lease: the same one statement.
         """
-        if held is not None and conn.execute(_OWN_LEASE, (key, held.lease)).fetchone() is None:
+        if held is None:
+            return
+        if held.released:
+            raise StoreError(
+                f"{what} refused: this run released its lock on the session with its last write"
+            )
+        if release:
+            if not conn.execute(_DROP_LEASE, (key, held.lease)).rowcount:
+                raise lease_lapsed(what, self._lease_seconds)
+        elif conn.execute(_OWN_LEASE, (key, held.lease)).fetchone() is None:
             raise lease_lapsed(what, self._lease_seconds)
 
     # -- running operations --------------------------------------------------------------
@@ -631,6 +826,27 @@ class SQLiteStore:
                 raise self._failure(what, exc) from exc
 
     @contextmanager
+    def _lease_writing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A write transaction of lease rows only, committed without an fsync even at FULL.
+
+        A lease matters only while its process lives; a power cut ends every
+        process on the machine, so a claim, renewal or release lost to it is lost
+        harmlessly (a lost release expires). WAL frames are replayed in order, so
+        the next durable commit makes these durable too. This keeps the fsyncs of
+        a run at one per persisted step.
+        """
+        if self._synchronous != "FULL":
+            with self._writing(conn):
+                yield
+            return
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._writing(conn):
+                yield
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
+
+    @contextmanager
     def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
         """One write transaction, taking the write lock up front (no upgrade deadlocks)."""
         conn.execute("BEGIN IMMEDIATE")
@@ -690,10 +906,10 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self._path}: {exc}") from exc
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _use_wal(conn, self._busy_ms / 1000)
             if mode != "wal":
                 raise StoreError(f"the SQLite database {self._path} cannot use WAL (got {mode!r})")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             _migrate(conn, self._path)

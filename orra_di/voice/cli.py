@@ -45,12 +45,13 @@ async def ask_by_voice(
 ) -> T:
     """``send`` the message (``text``, or what ``audio`` says) and speak the answer to ``speak``.
 
-    A ``speak`` file of a format no voice service writes fails before anything
-    is sent. ``send`` returns (agent name, run result), as the ``ask`` command's does;
-    ``say`` tells the user where the speech went.
+    A ``speak`` file of a format no voice service writes, or that cannot be
+    written, fails before anything is sent. ``send`` returns (agent name, run
+    result), as the ``ask`` command's does; ``say`` tells the user where the speech went.
     """
     if speak is not None:
         speech_format(speak, container.settings().voice.format)
+        _check_writable(speak)
     message = await transcribe_question(container, audio) if audio is not None else text
     if message is None:
         raise VoiceError("nothing to send: give a message or a recording")
@@ -107,6 +108,18 @@ async def speak_answer(container: Any, text: str, out: Path) -> int:
         await _close(tts)
     await anyio.to_thread.run_sync(_write_whole, out, audio.data)
     return len(audio.data)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a speech file that cannot be written before the run and the synthesis
+    are paid for: a directory, or a file in a directory that is missing or read-only."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise VoiceError(f"cannot write {path}: it is a directory; give a file name")
+    if not directory.is_dir():
+        raise VoiceError(f"cannot write {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise VoiceError(f"cannot write {path}: the directory {directory} is not writable")
 
 
 def _write_whole(path: Path, data: bytes) -> None:

@@ -187,6 +187,7 @@ def auth_env(monkeypatch: pytest.MonkeyPatch, endpoint: TokenEndpoint, kind: str
     for name, value in {
         "ORRA_LLM__KIND": kind,
         "ORRA_LLM__BASE_URL": base,
+        "ORRA_LLM__MODEL": "gpt-4o" if kind == "openai" else "claude-sonnet-4-5",
         "ORRA_LLM__MAX_RETRIES": "0",
         "ORRA_LLM__AUTH__KIND": "client_credentials",
         "ORRA_LLM__AUTH__TOKEN_URL": endpoint.url,

@@ -96,6 +96,7 @@ def test_an_openai_key_from_the_environment_is_sent_and_never_printed(
     monkeypatch.setenv("ORRA_LLM__KIND", "openai")
     monkeypatch.setenv("ORRA_LLM__API_KEY", KEY)
     monkeypatch.setenv("ORRA_LLM__BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("ORRA_LLM__MODEL", "gpt-4o-mini")  # another server is asked otherwise
     monkeypatch.setenv("ORRA_TOOLS", '["calculate"]')
     result = ask("what is 6*7?")
     assert result.exit_code == 0, (result.stdout, result.stderr)

@@ -887,8 +887,11 @@ async def test_repr_shows_model_and_base_url_only() -> None:
 
 def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openai", None)
-    with pytest.raises(ConfigurationError, match=r'pip install "orra-di\[openai\]"'):
+    with pytest.raises(ConfigurationError) as info:
         OpenAIProvider(KEY)
+    # Both forms: the PyPI one does not install a clone's code.
+    assert 'pip install "orra-di[openai]"' in str(info.value)
+    assert 'pip install -e ".[openai]"' in str(info.value)
 
 
 def test_bad_arguments() -> None:

@@ -118,6 +118,26 @@ def test_bad_settings_are_configuration_errors(db: Path) -> None:
         SQLiteStore(db, busy_timeout=-1)
 
 
+def _synchronous(store: SQLiteStore) -> int:
+    """The durability the store's own connection commits with (a per-connection pragma)."""
+    assert store._conn is not None
+    level: int = store._conn.execute("PRAGMA synchronous").fetchone()[0]
+    return level
+
+
+@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("NORMAL", 1), ("full", 2)])
+async def test_durability_is_a_store_setting(db: Path, setting: Any, level: int) -> None:
+    store = SQLiteStore(db) if setting is None else SQLiteStore(db, synchronous=setting)
+    await store.append(ALICE, [Message.user("hi")])
+    assert _synchronous(store) == level  # 1 = NORMAL, 2 = FULL (an fsync per commit)
+    await store.aclose()
+
+
+def test_an_unknown_durability_is_refused(db: Path) -> None:
+    with pytest.raises(ConfigurationError, match="synchronous must be 'NORMAL' or 'FULL'"):
+        SQLiteStore(db, synchronous="OFF")  # type: ignore[arg-type]
+
+
 async def test_closed_store_refuses_work(store: SQLiteStore) -> None:
     await store.append(ALICE, [Message.user("x")])
     await store.aclose()
@@ -283,6 +303,91 @@ async def test_the_lease_is_renewed_while_held(db: Path) -> None:
                 pytest.fail("took a renewed lease")
     await store.aclose()
     await other.aclose()
+
+
+def _trace(store: SQLiteStore) -> list[str]:
+    """Every statement the store's own connection runs from now on, parameters bound."""
+    assert store._conn is not None
+    statements: list[str] = []
+    store._conn.set_trace_callback(lambda sql: statements.append(" ".join(sql.split())))
+    return statements
+
+
+def _commits(statements: list[str]) -> tuple[int, int]:
+    """(write transactions, those committed at synchronous=FULL, i.e. with an fsync)."""
+    full, writing, transactions, durable = True, False, 0, 0
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous"):
+            full = statement.endswith("FULL")
+        elif statement == "BEGIN IMMEDIATE":
+            writing, transactions = True, transactions + 1
+        elif statement == "COMMIT":
+            durable += writing and full
+            writing = False
+    return transactions, durable
+
+
+async def test_a_run_writes_once_per_step_and_fsyncs_only_its_steps(db: Path) -> None:
+    """User message, tool call, tool results, answer: four steps, four fsyncs at FULL.
+
+    The lock's claim is a transaction of its own that needs no fsync (a lease
+    dies with its process; a power cut ends them all), the load reuses what the
+    claim read and what the store wrote (no read at all), each append checks
+    the lease inside its update, and the lease goes with the answer's write.
+    """
+    from orra_di.runtime import Runtime
+    from orra_di.testing import ScriptedProvider, call, reply, tool_calls
+    from orra_di.tool import tool
+
+    @tool(blocking=False)
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        return key.upper()
+
+    store = SQLiteStore(db, synchronous="FULL")
+    script = [tool_calls(call("lookup", {"key": "k"}, id="c1")), reply("done")]
+    runtime = Runtime(ScriptedProvider(script * 2), store, tools=[lookup])
+    await runtime.run(ALICE, "first")  # creates the session
+    statements = _trace(store)
+    await runtime.run(ALICE, "second")
+    assert _commits(statements) == (5, 4)  # the claim, then one per step
+    assert not [s for s in statements if s.startswith("SELECT")]
+    # The claim is 1 statement, a step 2 (fenced update, insert), the last step 3 (+ release).
+    assert len([s for s in statements if not s.startswith(("BEGIN", "COMMIT", "PRAGMA"))]) == 10
+    last = statements[len(statements) - statements[::-1].index("BEGIN IMMEDIATE") :]
+    assert any(s.startswith("DELETE FROM leases") for s in last)  # released with the answer
+    assert any(s.startswith("INSERT INTO messages") for s in last)
+    with raw(db) as conn:
+        assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+    assert contents(await store.load(ALICE)) == ["first", "", "", "done", "second", "", "", "done"]
+    await store.aclose()
+
+
+async def test_one_statement_renews_every_lease_a_store_holds(db: Path) -> None:
+    store = SQLiteStore(db, lease_seconds=0.3)
+    await store.list()
+    statements = _trace(store)
+    keys = [Namespace("acme", name) for name in ("alice", "bob", "carol")]
+    async with store.lock(keys[0]), store.lock(keys[1]), store.lock(keys[2]):
+        await anyio.sleep(0.45)  # past a lease: at least one renewal
+    renewals = [s for s in statements if s.lstrip().startswith("UPDATE leases")]
+    assert renewals
+    for renewal in renewals:
+        assert all(ns.key in renewal for ns in keys), renewal
+    await store.aclose()
+
+
+async def test_a_lease_lapses_while_its_event_loop_is_stuck(db: Path) -> None:
+    """Renewal needs the holder's event loop: a loop blocked (here by a sleeping
+    coroutine) past its lease lets the session go, as a dead process would."""
+    store = SQLiteStore(db, lease_seconds=0.3)
+    async with store.lock(ALICE):
+        await anyio.sleep(0.25)  # the renewal thread runs meanwhile
+        time.sleep(0.6)  # noqa: ASYNC251 - the point: the loop runs nothing
+        with raw(db) as conn:
+            expires = conn.execute("SELECT expires_at FROM leases").fetchone()[0]
+        assert expires < time.time()
+    await store.aclose()
 
 
 async def test_a_lock_cancelled_after_its_claim_committed_leaves_no_lease(

@@ -30,9 +30,18 @@ BLOCKING = "block"
 """Turns whose tag starts with this call the ``block`` tool, which never returns."""
 
 
+TURN_SECONDS = 0.01
+"""How long ``stamp`` takes: a turn lasts long enough for the other workers to be
+waiting when it ends. A store turn alone takes about a millisecond, so a worker
+started a few scheduler slices late on a busy machine once found the others done
+(or finished a streak of turns before it asked), which says nothing about the
+store."""
+
+
 @tool
 async def stamp(tag: str) -> str:
     """Mark a turn as run."""
+    await anyio.sleep(TURN_SECONDS)
     return f"{tag} stamped"
 
 

@@ -75,6 +75,7 @@ def test_voice_uses_the_llm_sections_server_by_default(
     monkeypatch.setenv("ORRA_LLM__BASE_URL", audio_server.url)
     monkeypatch.setenv("ORRA_LLM__KIND", "openai")
     monkeypatch.setenv("ORRA_LLM__API_KEY", KEY)
+    monkeypatch.setenv("ORRA_LLM__MODEL", "gpt-4o")  # a base URL alone would ask GET /models
     chat = {
         "id": "c",
         "object": "chat.completion",
