@@ -1,6 +1,6 @@
 """``orra-di``: chat with your agents, ask one question, inspect sessions and settings.
 
-With no configuration it runs on the embedded SQLite store and the offline test
+With no configuration it runs on the embedded SQLite store and the offline
 model, and says so in one line. Errors print one readable line and exit
 non-zero; ``--debug`` shows the traceback.
 """
@@ -194,7 +194,7 @@ def _run(
     """Build the container, open its resources, run ``job``; errors become one line.
 
     ``talk`` marks the commands that send messages: they say when the offline
-    test model stands in for a real one.
+    model stands in for a real one.
     """
     import anyio
 
@@ -232,9 +232,9 @@ def _notice_offline(container: Container) -> None:
     from rich.text import Text
 
     settings = container.settings()
-    if settings.llm.kind is None and settings.llm.resolved_kind == "test":
+    if settings.llm.kind is None and settings.llm.resolved_kind == "offline":
         notice = (
-            f"No LLM configured: offline test model, sessions in {settings.store.masked()}. "
+            f"No LLM configured: offline model, sessions in {settings.store.masked()}. "
             "Set ANTHROPIC_API_KEY or OPENAI_API_KEY (or ORRA_LLM__KIND) for a real model."
         )
         _err().print(Text(notice, style="dim"))

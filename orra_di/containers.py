@@ -63,7 +63,7 @@ from orra_di.projects.manager import ProjectManager
 from orra_di.projects.stores import project_store_for
 from orra_di.prompt import PromptBuilder
 from orra_di.provider import Provider, close_provider
-from orra_di.providers.offline import TestModel
+from orra_di.providers.offline import OfflineModel, TestModel
 from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
@@ -473,6 +473,7 @@ class Container(containers.DeclarativeContainer):
 
     llm = providers.Selector(
         settings.provided.llm.resolved_kind,
+        offline=providers.Singleton(OfflineModel),
         test=providers.Singleton(TestModel),
         scripted=providers.Singleton(
             _unavailable,

@@ -122,7 +122,7 @@ SECRETS_DIR_ENV = "ORRA_SECRETS_DIR"
 DEFAULT_CONFIG_FILE = Path("orra.toml")
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
-LLMKind = Literal["test", "scripted", "anthropic", "openai"]
+LLMKind = Literal["offline", "test", "scripted", "anthropic", "openai"]
 BuiltinTool = Literal["calculate", "current_time"]
 """The names of ``orra_di.tools.BUILTIN_TOOLS`` (a test keeps the two in step)."""
 VENDOR_KEY_ENV: Mapping[LLMKind, str] = {
@@ -165,8 +165,9 @@ class LLMSettings(_Section):
 
     kind: LLMKind | None = Field(
         None,
-        description="one of 'test', 'scripted', 'anthropic', 'openai', or unset to detect it "
-        "from ANTHROPIC_API_KEY / OPENAI_API_KEY (or openai when only base_url is set)",
+        description="one of 'offline', 'test', 'scripted', 'anthropic', 'openai', or unset to "
+        "detect it from ANTHROPIC_API_KEY / OPENAI_API_KEY (openai when only base_url is set; "
+        "offline when nothing is)",
     )
     model: str | None = None
     """The model to ask for; unset: the adapter's default. An agent's own ``model`` wins."""
@@ -209,7 +210,7 @@ class LLMSettings(_Section):
     @field_validator("api_key")
     @classmethod
     def _key_names_its_vendor(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        # A key without a kind would fall back to the offline test model and be ignored;
+        # A key without a kind would fall back to the offline model and be ignored;
         # beside a base_url it is the key of that OpenAI-compatible server.
         data = info.data
         both_valid_and_unset = (
@@ -239,7 +240,8 @@ class LLMSettings(_Section):
     def resolved_kind(self) -> LLMKind:
         """``kind`` if set; else ``openai`` when a ``base_url`` is set (a local
         OpenAI-compatible server: Ollama, vLLM, llama.cpp); else the first vendor
-        whose key variable is set; else ``test``."""
+        whose key variable is set; else ``offline`` (rules that pick the built-in tools;
+        ``test`` is the schema-driven double for tests)."""
         if self.kind is not None:
             return self.kind
         if self.base_url:
@@ -247,7 +249,7 @@ class LLMSettings(_Section):
         for kind, variable in VENDOR_KEY_ENV.items():
             if os.environ.get(variable):
                 return kind
-        return "test"
+        return "offline"
 
     @property
     def resolved_api_key(self) -> SecretStr | None:

@@ -1,6 +1,7 @@
 """The ``orra-di`` command line, through typer's CliRunner and once as a real process.
 
-Every test runs offline (the test model) on a SQLite file in ``tmp_path``.
+Every test runs offline (the offline model; the test model where a test says so) on a
+SQLite file in ``tmp_path``.
 typer's CliRunner keeps stdout and stderr apart (``result.stdout`` and
 ``result.stderr``), so the tests check which stream each line goes to.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from typer.testing import CliRunner, Result
 
 from orra_di.cli import app
 from orra_di.errors import ConfigurationError
+from orra_di.providers.offline import OFFLINE_NOTICE
 
 TWO_AGENTS = json.dumps(
     [
@@ -26,7 +30,14 @@ TWO_AGENTS = json.dumps(
         {"name": "CodeBot", "personality": "terse", "model": "code-model"},
     ]
 )
-OFFLINE = "(test model, no LLM configured) You said: "
+OFFLINE = "You said: "
+TEST_MODEL = "(test model, no LLM configured) You said: "
+ECHO = "Offline, I can only repeat you: this agent has neither calculate nor current_time."
+
+
+def offline(said: str) -> str:
+    """The offline model's answer to a first message that asks for no tool, with no tools."""
+    return f"{OFFLINE}{said}\n{ECHO}\n\n{OFFLINE_NOTICE}"
 
 
 @pytest.fixture(autouse=True)
@@ -78,9 +89,9 @@ def stored(tmp_path: Path) -> dict[str, int]:
 
 def test_ask_prints_the_answer_and_the_offline_notice_on_stderr(tmp_path: Path) -> None:
     result = ok("ask", "hello")
-    assert result.stdout == OFFLINE + "hello\n"
+    assert result.stdout == offline("hello") + "\n"
     (notice,) = result.stderr.splitlines()
-    assert notice.startswith("No LLM configured: offline test model, sessions in sqlite:///")
+    assert notice.startswith("No LLM configured: offline model, sessions in sqlite:///")
     assert str(tmp_path / "s.sqlite3") in notice
     assert stored(tmp_path) == {"cli:tester": 2}
 
@@ -91,7 +102,7 @@ def test_ask_json_prints_one_object() -> None:
     assert set(payload) == {"agent", "namespace", "answer", "turns", "usage"}
     assert payload["agent"] == "Atlas"
     assert payload["namespace"] == "acme:alice"
-    assert payload["answer"] == OFFLINE + "hello"
+    assert payload["answer"] == offline("hello")
     assert payload["turns"] == 1
     assert payload["usage"]["input_tokens"] > 0
     assert payload["usage"]["output_tokens"] > 0
@@ -102,7 +113,7 @@ def test_no_notice_when_the_test_model_is_chosen_explicitly(
 ) -> None:
     monkeypatch.setenv("ORRA_LLM__KIND", "test")
     result = ok("ask", "hello")
-    assert result.stdout == OFFLINE + "hello\n"
+    assert result.stdout == TEST_MODEL + "hello\n"
     assert result.stderr == ""
 
 
@@ -133,7 +144,7 @@ def test_at_mention_routes_to_that_agent(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ORRA_RUNTIME__ENABLE_DELEGATION", "false")
     payload = json.loads(ok("ask", "@codebot fix it", "--json").stdout)
     assert payload["agent"] == "CodeBot"
-    assert payload["answer"] == OFFLINE + "fix it"  # the mention is taken out
+    assert payload["answer"] == offline("fix it")  # the mention is taken out
     assert json.loads(ok("ask", "no mention", "--json").stdout)["agent"] == "Atlas"
 
 
@@ -142,7 +153,7 @@ def test_agent_option_picks_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORRA_RUNTIME__ENABLE_DELEGATION", "false")
     payload = json.loads(ok("ask", "@Atlas hi", "--agent", "CODEBOT", "--json").stdout)
     assert payload["agent"] == "CodeBot"
-    assert payload["answer"] == OFFLINE + "@Atlas hi"  # --agent wins; text untouched
+    assert payload["answer"] == offline("@Atlas hi")  # --agent wins; text untouched
 
 
 def test_an_unknown_agent_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,9 +179,12 @@ def test_agents_table(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- tools: the CLI cannot be given application tools, only the built-in ones ----------
+# The offline model calls only calculate and current_time; the test model (llm.kind
+# "test") calls every tool it is offered, spawn_agent included.
 
 
 def test_the_test_model_calls_the_spawn_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORRA_LLM__KIND", "test")
     monkeypatch.setenv("ORRA_RUNTIME__ENABLE_SPAWN", "true")
     payload = json.loads(ok("ask", "go", "-n", "acme", "--json").stdout)
     assert payload["turns"] == 2
@@ -184,6 +198,7 @@ def test_the_test_model_calls_the_spawn_tool(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_chat_shows_tool_calls_as_they_happen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORRA_LLM__KIND", "test")
     monkeypatch.setenv("ORRA_RUNTIME__ENABLE_SPAWN", "true")
     result = ok("chat", "-n", "acme", input="go\n/quit\n")
     assert "→ spawn_agent" in result.stdout
@@ -251,7 +266,7 @@ def test_keys_and_messages_are_printed_verbatim() -> None:
 def test_sessions_show_prints_the_messages() -> None:
     ok("ask", "hello", "-n", "acme:alice")
     result = ok("sessions", "show", "acme:alice")
-    assert result.stdout.splitlines() == ["user: hello", "assistant: " + OFFLINE + "hello"]
+    assert result.stdout == f"user: hello\nassistant: {offline('hello')}\n"
 
 
 def test_long_messages_are_not_wrapped_into_lines() -> None:
@@ -261,6 +276,7 @@ def test_long_messages_are_not_wrapped_into_lines() -> None:
 
 
 def test_sessions_show_prints_tool_calls_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORRA_LLM__KIND", "test")  # calls spawn_agent with arguments from its schema
     monkeypatch.setenv("ORRA_RUNTIME__ENABLE_SPAWN", "true")
     ok("ask", "go", "-n", "acme")
     lines = ok("sessions", "show", "acme").stdout.splitlines()
@@ -401,24 +417,57 @@ def test_the_console_script_as_a_real_process(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == OFFLINE + "hello from a process\n"
+    assert done.stdout == offline("hello from a process") + "\n"
     (notice,) = done.stderr.splitlines()
-    assert notice.startswith("No LLM configured: offline test model")
+    assert notice.startswith("No LLM configured: offline model")
     assert stored(tmp_path) == {"proc:one": 2}
     with sqlite3.connect(tmp_path / "s.sqlite3") as db:
         bodies = [json.loads(b) for (b,) in db.execute("SELECT body FROM messages ORDER BY seq")]
     assert [b["content"] for b in bodies] == [
         "hello from a process",
-        OFFLINE + "hello from a process",
+        offline("hello from a process"),
     ]
 
 
 def test_the_default_built_in_tools_run_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORRA_TOOLS")
-    result = ok("ask", "--json", "what time is it?")
-    answer = json.loads(result.stdout)["answer"]
-    assert answer.startswith(OFFLINE + "what time is it?\nTool results: ")
-    results = json.loads(answer.split("Tool results: ", 1)[1])
-    assert results["calculate"] == "112.5"
-    assert "T" in results["current_time"]
-    assert json.loads(result.stdout)["turns"] == 2
+    sum_ = json.loads(ok("ask", "--json", "What is 2+2?", "-n", "a").stdout)
+    assert sum_["answer"] == f"2+2 = 4 (worked out by the calculate tool)\n\n{OFFLINE_NOTICE}"
+    assert sum_["turns"] == 2
+    time = json.loads(ok("ask", "--json", "what time is it in Europe/Paris?", "-n", "b").stdout)
+    first, rest = time["answer"].split("\n", 1)
+    assert re.fullmatch(
+        r"It is \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00 \(\w+day\) in Europe/Paris "
+        r"\(read by the current_time tool\)\.",
+        first,
+    )
+    assert rest == "\n" + OFFLINE_NOTICE
+    hello = json.loads(ok("ask", "--json", "Hello, who are you?", "-n", "c").stdout)
+    assert hello["turns"] == 1  # no tool for a greeting
+    assert hello["answer"].splitlines()[1] == (
+        'Offline, I can only work out arithmetic with calculate (try "What is 2+2?") and '
+        'tell the time with current_time (try "What time is it?").'
+    )
+    shown = ok("sessions", "show", "a").stdout
+    assert '  → calculate {"expression": "2+2"}\n  ← 4\n' in shown
+
+
+def test_the_readme_first_run_reads_sensibly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orra-di commands of the README's first command line, run as they are written."""
+    monkeypatch.delenv("ORRA_TOOLS")  # the default agent, built-in tools and all
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    (line,) = [
+        x for x in readme.splitlines() if x.startswith("python3 -m venv .venv && ") and " ask " in x
+    ]
+    commands = [
+        shlex.split(part.replace("$(whoami)", "tester"))[1:]
+        for part in line.split(" && ")
+        if part.startswith(".venv/bin/orra-di ")
+    ]
+    assert [c[0] for c in commands] == ["ask", "ask", "sessions"]
+    first, second, shown = (ok(*c).stdout for c in commands)
+    assert first == f"2+2 = 4 (worked out by the calculate tool)\n\n{OFFLINE_NOTICE}\n"
+    assert (
+        "This session remembers 1 earlier message from you; the first was: What is 2+2?" in second
+    )
+    assert shown.startswith('user: What is 2+2?\n  → calculate {"expression": "2+2"}\n  ← 4\n')

@@ -26,10 +26,20 @@ from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner, Result
 
 from orra_di.cli import app
+from orra_di.providers.offline import OFFLINE_NOTICE
 from orra_di.settings import load_settings
 from orra_di.settings_names import SettingsWarning
 
-OFFLINE = "(test model, no LLM configured) You said: "
+OFFLINE = "You said: "
+TEST_MODEL = "(test model, no LLM configured) You said: "
+ECHO = "Offline, I can only repeat you: this agent has neither calculate nor current_time."
+
+
+def offline(said: str) -> str:
+    """The offline model's answer to a first message that asks for no tool, with no tools."""
+    return f"{OFFLINE}{said}\n{ECHO}\n\n{OFFLINE_NOTICE}"
+
+
 TWO_AGENTS = json.dumps([{"name": "Atlas"}, {"name": "CodeBot"}])
 
 
@@ -142,7 +152,8 @@ def test_an_application_container_in_the_working_directory_gives_its_tools(
     (tmp_path / "shopapp.py").write_text(SHOP_APP, encoding="utf-8")
     done = subprocess.run(
         [*cli_command(), *args, "ask", "--json", "apples?", "-n", "shop:alice"],
-        env={**process_env(tmp_path), **env},
+        # the test model calls every tool (the offline model only the built-in ones)
+        env={**process_env(tmp_path), "ORRA_LLM__KIND": "test", **env},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -151,7 +162,7 @@ def test_an_application_container_in_the_working_directory_gives_its_tools(
     )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)["answer"]
-    assert answer.startswith(OFFLINE + "apples?\nTool results: ")
+    assert answer.startswith(TEST_MODEL + "apples?\nTool results: ")
     assert json.loads(answer.split("Tool results: ", 1)[1]) == {"shop_stock": "12 a in stock"}
 
 
@@ -171,7 +182,7 @@ def test_a_trailing_backslash_is_printed_once_by_chat_and_sessions_show() -> Non
     chat = ok("chat", "-n", "win", input="C:\\temp\\\n/quit\n")
     assert "Atlas: " + OFFLINE + "C:\\temp\\\n" in chat.stdout
     shown = ok("sessions", "show", "win").stdout.splitlines()
-    assert shown == ["user: C:\\temp\\", "assistant: " + OFFLINE + "C:\\temp\\"]
+    assert shown[:2] == ["user: C:\\temp\\", "assistant: " + OFFLINE + "C:\\temp\\"]
 
 
 # -- 10: Ctrl-C in chat ------------------------------------------------------------------------
@@ -379,7 +390,7 @@ def test_config_says_which_variable_chose_the_vendor_and_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rows = config_rows(ok("config"))
-    assert rows["llm.kind"][0] == '"test"'
+    assert rows["llm.kind"][0] == '"offline"'
     assert rows["llm.kind"][1] == "auto: no ANTHROPIC_API_KEY, OPENAI_API_KEY or ORRA_LLM__BASE_URL"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
     rows = config_rows(ok("config"))
@@ -434,7 +445,7 @@ def test_a_mention_of_no_agent_says_who_answers(monkeypatch: pytest.MonkeyPatch)
     note = "note: no agent is named Nobody (agents: Atlas, CodeBot); Atlas answers"
     result = ok("ask", "@Nobody hi")
     assert note in result.stderr.splitlines()
-    assert result.stdout == OFFLINE + "@Nobody hi\n"
+    assert result.stdout == offline("@Nobody hi") + "\n"
     chat = ok("chat", input="@Nobody hi\n@CodeBot hi\n/quit\n")
     assert chat.stderr.splitlines().count(note) == 1  # a known agent gets no note
 

@@ -97,5 +97,5 @@ def test_the_offline_notice_masks_the_store_password(
     result = run("ask", "hi")
     notice = result.stderr.splitlines()[0]
     masked = UNREACHABLE[scheme].format(password="***")
-    assert notice.startswith(f"No LLM configured: offline test model, sessions in {masked}. ")
+    assert notice.startswith(f"No LLM configured: offline model, sessions in {masked}. ")
     assert_hidden(result, password)

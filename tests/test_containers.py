@@ -33,6 +33,7 @@ from orra_di import (
     tool,
 )
 from orra_di.containers import Container, lifespan
+from orra_di.providers.offline import OfflineModel
 from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime_set import RuntimeMap
 from orra_di.settings import load_settings
@@ -101,8 +102,8 @@ def test_llm_kind_test_is_the_offline_test_model() -> None:
     assert isinstance(container.llm(), TestModel)
 
 
-def test_llm_without_kind_or_vendor_key_falls_back_to_the_test_model() -> None:
-    assert isinstance(make_container().llm(), TestModel)
+def test_llm_without_kind_or_vendor_key_falls_back_to_the_offline_model() -> None:
+    assert isinstance(make_container().llm(), OfflineModel)
 
 
 def test_llm_kind_scripted_says_to_override_the_provider() -> None:
@@ -302,7 +303,7 @@ def test_resetting_the_llm_override_restores_the_configured_model() -> None:
     container = make_container()
     with container.llm.override(ScriptedProvider([])):
         assert isinstance(container.runtimes()["atlas"].llm, ScriptedProvider)
-    assert isinstance(container.runtimes()["atlas"].llm, TestModel)
+    assert isinstance(container.runtimes()["atlas"].llm, OfflineModel)
 
 
 @pytest.mark.anyio
@@ -424,7 +425,7 @@ async def test_overriding_tool_factory_gives_agents_their_tools() -> None:
     assert tool_names(runtimes["codebot"]) == ["lookup", "delegate_to_agent"]
     assert tool_names(runtimes["atlas"]) == ["delegate_to_agent"]
 
-    # The offline test model calls every offered tool once.
+    # The test model calls every offered tool once.
     container.llm.override(TestModel())
     result = await runtimes["codebot"].run(Namespace("t"), "go")
     assert "value of a" in result.final_message.content
@@ -505,14 +506,14 @@ def test_a_singleton_built_before_an_override_keeps_the_old_object() -> None:
     container.settings.override(providers.Object(load_settings(store={"url": "memory://"})))
     runtimes = container.runtimes()
     before = container.assistant()
-    assert isinstance(before.llm, TestModel)
+    assert isinstance(before.llm, OfflineModel)
 
     scripted = ScriptedProvider([])
     container.llm.override(scripted)
 
-    # The pitfall: the singleton built earlier still holds the TestModel ...
+    # The pitfall: the singleton built earlier still holds the OfflineModel ...
     assert container.assistant() is before
-    assert isinstance(container.assistant().llm, TestModel)
+    assert isinstance(container.assistant().llm, OfflineModel)
     # ... while the late-bound map already builds runtimes with the override.
     assert runtimes["atlas"].llm is scripted
 

@@ -33,6 +33,7 @@ from orra_di import (
     Usage,
 )
 from orra_di.containers import Container
+from orra_di.providers.offline import OFFLINE_NOTICE
 from orra_di.settings import load_settings
 from orra_di.testing import ScriptedProvider, call, reply, tool_calls
 
@@ -185,8 +186,8 @@ def test_mentions_and_the_agent_field_pick_the_agent() -> None:
     assert "Scout" in (llm.requests[0].messages[0].content or "")
 
 
-def test_the_default_test_model_needs_no_key() -> None:
-    app, container = make_app()  # no override: llm.kind resolves to the offline test model
+def test_the_test_model_needs_no_key() -> None:
+    app, container = make_app(llm={"kind": "test"})  # calls every tool, from its schema
     assert container.settings().llm.resolved_kind == "test"
     with TestClient(app) as client:
         body = say(client, "acme:alice", "hello")
@@ -195,6 +196,17 @@ def test_the_default_test_model_needs_no_key() -> None:
     assert body["turns"] == 2
     assert messages[1]["tool_calls"][0]["name"] == "order_status"
     assert "acme has no order 'a'" in body["answer"]
+
+
+def test_the_default_offline_model_needs_no_key_and_says_so() -> None:
+    app, container = make_app()  # no override: llm.kind resolves to the offline model
+    assert container.settings().llm.resolved_kind == "offline"
+    with TestClient(app) as client:
+        body = say(client, "acme:alice", "Where is order A-1001?")
+
+    assert body["turns"] == 1  # it calls only the built-in tools, and this app has none
+    assert body["answer"].startswith("You said: Where is order A-1001?\n")
+    assert body["answer"].endswith(OFFLINE_NOTICE)
 
 
 def test_a_policy_from_settings_holds_even_against_the_model() -> None:

@@ -339,11 +339,11 @@ def test_layers_merge_field_by_field(monkeypatch: pytest.MonkeyPatch, workdir: P
 @pytest.mark.parametrize(
     ("environment", "kind", "key"),
     [
-        ({}, "test", None),
+        ({}, "offline", None),
         ({"ANTHROPIC_API_KEY": "a-key"}, "anthropic", "a-key"),
         ({"OPENAI_API_KEY": "o-key"}, "openai", "o-key"),
         ({"ANTHROPIC_API_KEY": "a-key", "OPENAI_API_KEY": "o-key"}, "anthropic", "a-key"),
-        ({"ANTHROPIC_API_KEY": ""}, "test", None),
+        ({"ANTHROPIC_API_KEY": ""}, "offline", None),
     ],
 )
 def test_kind_is_detected_from_vendor_keys(
@@ -375,7 +375,7 @@ def test_explicit_kind_and_key_win(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # (env var, raw value, dotted name, value as shown, a piece of the accepted text)
 INVALID = [
-    ("ORRA_LLM__KIND", "gemini", "llm.kind", '"gemini"', "one of 'test', 'scripted'"),
+    ("ORRA_LLM__KIND", "gemini", "llm.kind", '"gemini"', "one of 'offline', 'test'"),
     ("ORRA_LLM__TIMEOUT", "0", "llm.timeout", '"0"', "a number > 0"),
     ("ORRA_LLM__TIMEOUT", "soon", "llm.timeout", '"soon"', "a number > 0"),
     ("ORRA_LLM__MAX_RETRIES", "-1", "llm.max_retries", '"-1"', "an integer >= 0"),
@@ -525,7 +525,7 @@ def test_building_the_class_directly_also_raises_configuration_error() -> None:
 
 
 def test_a_key_without_a_kind_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    # It would otherwise fall back to the offline test model and be silently ignored.
+    # It would otherwise fall back to the offline model and be silently ignored.
     monkeypatch.setenv("ORRA_LLM__API_KEY", SECRET)
     with pytest.raises(ConfigurationError) as info:
         load_settings()

@@ -226,7 +226,9 @@ def render() -> str:
         "",
         "With neither `ORRA_LLM__KIND` nor `ORRA_LLM__BASE_URL` set, the first of "
         + " and ".join(f"`{v}`" for v in module.VENDOR_KEY_ENV.values())
-        + " that is set chooses the vendor; with none, the offline test model answers.",
+        + " that is set chooses the vendor; with none, the offline model answers (rules that"
+        " call `calculate` for arithmetic and `current_time` for the time, and say how to plug"
+        " in a real model).",
         "",
     ]
     return "\n".join(out)

@@ -110,7 +110,7 @@ def test_add_a_job_run_orra_di_serve_and_the_answer_lands_in_the_jobs_session(
     shown = orra("sessions", "show", job_session, tmp_path=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "user: Say hello" in shown.stdout
-    assert "assistant: (test model, no LLM configured) You said: Say hello" in shown.stdout
+    assert "assistant: You said: Say hello" in shown.stdout  # the offline model
     home = orra("sessions", "show", "acme", tmp_path=tmp_path)  # announced there too
     assert "You said: Say hello" in home.stdout
 

@@ -279,10 +279,14 @@ async def test_05_every_namespace_is_storable_on_every_store(shared: OpenStore) 
 
 # -- the CLI, run as a user runs it -----------------------------------------------------
 
-OFFLINE = "(test model, no LLM configured) You said: "
+OFFLINE = "You said: "  # the offline model, the CLI's default
+TEST_MODEL = "(test model, no LLM configured) You said: "  # llm.kind "test": calls every tool
 # The console script's way: the working directory is NOT on sys.path (-P), so an
 # application module beside the user is found only if the CLI looks there itself.
 CLI = [sys.executable, "-P", "-c", "import sys; from orra_di.cli import main; main()"]
+
+
+TEST = {"ORRA_LLM__KIND": "test"}
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
@@ -454,10 +458,11 @@ def test_08_container_from_an_app_module_in_the_cwd(
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     (app_dir / "reviewapp.py").write_text(APP, encoding="utf-8")
-    done = orra(home, *args, "ask", "--json", "hello", env=env, cwd=app_dir)
+    # The test model calls every tool it is offered, the app's among them.
+    done = orra(home, *args, "ask", "--json", "hello", env={**env, **TEST}, cwd=app_dir)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)["answer"]
-    assert answer.startswith(OFFLINE + "hello")
+    assert answer.startswith(TEST_MODEL + "hello")
     assert ('"shout": "A!!"' in answer) is shouts, answer
 
 
@@ -557,7 +562,9 @@ def test_10_ctrl_c_mid_answer_returns_to_the_prompt_and_at_the_prompt_leaves(
     tmp_path: Path, home: Path
 ) -> None:
     (home / "slowapp.py").write_text(SLOW_TOOL_APP, encoding="utf-8")
-    term = Pty([*CLI, "--container", "slowapp:make", "chat", "-n", "pty:t"], cli_env(home), home)
+    term = Pty(
+        [*CLI, "--container", "slowapp:make", "chat", "-n", "pty:t"], cli_env(home, **TEST), home
+    )
     try:
         term.expect("you> ")
         term.send("think hard")
@@ -594,7 +601,9 @@ def _drain(fd: int) -> str:
 
 def test_10_the_line_after_an_interrupted_answer_is_not_swallowed(home: Path) -> None:
     (home / "slowapp.py").write_text(SLOW_TOOL_APP, encoding="utf-8")
-    term = Pty([*CLI, "--container", "slowapp:make", "chat", "-n", "pty:u"], cli_env(home), home)
+    term = Pty(
+        [*CLI, "--container", "slowapp:make", "chat", "-n", "pty:u"], cli_env(home, **TEST), home
+    )
     try:
         term.expect("you> ")
         term.send("think hard")
@@ -1327,14 +1336,14 @@ async def test_26_scripted_provider_and_stream_lifecycle_from_the_runtime() -> N
 def test_09_chat_prints_each_tool_line_once_without_blank_lines(home: Path) -> None:
     """A streamed answer with two tool calls reads like ``sessions show``: one line per
     call and per result, no empty line between them, the answer on its own line."""
-    chat = orra(home, "chat", "-n", "layout:a", input="hello\n/quit\n")
+    chat = orra(home, "chat", "-n", "layout:a", input="hello\n/quit\n", env=TEST)
     assert chat.returncode == 0, chat.stderr
     answer = chat.stdout.split("you> ", 1)[1].split("you> ", 1)[0]
     lines = answer.splitlines()
     assert lines[0] == "Atlas: "
     assert lines[1:3] == ["  → calculate", "  → current_time"]
     assert lines[3] == "  ← 112.5" and lines[4].startswith("  ← ")
-    assert lines[5] == OFFLINE + "hello"
+    assert lines[5] == TEST_MODEL + "hello"
     assert "" not in lines
 
 
@@ -1347,20 +1356,20 @@ APPROVALS = {
 
 def test_09_chat_asks_for_approval_on_a_line_of_its_own(home: Path) -> None:
     """As docs/approvals.md shows it: the question is not glued to a tool line."""
-    chat = orra(home, "chat", "-n", "appr:a", input="hi\ny\n/quit\n", env=APPROVALS)
+    chat = orra(home, "chat", "-n", "appr:a", input="What is 6*7?\ny\n/quit\n", env=APPROVALS)
     assert chat.returncode == 0, chat.stderr
     lines = chat.stdout.splitlines()
     (question,) = [line for line in lines if "? [y/N]" in line]
-    assert question.startswith("run `calculate` with {"), lines
+    assert question.startswith('run `calculate` with {"expression":"6*7"}'), lines
     # (stdin is a pipe: the "y" typed is not echoed, so the result follows on that line)
-    assert question.endswith("? [y/N]   ← 112.5")
+    assert question.endswith("? [y/N]   ← 42")
 
 
 def test_ask_says_which_call_waits_for_approval_and_how_to_answer(home: Path) -> None:
     """``ask`` cannot ask inline: it says on stderr what waits, and how to answer it from
     another terminal, instead of waiting in silence until the timeout."""
     proc = subprocess.Popen(
-        [*CLI, "ask", "-n", "appr:b", "compute"],
+        [*CLI, "ask", "-n", "appr:b", "compute 6*7"],
         env=cli_env(home, **APPROVALS),
         cwd=home,
         stdout=subprocess.PIPE,
@@ -1384,7 +1393,7 @@ def test_ask_says_which_call_waits_for_approval_and_how_to_answer(home: Path) ->
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
-    assert '"calculate": "112.5"' in out
+    assert out.startswith("6*7 = 42 (worked out by the calculate tool)")
 
 
 def test_projects_list_says_there_is_none_rather_than_an_empty_table(home: Path) -> None:
