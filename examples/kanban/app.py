@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--offline", action="store_true", help="the scripted model, key or not")
     args = parser.parse_args(argv)
     kanban = make_kanban(args.data, offline=True if args.offline else None)
-    kind = kanban.container.settings().llm.resolved_kind
+    kind: str = kanban.container.settings().llm.resolved_kind
     if args.offline or kind == "offline":
         kind = "scripted offline model (set ANTHROPIC_API_KEY or OPENAI_API_KEY for a real one)"
     print(f"kanban assistant: {kind}; data in {args.data}")
