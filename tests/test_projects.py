@@ -328,10 +328,13 @@ def test_the_cli_manages_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert shown["metadata"] == {"tier": 3, "region": "eu"}
     assert "acme" in cli("projects", "list").stdout
 
-    asked = cli("ask", "--json", "-n", "project:acme:user:bob", "hi")
-    answer = json.loads(asked.stdout)["answer"]
-    assert '"calculate"' in answer  # the offline model calls what it is offered: only that
-    assert "current_time" not in answer
+    asked = json.loads(
+        cli("ask", "--json", "-n", "project:acme:user:bob", "What time is it?").stdout
+    )
+    # only calculate is offered: the offline model says so, and cannot call current_time
+    assert "work out arithmetic with calculate" in asked["answer"]
+    assert "current_time" not in asked["answer"]
+    assert asked["turns"] == 1
 
     updated = cli("projects", "update", "acme", "--deactivate", "--all-tools", "--json")
     assert json.loads(updated.stdout)["active"] is False
