@@ -113,9 +113,10 @@ def test_chat_asks_inline_and_a_yes_runs_the_tool(
 ) -> None:
     monkeypatch.setenv("ORRA_APPROVAL__ENABLED", "true")
     monkeypatch.setenv("ORRA_APPROVAL__POLL_INTERVAL", "0.02")
-    result = run("chat", "-n", "acme:alice", input="go\ny\n/quit\n")
+    result = run("chat", "-n", "acme:alice", input="What is 6*7?\ny\n/quit\n")
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert "run `calculate` with {" in result.stdout and "? [y/N]" in result.stdout
+    assert "run `calculate` with {\"expression\":\"6*7\"}? [y/N]" in result.stdout
+    assert "6*7 = 42 (worked out by the calculate tool)" in result.stdout
     (record,) = recorded(tmp_path)
     assert (record.status, record.decided_by, record.tool) == (
         ApprovalStatus.APPROVED,
@@ -128,7 +129,7 @@ def test_chat_asks_inline_and_a_yes_runs_the_tool(
 def test_chat_denies_on_anything_but_yes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ORRA_APPROVAL__ENABLED", "true")
     monkeypatch.setenv("ORRA_APPROVAL__POLL_INTERVAL", "0.02")
-    result = run("chat", "-n", "acme:alice", input="go\nsure\n/quit\n")
+    result = run("chat", "-n", "acme:alice", input="What is 6*7?\nsure\n/quit\n")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "Tool call 'calculate' was denied by tester: tester said no in the chat" in result.stdout
     (record,) = recorded(tmp_path)
@@ -136,6 +137,7 @@ def test_chat_denies_on_anything_but_yes(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_chat_without_approvals_asks_nothing(tmp_path: Path) -> None:
-    result = run("chat", "-n", "acme:alice", input="go\n/quit\n")
+    result = run("chat", "-n", "acme:alice", input="What is 6*7?\n/quit\n")
+    assert "6*7 = 42" in result.stdout  # the tool ran, unasked
     assert result.exit_code == 0 and "[y/N]" not in result.stdout
     assert recorded(tmp_path) == []

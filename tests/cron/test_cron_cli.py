@@ -71,7 +71,7 @@ def test_add_list_show_pause_resume_run_history_delete() -> None:
     assert "paused" in run("cron", "list").output
     assert "resume it first" in run("cron", "run", job_id).output
     assert run("cron", "resume", job_id).exit_code == 0
-    ran = run("cron", "run", job_id)  # the offline test model answers
+    ran = run("cron", "run", job_id)  # the offline model answers
     assert ran.exit_code == 0, ran.output
     assert '"outcome": "ok"' in ran.output
     history = run("cron", "history", job_id)

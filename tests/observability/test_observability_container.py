@@ -56,7 +56,7 @@ def test_telemetry_is_off_by_default_and_on_from_the_environment(
     on = Container()
     instrumentation = on.instrumentation()
     assert isinstance(instrumentation, OpenTelemetryInstrumentation)
-    assert instrumentation.provider_name == "test"
+    assert instrumentation.provider_name == "offline"  # no key: the offline model
     assert on.runtimes().default.instrumentation is instrumentation
 
 
