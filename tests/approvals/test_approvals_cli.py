@@ -115,7 +115,7 @@ def test_chat_asks_inline_and_a_yes_runs_the_tool(
     monkeypatch.setenv("ORRA_APPROVAL__POLL_INTERVAL", "0.02")
     result = run("chat", "-n", "acme:alice", input="What is 6*7?\ny\n/quit\n")
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert "run `calculate` with {\"expression\":\"6*7\"}? [y/N]" in result.stdout
+    assert 'run `calculate` with {"expression":"6*7"}? [y/N]' in result.stdout
     assert "6*7 = 42 (worked out by the calculate tool)" in result.stdout
     (record,) = recorded(tmp_path)
     assert (record.status, record.decided_by, record.tool) == (
