@@ -28,7 +28,7 @@ from orra_di.provider import (
     response_events,
 )
 
-__all__ = ["OFFLINE_NOTICE", "OfflineModel", "TestModel", "example"]
+__all__ = ["OFFLINE_NOTICE", "OfflineModel", "TestModel", "arithmetic_in", "example"]
 
 _ids = itertools.count(1)
 
