@@ -79,6 +79,7 @@ from pydantic_settings import (
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
 from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
+from orra_di.channels.settings import ChannelSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
@@ -532,6 +533,9 @@ class OrraSettings(BaseSettings):
         description="a table of working_directory settings",
     )
     cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
+    channels: ChannelSettings = Field(
+        default_factory=ChannelSettings, description="a table of channels settings"
+    )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
