@@ -19,6 +19,10 @@ live beside the sessions, and every runtime applies them (``ProjectHook``).
 ``cron_store`` (jobs beside the sessions), ``cron_service`` (a Singleton running them
 with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) and
 ``cron_deliver`` (override with a callback to receive announced answers).
+``channel_adapter`` (the concurrency bound and busy policy of ``settings.channels``),
+``channel_manager`` (a Factory: enter it, start a channel) and ``discord_channel``
+(the bot of ``channels.discord``); ``orra_di.channels.service.channels_running``
+serves them.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -48,6 +52,9 @@ import anyio
 from dependency_injector import providers
 
 from orra_di.agent import AgentProfile
+from orra_di.channels.adapter import ChannelAdapter
+from orra_di.channels.base import Channel
+from orra_di.channels.manager import ChannelManager
 from orra_di.context import ContextMemory, ContextWindow, Tokenizer
 from orra_di.cron.service import CronService, Deliver
 from orra_di.cron.stores import CronStore, cron_store_for
@@ -381,6 +388,59 @@ def _cron_service(
     )
 
 
+def _channel_adapter(settings: OrraSettings) -> ChannelAdapter:
+    section = settings.channels
+    return ChannelAdapter(
+        max_concurrency=section.max_concurrency,
+        on_busy=section.on_busy,
+        busy_reply=section.busy_reply,
+        max_message_chars=section.max_message_chars,
+        max_waiting=section.max_waiting,
+    )
+
+
+def _channel_manager(
+    settings: OrraSettings, runtimes: RuntimeMap, adapter: ChannelAdapter
+) -> ChannelManager:
+    timeout = settings.channels.shutdown_timeout
+    return ChannelManager(runtimes, adapter=adapter, shutdown_timeout=timeout)
+
+
+def _discord_channel(settings: OrraSettings, runtimes: RuntimeMap) -> Channel:
+    """The Discord bot of ``channels.discord`` (imports discord.py only now)."""
+    section = settings.channels.discord
+    if section.token is None:
+        raise ConfigurationError(
+            "channels.discord.token is not set (ORRA_CHANNELS__DISCORD__TOKEN)"
+        )
+    from orra_di.channels.discord_channel import DiscordChannel
+
+    return DiscordChannel(
+        section.token,
+        filter=section.filter,
+        allowed_users=section.allowed_users,
+        namespace_prefix=section.namespace_prefix,
+        agent_names=[profile.name for profile in runtimes.profiles],
+        api_base=section.api_base,
+        gateway_url=section.gateway_url,
+        connect_timeout=section.connect_timeout,
+    )
+
+
+def _discord_tools(settings: OrraSettings) -> list[Tool]:
+    """The six Discord REST tools when ``channels.discord.tools`` is on."""
+    section = settings.channels.discord
+    if not section.tools:
+        return []
+    if section.token is None:
+        raise ConfigurationError(
+            "channels.discord.tools needs channels.discord.token (ORRA_CHANNELS__DISCORD__TOKEN)"
+        )
+    from orra_di.channels.discord_tools import DiscordConfig, discord_tools
+
+    return discord_tools(DiscordConfig(section.token, section.api_base))
+
+
 def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService]) -> list[Tool]:
     """The ``cron`` tool when ``cron.tool`` is on (the service built only then)."""
     if not settings.cron.tool:
@@ -416,6 +476,7 @@ def _agent_runtime(
     tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     if cron_service is not None:
         tools += _cron_tools(settings, cron_service)
+    tools += _discord_tools(settings)
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
@@ -534,6 +595,12 @@ class Container(containers.DeclarativeContainer):
     cron_service = providers.Singleton(
         _cron_service, settings, cron_store, store, runtimes, cron_deliver
     )
+
+    channel_adapter = providers.Factory(_channel_adapter, settings)
+    channel_manager = providers.Factory(
+        _channel_manager, settings=settings, runtimes=runtimes, adapter=channel_adapter
+    )
+    discord_channel = providers.Factory(_discord_channel, settings, runtimes)
 
     agent_runtime = providers.Factory(
         _agent_runtime,

@@ -83,7 +83,6 @@ class DiscordChannel:
         api_base: str | None = None,
         gateway_url: str | None = None,
         connect_timeout: float = 30.0,
-        guild_ready_timeout: float = 2.0,
         max_queue: int = 256,
     ) -> None:
         if filter not in ("mentions", "all", "dms"):
@@ -102,7 +101,7 @@ class DiscordChannel:
         intents.guild_messages = True
         intents.message_content = True
         intents.dm_messages = filter == "dms"
-        self.client = _Client(self, intents=intents, guild_ready_timeout=guild_ready_timeout)
+        self.client = _Client(self, intents=intents)
         self._send, self._receive = anyio.create_memory_object_stream[InboundMessage](max_queue)
         self._task: asyncio.Task[None] | None = None
 
@@ -121,7 +120,7 @@ class DiscordChannel:
         task = self._task = asyncio.create_task(
             self.client.start(self._token.get_secret_value(), reconnect=True)
         )
-        ready = asyncio.create_task(self.client.wait_until_ready())
+        ready = asyncio.create_task(self.client.connected.wait())
         done, _ = await asyncio.wait(
             {task, ready}, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED
         )
@@ -237,6 +236,12 @@ class _Client(discord.Client):
     def __init__(self, channel: DiscordChannel, **options: Any) -> None:
         super().__init__(max_messages=None, chunk_guilds_at_startup=False, **options)
         self._channel = channel
+        self.connected = asyncio.Event()
+        """Set at the first READY (the guild cache may still be filling)."""
+
+    async def on_socket_event_type(self, event: str) -> None:
+        if event in ("READY", "RESUMED"):
+            self.connected.set()
 
     async def on_message(self, message: discord.Message) -> None:
         inbound = self._channel.accept(message)

@@ -44,7 +44,6 @@ def make_channel(fake: FakeDiscord, **options: object) -> DiscordChannel:
         TOKEN,
         api_base=fake.api_base,
         gateway_url=fake.gateway_url,
-        guild_ready_timeout=0.01,
         connect_timeout=10,
         **options,  # type: ignore[arg-type]
     )
