@@ -24,9 +24,9 @@ class DiscordSettings(BaseModel):
     """The bot token from the Discord developer portal (``ORRA_CHANNELS__DISCORD__TOKEN``).
     With it, ``orra-di channels run`` connects the bot; never logged or shown."""
     filter: Literal["mentions", "all", "dms"] = "mentions"
-    """Which messages the bot answers: ``mentions`` (in servers, only those that
-    @mention it; DMs always), ``all`` (every message it can read, other bots' aside),
-    ``dms`` (only direct messages from ``allowed_users``)."""
+    """Which messages the bot answers: ``mentions`` (those that @mention it), ``all``
+    (every message it can read, other bots' aside), ``dms`` (only direct messages from
+    ``allowed_users``; the only filter that subscribes to direct messages)."""
     allowed_users: tuple[str, ...] = ()
     """Usernames whose direct messages are answered with ``filter = "dms"``
     (ASCII case-insensitive)."""
