@@ -204,3 +204,14 @@ async def test_a_wrong_token_is_a_clear_error_without_the_token(fake: FakeDiscor
         await channel.connect()
     assert "wrong-token" not in str(info.value) and "wrong-token" not in repr(channel)
     await channel.close()
+
+
+async def test_an_empty_answer_is_posted_as_a_note_not_refused(fake: FakeDiscord) -> None:
+    """Discord refuses an empty message; the bot says there was no text instead."""
+    channel = make_channel(fake, filter="all")
+    await channel.connect()
+    async with ChannelManager(Runtime(ScriptedProvider([""]), InMemoryStore())) as manager:
+        await manager.start(channel)
+        await fake.say("say nothing")
+        posts = await fake.wait_posts(1)
+    assert posts[0].body["content"] == "(no text in the answer)"
