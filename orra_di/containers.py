@@ -54,6 +54,7 @@ from orra_di.cron.stores import CronStore, cron_store_for
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
+from orra_di.mcp.client import McpClients
 from orra_di.namespace import Namespace
 from orra_di.observability.instrumentation import Instrumentation, combine
 from orra_di.plugins.registry import PluginRegistry, registry_from_settings
@@ -409,6 +410,7 @@ def _agent_runtime(
     approval_hook: Hook | None = None,
     instrumentation: Instrumentation | None = None,
     cron_service: Callable[[], CronService] | None = None,
+    mcp: McpClients | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -416,6 +418,8 @@ def _agent_runtime(
     tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     if cron_service is not None:
         tools += _cron_tools(settings, cron_service)
+    mcp_tools: list[Tool] = list(mcp.tools()) if mcp is not None else []
+    tools += mcp_tools
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
@@ -442,6 +446,7 @@ def _agent_runtime(
                     *builtin_tools(settings.tools),
                     *tool_factory(profile),
                     *plugins.tools(profile),
+                    *mcp_tools,
                 ],
                 hooks=hooks,
                 policies=agent_policies,
@@ -451,7 +456,7 @@ def _agent_runtime(
             )
 
         tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
-    return build_runtime(
+    runtime = build_runtime(
         profile,
         llm=llm,
         store=store,
@@ -464,6 +469,9 @@ def _agent_runtime(
         prompt_builder=prompt_builder,
         instrumentation=instrumentation,
     )
+    if mcp is not None and mcp.servers:
+        mcp.attach(runtime.tools)  # a server's tools/list_changed reaches this agent
+    return runtime
 
 
 class Container(containers.DeclarativeContainer):
@@ -535,6 +543,9 @@ class Container(containers.DeclarativeContainer):
         _cron_service, settings, cron_store, store, runtimes, cron_deliver
     )
 
+    # MCP servers' tools for every agent (orra-di[mcp]); lifespan opens and closes them.
+    mcp = providers.Singleton(McpClients, settings.provided.mcp)
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -553,6 +564,7 @@ class Container(containers.DeclarativeContainer):
         approval_hook=approval_hook,
         instrumentation=instrumentation,
         cron_service=cron_service.provider,
+        mcp=mcp,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -617,7 +629,7 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
         plugins = container.plugins()
         if await plugins.start() and plugins.agents():
             container.runtimes.reset()  # a map built before the start lacks their agents
-        async with _cron_running(container):
+        async with _mcp_running(container), _cron_running(container):
             yield container
     finally:
         with anyio.CancelScope(shield=True):
@@ -633,6 +645,23 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
                 container.cron_service.reset()
                 await close_provider(llm)
                 _reset(container.llm)
+
+
+@asynccontextmanager
+async def _mcp_running(container: Container) -> AsyncIterator[None]:
+    """Open the configured MCP servers for the block (a server that cannot start stops
+    the start-up unless ``optional``), then close them and forget the clients."""
+    clients: McpClients = container.mcp()
+    if not clients.servers:
+        yield
+        return
+    try:
+        async with clients:
+            if clients.tools():
+                container.runtimes.reset()  # a map built before the start lacks their tools
+            yield
+    finally:
+        container.mcp.reset()
 
 
 @asynccontextmanager
