@@ -122,6 +122,7 @@ class McpServer:
         self._lock = anyio.Lock()
         self._end: anyio.Event | None = None
         self._done: anyio.Event | None = None
+        self._scope: anyio.CancelScope | None = None
         self._stopping = False
         self._refreshing = False
 
@@ -153,7 +154,7 @@ class McpServer:
         self._stopping = False
         ready, done, end = anyio.Event(), anyio.Event(), anyio.Event()
         scope = anyio.CancelScope()
-        self._end, self._done = end, done
+        self._end, self._done, self._scope = end, done, scope
         self.status, self.error = ServerStatus.STARTING, None
         self._tg.start_soon(self._run, ready, done, end, scope)
         with anyio.move_on_after(self.start_timeout) as waited:
@@ -202,8 +203,9 @@ class McpServer:
                         self.error = "the connection ended (the server exited or hung up)"
                         logger.warning("MCP server %r: %s", self.name, self.error)
         except Exception as exc:
-            self.status = ServerStatus.FAILED
-            self.error = _describe(exc)
+            if self.status is not ServerStatus.CRASHED:  # not what its teardown raised
+                self.status = ServerStatus.FAILED
+                self.error = _describe(exc)
             logger.debug("MCP server %r failed", self.name, exc_info=True)
         finally:
             self._session = None
@@ -352,18 +354,32 @@ class McpServer:
             ) from None
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
+                self._lost()
                 raise ToolExecutionError(
                     f"MCP server {self.name!r} went away during the call to {tool!r} "
                     "(it is started again on the next call)"
                 ) from None
             raise ToolExecutionError(f"MCP server {self.name!r}: {exc.message}") from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._lost()
             raise ToolExecutionError(
                 f"MCP server {self.name!r} went away during the call to {tool!r} "
                 "(it is started again on the next call)"
             ) from None
         except Exception as exc:  # e.g. a result that does not match the tool's output schema
             raise ToolExecutionError(f"MCP server {self.name!r}: {_describe(exc)}") from None
+
+    def _lost(self) -> None:
+        """The connection is gone (an HTTP server may be unreachable while the transport
+        lives on): end it, so the next call connects afresh."""
+        self._session = None
+        if self.status is ServerStatus.READY:
+            self.status = ServerStatus.CRASHED
+            self.error = "the connection was lost"
+        if self._end is not None:
+            self._end.set()
+        if self._scope is not None:
+            self._scope.cancel()  # do not wait on a transport that cannot close cleanly
 
     async def _session_for_call(self) -> ClientSession:
         session = self._session

@@ -80,6 +80,13 @@ def pid() -> int:
 
 
 @server.tool()
+def whoami(ctx: Context) -> str:
+    """The request's Authorization header (HTTP only)."""
+    headers = ctx.headers or {}
+    return str(headers.get("authorization", "none"))
+
+
+@server.tool()
 def media() -> list[Any]:
     """An image, an embedded text resource, a blob and a link."""
     return [
