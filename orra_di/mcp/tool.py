@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from orra_di.errors import ToolExecutionError, ToolInputError
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from orra_di.mcp.client import McpServer
 
 __all__ = ["McpTool", "render_result"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class McpTool:
@@ -83,7 +86,7 @@ def _clean(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", text)
     return text
 
 
