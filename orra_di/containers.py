@@ -19,6 +19,8 @@ live beside the sessions, and every runtime applies them (``ProjectHook``).
 ``cron_store`` (jobs beside the sessions), ``cron_service`` (a Singleton running them
 with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) and
 ``cron_deliver`` (override with a callback to receive announced answers).
+``mcp`` (:class:`~orra_di.mcp.client.McpClients`, a Singleton): the ``mcp.servers``
+whose tools every agent gets, opened and closed by :func:`lifespan`.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
