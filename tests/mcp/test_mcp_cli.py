@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import Implementation
@@ -99,3 +102,56 @@ async def test_serve_offers_each_agent_as_a_tool_keyed_per_client(tmp_path: Path
     # one session per (client, agent); the test model's delegations nest below them
     assert {"mcp:Claude-Desktop:helper", "mcp:Claude-Desktop:research bot"} <= set(keys)
     assert all(key.startswith("mcp:Claude-Desktop:") for key in keys)
+
+
+@pytest.fixture
+def http_serve(tmp_path: Path) -> Iterator[str]:
+    """``orra-di mcp serve --http`` as a real process; its URL."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ORRA_")},
+        "PYTHONPATH": str(ROOT),
+        "ORRA_LLM__KIND": "test",
+        "ORRA_STORE__URL": "memory://",
+        "ORRA_TOOLS": "[]",
+        "ORRA_MCP__SERVE_TOKEN": "let-me-in",
+    }
+    args = ["-c", "from orra_di.cli import main; main()", "mcp", "serve", "--http"]
+    process = subprocess.Popen(
+        [sys.executable, *args, "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.anyio
+async def test_serve_over_http_wants_the_bearer_token(http_serve: str) -> None:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient() as plain:
+        for _ in range(400):  # until it listens
+            try:
+                refused = await plain.post(http_serve, json={})
+                break
+            except httpx2.TransportError:
+                await anyio.sleep(0.05)
+    assert refused.status_code == 401
+
+    headers = {"Authorization": "Bearer let-me-in"}
+    async with (
+        httpx2.AsyncClient(headers=headers) as client,
+        streamable_http_client(http_serve, http_client=client) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        assert [t.name for t in (await session.list_tools()).tools] == ["Atlas"]  # the default
+        answer = await session.call_tool("Atlas", {"message": "over http"})
+        assert not answer.is_error
