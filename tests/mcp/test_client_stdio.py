@@ -89,7 +89,7 @@ async def test_a_server_that_crashes_mid_call_is_started_again_on_the_next_call(
 
 
 async def test_list_changed_refreshes_the_tools_of_agents_built_before() -> None:
-    async with McpClients(settings({"demo": stdio_server()})) as clients:
+    async with McpClients(settings({"demo": stdio_server()}, max_result_chars=6)) as clients:
         registry = ToolRegistry(clients.tools())
         clients.attach(registry)
         grow = registry.get("grow")
@@ -102,6 +102,10 @@ async def test_list_changed_refreshes_the_tools_of_agents_built_before() -> None
         assert await extra.execute({}, CTX) == "extra!"
         with pytest.raises(ToolExecutionError, match="no longer offered"):
             await grow.execute({}, CTX)
+        echo = registry.get("echo")
+        assert echo is not None
+        long = await echo.execute({"text": "abcdefghij"}, CTX)  # cut on characters
+        assert long == "abcdef\n[output truncated: 6 of 10 characters shown]"
 
 
 async def test_two_servers_offering_one_name_need_a_prefix() -> None:
