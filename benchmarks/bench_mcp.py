@@ -10,7 +10,9 @@ agent's call takes: argument check, the SDK session, the transport, the server, 
 result rendered to text). The floor is the same function called directly in this
 process, through a ``FunctionTool`` run inline (``blocking=False``: the same argument
 validation, no worker thread), what the tool costs as an app tool.
-For each: p50 and p99 in microseconds, and the ratio of each p50 to the floor's.
+The SDK's ``ClientSession.call_tool`` on the same connection is timed too: the gap
+between it and ``McpTool`` is what orra-di adds (timeout, relay, rendering). For each:
+p50 and p99 in microseconds, and the ratio of each p50 to the floor's.
 
 The calls run one after another (a model's tool calls of one turn are few); the
 load average is printed, since a busy machine shows in the figures at once.
@@ -60,11 +62,20 @@ def figures(times: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p99
 
 
-async def over(server: dict[str, object], calls: int) -> list[float]:
+async def over(server: dict[str, object], calls: int) -> tuple[list[float], list[float]]:
+    """Times through ``McpTool``, and through the SDK's session alone (same connection)."""
     settings = McpSettings.model_validate({"servers": {"demo": server}})
     async with McpClients(settings) as clients:
         tool = next(t for t in clients.tools() if t.definition.name == "add")
-        return await measure(lambda: tool.execute({"a": 2, "b": 40}, CTX), calls)
+        session = clients.servers["demo"]._session  # the SDK's ClientSession
+        assert session is not None
+
+        async def raw() -> str:
+            result = await session.call_tool("add", {"a": 2, "b": 40})
+            return str(result.content)
+
+        through_tool = await measure(lambda: tool.execute({"a": 2, "b": 40}, CTX), calls)
+        return through_tool, await measure(raw, calls)
 
 
 def http_server() -> tuple[subprocess.Popen[bytes], str]:
@@ -96,12 +107,12 @@ async def main(calls: int) -> None:
             await measure(lambda: direct.execute({"a": 2, "b": 40}, CTX), calls),
         )
     ]
-    rows.append(
-        ("McpTool over stdio", await over({"command": sys.executable, "args": [DEMO]}, calls))
-    )
+    tool, raw = await over({"command": sys.executable, "args": [DEMO]}, calls)
+    rows += [("McpTool over stdio", tool), ("  SDK session alone, stdio", raw)]
     process, url = http_server()
     try:
-        rows.append(("McpTool over Streamable HTTP", await over({"url": url}, calls)))
+        tool, raw = await over({"url": url}, calls)
+        rows += [("McpTool over Streamable HTTP", tool), ("  SDK session alone, HTTP", raw)]
     finally:
         process.kill()
         process.wait()
