@@ -23,6 +23,8 @@ with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) 
 ``channel_manager`` (a Factory: enter it, start a channel) and ``discord_channel``
 (the bot of ``channels.discord``); ``orra_di.channels.service.channels_running``
 serves them.
+``mcp`` (:class:`~orra_di.mcp.client.McpClients`, a Singleton): the ``mcp.servers``
+whose tools every agent gets, opened and closed by :func:`lifespan`.
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -61,6 +63,7 @@ from orra_di.cron.stores import CronStore, cron_store_for
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
+from orra_di.mcp.client import McpClients
 from orra_di.namespace import Namespace
 from orra_di.observability.instrumentation import Instrumentation, combine
 from orra_di.plugins.registry import PluginRegistry, registry_from_settings
@@ -469,6 +472,7 @@ def _agent_runtime(
     approval_hook: Hook | None = None,
     instrumentation: Instrumentation | None = None,
     cron_service: Callable[[], CronService] | None = None,
+    mcp: McpClients | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -477,6 +481,8 @@ def _agent_runtime(
     if cron_service is not None:
         tools += _cron_tools(settings, cron_service)
     tools += _discord_tools(settings)
+    mcp_tools: list[Tool] = list(mcp.tools()) if mcp is not None else []
+    tools += mcp_tools
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
@@ -503,6 +509,7 @@ def _agent_runtime(
                     *builtin_tools(settings.tools),
                     *tool_factory(profile),
                     *plugins.tools(profile),
+                    *mcp_tools,
                 ],
                 hooks=hooks,
                 policies=agent_policies,
@@ -512,7 +519,7 @@ def _agent_runtime(
             )
 
         tools.append(spawn_agent_tool(sub_agent, max_depth=rt.max_delegation_depth))
-    return build_runtime(
+    runtime = build_runtime(
         profile,
         llm=llm,
         store=store,
@@ -525,6 +532,9 @@ def _agent_runtime(
         prompt_builder=prompt_builder,
         instrumentation=instrumentation,
     )
+    if mcp is not None and mcp.servers:
+        mcp.attach(runtime.tools)  # a server's tools/list_changed reaches this agent
+    return runtime
 
 
 class Container(containers.DeclarativeContainer):
@@ -601,6 +611,8 @@ class Container(containers.DeclarativeContainer):
         _channel_manager, settings=settings, runtimes=runtimes, adapter=channel_adapter
     )
     discord_channel = providers.Factory(_discord_channel, settings, runtimes)
+    # MCP servers' tools for every agent (orra-di[mcp]); lifespan opens and closes them.
+    mcp = providers.Singleton(McpClients, settings.provided.mcp)
 
     agent_runtime = providers.Factory(
         _agent_runtime,
@@ -620,6 +632,7 @@ class Container(containers.DeclarativeContainer):
         approval_hook=approval_hook,
         instrumentation=instrumentation,
         cron_service=cron_service.provider,
+        mcp=mcp,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)
@@ -684,7 +697,7 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
         plugins = container.plugins()
         if await plugins.start() and plugins.agents():
             container.runtimes.reset()  # a map built before the start lacks their agents
-        async with _cron_running(container):
+        async with _mcp_running(container), _cron_running(container):
             yield container
     finally:
         with anyio.CancelScope(shield=True):
@@ -700,6 +713,23 @@ async def lifespan(container: Container) -> AsyncIterator[Container]:
                 container.cron_service.reset()
                 await close_provider(llm)
                 _reset(container.llm)
+
+
+@asynccontextmanager
+async def _mcp_running(container: Container) -> AsyncIterator[None]:
+    """Open the configured MCP servers for the block (a server that cannot start stops
+    the start-up unless ``optional``), then close them and forget the clients."""
+    clients: McpClients = container.mcp()
+    if not clients.servers:
+        yield
+        return
+    try:
+        async with clients:
+            if clients.tools():
+                container.runtimes.reset()  # a map built before the start lacks their tools
+            yield
+    finally:
+        container.mcp.reset()
 
 
 @asynccontextmanager
