@@ -26,6 +26,7 @@ characters (bug 26). Needs ``pip install "orra-di[web]"``.
 # values known only when the tool is built, which postponed annotations could not see.
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -232,6 +233,7 @@ async def _hop(
 
 # -- HTML to text ----------------------------------------------------------------
 
+_SPACES = re.compile(r"\s+")
 _SKIP = frozenset({"script", "style", "noscript", "template", "svg", "title", "head", "iframe"})
 _BLOCK_TAGS = (
     "p div br li ul ol h1 h2 h3 h4 h5 h6 tr table section article header footer nav pre "
@@ -246,10 +248,13 @@ class _Text(HTMLParser):
         self.parts: list[str] = []
         self.skipping: list[str] = []
         self.title: list[str] | None = None
+        self.pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title" and self.title is None:
             self.title = []
+        if tag == "pre":
+            self.pre += 1
         if tag in _SKIP:
             self.skipping.append(tag)
         elif tag in _BLOCK:
@@ -262,6 +267,8 @@ class _Text(HTMLParser):
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
         if tag in _SKIP:
             if tag in self.skipping:  # close it (and anything left open inside it)
                 del self.skipping[self.skipping.index(tag) :]
@@ -272,7 +279,8 @@ class _Text(HTMLParser):
         if self.skipping and self.skipping[-1] == "title" and self.title is not None:
             self.title.append(data)
         if not self.skipping:
-            self.parts.append(data)
+            # whitespace in HTML text is one space, except in <pre>
+            self.parts.append(data if self.pre else _SPACES.sub(" ", data))
 
 
 def _parse(html: str) -> _Text:
@@ -283,16 +291,13 @@ def _parse(html: str) -> _Text:
 
 
 def _tidy(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.split("\n")]
-    out: list[str] = []
-    for line in lines:
-        if line or (out and out[-1]):
-            out.append(line)
-    return "\n".join(out).strip()
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def html_to_text(html: str) -> str:
-    """The visible text of ``html``: one line per block, whitespace collapsed, entities decoded."""
+    """The visible text of ``html``: one line per block (no blank lines), whitespace
+    collapsed, entities decoded."""
     return _tidy("".join(_parse(html).parts))
 
 
@@ -345,10 +350,11 @@ def web_fetch_tool(settings: WebSettings, *, transport: Any = None) -> FunctionT
         text = page.text
         if page.is_html:
             text = await anyio.to_thread.run_sync(html_to_text, text)
-        if page.cut:
-            text += f"\n\n[Body cut at {settings.max_bytes} bytes]"
         limit = min(max_length or settings.max_chars, settings.max_chars * 4)
-        return truncate(text, limit, "\n\n[Truncated — {shown} of {total} characters shown]")
+        text = truncate(text, limit, "\n\n[Truncated — {shown} of {total} characters shown]")
+        if page.cut:
+            text += f"\n[The page is larger than {settings.max_bytes} bytes: only those were read]"
+        return text
 
     return web_fetch
 
