@@ -40,7 +40,7 @@ from orra_di.tools._process import run_process
 from orra_di.tools._text import clean, decode
 from orra_di.tools.settings import ExecSettings
 
-__all__ = ["exec_tool", "resolve_program"]
+__all__ = ["directory_for", "exec_tool", "resolve_program"]
 
 _SESSION_DIRECTORY = "working_directory"  # the working-directory hook's state key
 
@@ -67,7 +67,7 @@ def _session_directory() -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _directory(requested: str | None, default: str | None = None) -> str:
+def directory_for(requested: str | None, default: str | None = None) -> str:
     """The directory a call runs in: the call's (relative to the session's), else the
     session's, else ``default``, else the server's own."""
     base = _session_directory() or default or os.getcwd()
@@ -147,7 +147,7 @@ def exec_tool(settings: ExecSettings) -> FunctionTool:
     ) -> str:
         if not command.strip():
             raise ToolInputError("missing 'command'")
-        cwd = _directory(working_directory)
+        cwd = directory_for(working_directory)
         env = command_environment(settings)
         if settings.shell:
             argv = ["/bin/sh", "-c", command]
