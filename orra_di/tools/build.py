@@ -30,6 +30,10 @@ def settings_tools(settings: ToolsSettings) -> list[Tool]:
             from orra_di.tools.web import read_url_tool
 
             tools.append(read_url_tool(settings.read_url))
+        elif name == "github":
+            from orra_di.tools.github import github_tools
+
+            tools.extend(github_tools(settings.github))
         elif name == "claude_code":
             from orra_di.tools.claude_code import claude_code_tools
 
