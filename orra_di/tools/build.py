@@ -30,6 +30,10 @@ def settings_tools(settings: ToolsSettings) -> list[Tool]:
             from orra_di.tools.web import read_url_tool
 
             tools.append(read_url_tool(settings.read_url))
+        elif name == "web_search":
+            from orra_di.tools.search import web_search_tool
+
+            tools.append(web_search_tool(settings.web_search))
         elif name == "github":
             from orra_di.tools.github import github_tools
 
