@@ -34,6 +34,10 @@ def settings_tools(settings: ToolsSettings) -> list[Tool]:
             from orra_di.tools.search import web_search_tool
 
             tools.append(web_search_tool(settings.web_search))
+        elif name == "generate_image":
+            from orra_di.tools.images import generate_image_tool
+
+            tools.append(generate_image_tool(settings.generate_image))
         elif name == "github":
             from orra_di.tools.github import github_tools
 
