@@ -83,7 +83,7 @@ async def test_the_image_is_saved_to_the_configured_directory(
     text = await tool.execute({"prompt": "dog"}, CTX)
     assert seen[0]["response_format"] == "b64_json"
     path = Path(text.split("saved to ", 1)[1].split("\n", 1)[0])
-    out = (tmp_path / "out").resolve()  # noqa: ASYNC240
+    out = (tmp_path / "out").resolve()
     assert path.parent == out
     assert path.read_bytes() == PNG  # noqa: ASYNC240
 
