@@ -132,7 +132,13 @@ def exec_tool(settings: ExecSettings) -> FunctionTool:
 
     @tool(name="exec", description=description)
     async def exec_command(
-        command: Annotated[str, Field(description="The command line: a program and its arguments")],
+        command: Annotated[
+            str,
+            Field(
+                description="The command line: a program and its arguments",
+                examples=[f"{settings.allow[0]} --help" if settings.allow else "ls"],
+            ),
+        ],
         timeout_secs: Annotated[
             float | None,
             Field(
