@@ -61,7 +61,7 @@ class ExecSettings(_Table):
     enforced through a shell, so this needs ``allow_any``."""
     confine_paths: bool = True
     """Refuse arguments that are absolute paths or climb out of the working directory
-    with ``..`` (and ``~``)."""
+    with ``..`` (``--opt=/path`` too)."""
     timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Seconds a command may run when the call gives no ``timeout_secs``."""
     max_timeout: float = Field(120.0, gt=0, allow_inf_nan=False)
