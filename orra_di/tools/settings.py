@@ -14,7 +14,16 @@ from __future__ import annotations
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BasicToolSettings",
@@ -284,6 +293,19 @@ class ToolsSettings(_Table):
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     """GitHub issues and pull requests."""
 
+    _order: tuple[str, ...] = PrivateAttr(default=BUILTIN_NAMES)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_list_order(
+        cls, value: Any, handler: ModelWrapValidatorHandler[ToolsSettings]
+    ) -> ToolsSettings:
+        settings = handler(value)
+        if isinstance(value, list | tuple):  # the old form: the tools in the order named
+            named = tuple(dict.fromkeys(str(v) for v in value))
+            settings._order = named + tuple(n for n in BUILTIN_NAMES if n not in named)
+        return settings
+
     @model_validator(mode="before")
     @classmethod
     def _from_names(cls, value: Any) -> Any:
@@ -307,5 +329,6 @@ class ToolsSettings(_Table):
         return tables
 
     def enabled(self) -> list[str]:
-        """The names of the tools switched on, in the order above."""
-        return [name for name in BUILTIN_NAMES if getattr(self, name).enabled]
+        """The names of the tools switched on: in the order of the list for the old form,
+        else in the order above."""
+        return [name for name in self._order if getattr(self, name).enabled]
