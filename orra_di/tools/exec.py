@@ -67,15 +67,25 @@ def _session_directory() -> str | None:
     return value if isinstance(value, str) else None
 
 
-def directory_for(requested: str | None, default: str | None = None) -> str:
+def directory_for(
+    requested: str | None, default: str | None = None, *, root: str | None = None
+) -> str:
     """The directory a call runs in: the call's (relative to the session's), else the
-    session's, else ``default``, else the server's own."""
-    base = _session_directory() or default or os.getcwd()
+    session's, else ``default``, else ``root``, else the server's own; it must be inside
+    ``root`` when one is given."""
+    base = _session_directory() or default or root or os.getcwd()
     path = Path(base, requested).expanduser() if requested else Path(base)
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
         raise ToolInputError(f"working directory {path} {what}")
-    return str(path.resolve())
+    resolved = path.resolve()
+    if root is not None:
+        bound = Path(root).expanduser().resolve()
+        if resolved != bound and bound not in resolved.parents:
+            raise ToolInputError(
+                f"working directory {resolved} is outside {bound}, where commands must run"
+            )
+    return str(resolved)
 
 
 def _outside(argument: str, cwd: str) -> bool:
@@ -153,7 +163,7 @@ def exec_tool(settings: ExecSettings) -> FunctionTool:
     ) -> str:
         if not command.strip():
             raise ToolInputError("missing 'command'")
-        cwd = directory_for(working_directory)
+        cwd = directory_for(working_directory, root=settings.root)
         env = command_environment(settings)
         if settings.shell:
             argv = ["/bin/sh", "-c", command]

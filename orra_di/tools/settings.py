@@ -68,6 +68,10 @@ class ExecSettings(_Table):
     shell: bool = False
     """Run the command through ``/bin/sh -c`` (pipes, ``;``, ``$(...)``): an allowlist cannot be
     enforced through a shell, so this needs ``allow_any``."""
+    root: str | None = None
+    """A directory commands never leave: the working directory (the call's, the session's)
+    must be inside it, and it is the default one; unset: no bound beyond ``confine_paths``,
+    which confines arguments to whatever working directory the call has."""
     confine_paths: bool = True
     """Refuse arguments that are absolute paths or climb out of the working directory
     with ``..`` (``--opt=/path`` too)."""

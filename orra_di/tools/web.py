@@ -58,6 +58,8 @@ __all__ = [
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
 def _httpx() -> Any:
@@ -70,8 +72,13 @@ def _httpx() -> Any:
 
 def address_kind(ip: IPAddress) -> str | None:
     """Why ``ip`` is not a public address (``"loopback"``, ``"private"``...), or ``None``."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 address carried in an IPv6 one
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip in _METADATA:
         return "cloud metadata"
     for kind in ("loopback", "link_local", "multicast", "unspecified", "private", "reserved"):
@@ -139,7 +146,11 @@ class Page:
 
     @property
     def text(self) -> str:
-        return clean(decode(self.body, self.charset))
+        charset = self.charset
+        if charset is None and self.is_html:  # <meta charset=...> near the top
+            found = _META_CHARSET.search(self.body[:2048])
+            charset = found.group(1).decode("ascii") if found else None
+        return clean(decode(self.body, charset))
 
     @property
     def is_html(self) -> bool:

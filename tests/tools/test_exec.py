@@ -159,6 +159,17 @@ async def test_paths_inside_the_working_directory_are_fine(tmp_path: Path) -> No
     assert await run("cat /etc/hostname", confine_paths=False) != ""
 
 
+async def test_a_root_bounds_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    inside = await run("pwd", working_directory="sub", root=str(tmp_path))
+    assert inside.strip() == str((tmp_path / "sub").resolve())
+    default = await run("pwd", root=str(tmp_path))
+    assert default.strip() == str(tmp_path.resolve())  # noqa: ASYNC240
+    for escape in ("/", "..", str(tmp_path / "sub" / ".." / "..")):
+        with pytest.raises(ToolInputError, match=r"outside .*where commands must run"):
+            await run("pwd", working_directory=escape, root=str(tmp_path))
+
+
 async def test_unbalanced_quotes_are_an_input_error() -> None:
     with pytest.raises(ToolInputError, match="cannot split"):
         await run("echo 'oops")

@@ -160,6 +160,15 @@ async def test_a_declared_charset_is_used(httpserver: HTTPServer) -> None:
     assert text == "café"
 
 
+async def test_a_meta_charset_is_used_when_the_header_has_none(httpserver: HTTPServer) -> None:
+    page = '<html><head><meta charset="iso-8859-1"></head><body><p>café</p></body></html>'
+    httpserver.expect_request("/m").respond_with_data(
+        page.encode("latin-1"), content_type="text/html"
+    )
+    text = await fetcher(allow_networks=LOOPBACK).execute({"url": httpserver.url_for("/m")}, CTX)
+    assert text == "café"
+
+
 async def test_http_errors_and_content_types(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/404").respond_with_data("no", status=404)
     httpserver.expect_request("/png").respond_with_data(b"\x89PNG", content_type="image/png")
@@ -251,6 +260,8 @@ async def test_a_1gb_response_is_cut_at_the_limit_with_memory_bounded(
         ("0.0.0.0", "unspecified"),
         ("::ffff:127.0.0.1", "loopback"),
         ("100.64.0.1", "non-public"),
+        ("64:ff9b::7f00:1", "loopback"),  # NAT64 of 127.0.0.1
+        ("2002:a00:1::", "private"),  # 6to4 of 10.0.0.1
         ("93.184.216.34", None),
         ("2606:4700::1111", None),
     ],
