@@ -163,8 +163,8 @@ def _accepted(content_type: str, accepted: list[str]) -> bool:
     )
 
 
-async def fetch(url: str, settings: WebSettings, *, transport: Any = None) -> Page:
-    """GET ``url`` under ``settings``' guard and limits (``transport``: for tests)."""
+async def fetch(url: str, settings: WebSettings) -> Page:
+    """GET ``url`` under ``settings``' guard and limits."""
     httpx = _httpx()
     guard = AddressGuard(settings.networks())
     try:
@@ -177,7 +177,6 @@ async def fetch(url: str, settings: WebSettings, *, transport: Any = None) -> Pa
                 follow_redirects=False,
                 trust_env=False,
                 timeout=settings.timeout,
-                transport=transport,
             ) as client:
                 for _ in range(settings.max_redirects + 1):
                     page = await _hop(client, guard, current, settings)
@@ -341,7 +340,7 @@ def _url_field() -> Any:
     return Field(description="The http or https URL to read")
 
 
-def web_fetch_tool(settings: WebSettings, *, transport: Any = None) -> FunctionTool:
+def web_fetch_tool(settings: WebSettings) -> FunctionTool:
     """The ``web_fetch`` tool configured by ``settings`` (``tools.web_fetch``)."""
     _httpx()
 
@@ -357,7 +356,7 @@ def web_fetch_tool(settings: WebSettings, *, transport: Any = None) -> FunctionT
             Field(description=f"Characters to return (default: {settings.max_chars})", gt=0),
         ] = None,
     ) -> str:
-        page = await fetch(url, settings, transport=transport)
+        page = await fetch(url, settings)
         text = page.text
         if page.is_html:
             text = await anyio.to_thread.run_sync(html_to_text, text)
@@ -370,7 +369,7 @@ def web_fetch_tool(settings: WebSettings, *, transport: Any = None) -> FunctionT
     return web_fetch
 
 
-def read_url_tool(settings: WebSettings, *, transport: Any = None) -> FunctionTool:
+def read_url_tool(settings: WebSettings) -> FunctionTool:
     """The ``read_url`` tool configured by ``settings`` (``tools.read_url``)."""
     _httpx()
 
@@ -381,7 +380,7 @@ def read_url_tool(settings: WebSettings, *, transport: Any = None) -> FunctionTo
         "article text.",
     )
     async def read_url(url: Annotated[str, _url_field()]) -> str:
-        page = await fetch(url, settings, transport=transport)
+        page = await fetch(url, settings)
         if page.is_html:
             title, text = await anyio.to_thread.run_sync(readable, page.text, page.url)
         else:

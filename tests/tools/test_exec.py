@@ -12,11 +12,13 @@ import anyio
 import pytest
 from dependency_injector import providers
 
-from orra_di import ToolContext, ToolExecutionError, ToolInputError
+from orra_di import InMemoryStore, Runtime, ToolContext, ToolExecutionError, ToolInputError
 from orra_di.approvals.hook import ApprovalHook
 from orra_di.containers import Container
+from orra_di.hooks.working_directory import WorkingDirectoryHook, set_working_directory
 from orra_di.message import ToolCall
 from orra_di.settings import load_settings
+from orra_di.testing import ScriptedProvider, call, reply, tool_calls
 from orra_di.tools.exec import exec_tool
 from orra_di.tools.settings import ExecSettings
 
@@ -238,6 +240,22 @@ async def test_a_timeout_above_the_maximum_is_capped() -> None:
         await make(max_timeout=0.3, timeout=0.2).execute(
             {"command": "sh -c 'sleep 5'", "timeout_secs": 100}, CTX
         )
+
+
+async def test_the_sessions_directory_with_and_without_the_hook(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    await set_working_directory(store, "alice", tmp_path / "a")
+    await set_working_directory(store, "bob", tmp_path / "b")
+    tool = make()
+    for hooks in ([WorkingDirectoryHook([tool])], []):
+        for who in ("alice", "bob"):
+            script = [tool_calls(call("exec", {"command": "pwd"})), reply("ok")]
+            runtime = Runtime(ScriptedProvider(script), store, tools=[tool], hooks=hooks)
+            result = await runtime.run(who, "where am I?")
+            where = result.turns[0].tool_results[0].content.strip()
+            assert where == str((tmp_path / ("a" if who == "alice" else "b")).resolve())
 
 
 async def test_a_missing_directory_is_an_input_error(tmp_path: Path) -> None:
