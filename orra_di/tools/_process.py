@@ -77,15 +77,19 @@ async def run_process(
 ) -> ProcessOutcome:
     """Run ``argv`` (no shell) in ``cwd`` with exactly ``env``; raises ``OSError`` if it
     cannot start."""
-    process = await anyio.open_process(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env),
-        start_new_session=True,
-    )
+    # Shielded: the child runs before open_process returns (the pipes are connected after
+    # the fork), and a cancellation in that window would leave asyncio killing the leader
+    # only, its children orphaned. A cancellation waits for the try below, which kills all.
+    with anyio.CancelScope(shield=True):
+        process = await anyio.open_process(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+        )
     out, err = _Capture(max_bytes), _Capture(max_bytes)
     returncode: int | None = None
     try:
