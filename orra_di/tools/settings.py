@@ -147,6 +147,9 @@ class WebSettings(_Table):
     """Media types accepted; a value ending in ``/`` matches a family (``text/``)."""
     user_agent: str = "orra-di (+https://pypi.org/project/orra-di/)"
     """The User-Agent header."""
+    ca_bundle: str | None = None
+    """A PEM file of the certificate authorities to trust instead of the usual ones (an
+    internal CA); unset: the ``certifi`` bundle."""
 
     @field_validator("allow_networks")
     @classmethod

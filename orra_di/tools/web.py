@@ -25,9 +25,11 @@ characters (bug 26). Needs ``pip install "orra-di[web]"``.
 # No ``from __future__ import annotations``: the tools' parameters are annotated with
 # values known only when the tool is built, which postponed annotations could not see.
 
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Annotated, Any
@@ -157,6 +159,22 @@ class Page:
         return self.content_type in ("text/html", "application/xhtml+xml")
 
 
+@functools.cache
+def _tls(ca_bundle: str | None) -> ssl.SSLContext:
+    """The TLS context for ``ca_bundle`` (built once: it takes tens of milliseconds)."""
+    if ca_bundle is None:
+        try:
+            import certifi
+
+            ca_bundle = certifi.where()
+        except ImportError:  # pragma: no cover - httpx depends on certifi
+            return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot read the CA bundle {ca_bundle}: {exc}") from None
+
+
 def _accepted(content_type: str, accepted: list[str]) -> bool:
     return any(
         content_type.startswith(a) if a.endswith("/") else content_type == a for a in accepted
@@ -177,6 +195,7 @@ async def fetch(url: str, settings: WebSettings) -> Page:
                 follow_redirects=False,
                 trust_env=False,
                 timeout=settings.timeout,
+                verify=_tls(settings.ca_bundle),
             ) as client:
                 for _ in range(settings.max_redirects + 1):
                     page = await _hop(client, guard, current, settings)

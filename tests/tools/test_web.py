@@ -7,8 +7,12 @@ settings, the way a deployment would allow an internal network.
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -348,3 +352,58 @@ async def test_the_connection_goes_to_the_checked_address(
     assert text == "pinned"
     assert seen == [f"rebind.example:{httpserver.port}"]
     assert next(answers) == "10.9.9.9"  # resolved exactly once
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, str]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only ``pinned.example``."""
+    if shutil.which("openssl") is None:  # pragma: no cover - Debian images have it
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *(
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ),
+            *("-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1"),
+            *("-subj", "/CN=pinned.example", "-addext", "subjectAltName=DNS:pinned.example"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    try:
+        yield server, str(cert)
+    finally:
+        server.clear()
+        server.stop()
+
+
+async def test_https_to_the_checked_address_keeps_the_name_for_tls(
+    tls_server: tuple[HTTPServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request goes to 127.0.0.1, yet the certificate is checked for the URL's name
+    (server name indication), and a certificate for another name is refused."""
+    server, ca = tls_server
+
+    async def resolve(host: str, port: int, **kw: Any) -> list[Any]:
+        return [(2, 1, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(anyio, "getaddrinfo", resolve)
+    server.expect_request("/s").respond_with_data("over tls", content_type="text/plain")
+    tool = fetcher(allow_networks=LOOPBACK, ca_bundle=ca)
+    url = f"https://pinned.example:{server.port}/s"
+    assert await tool.execute({"url": url}, CTX) == "over tls"
+    with pytest.raises(ToolExecutionError, match=r"(?i)fetch error: .*certificate"):
+        await tool.execute({"url": f"https://other.example:{server.port}/s"}, CTX)
+    with pytest.raises(ToolExecutionError, match=r"(?i)certificate"):  # untrusted by default
+        await fetcher(allow_networks=LOOPBACK).execute({"url": url}, CTX)
