@@ -236,7 +236,7 @@ async def _hop(
             return url.join(response.headers["location"])
         if not response.is_success:
             raise ToolExecutionError(
-                f"HTTP {response.status_code}: {response.reason_phrase or 'error'}"
+                f"HTTP {response.status_code}: {response.reason_phrase or 'error'} for {url}"
             )
         header = response.headers.get("content-type", "text/plain")
         content_type = header.split(";")[0].strip().lower()

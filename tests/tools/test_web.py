@@ -177,8 +177,9 @@ async def test_http_errors_and_content_types(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/404").respond_with_data("no", status=404)
     httpserver.expect_request("/png").respond_with_data(b"\x89PNG", content_type="image/png")
     tool = fetcher(allow_networks=LOOPBACK)
-    with pytest.raises(ToolExecutionError, match=r"HTTP 404: (NOT FOUND|Not Found)"):
+    with pytest.raises(ToolExecutionError, match=r"HTTP 404: (NOT FOUND|Not Found) for ") as e:
         await tool.execute({"url": httpserver.url_for("/404")}, CTX)
+    assert str(e.value).endswith(httpserver.url_for("/404"))
     with pytest.raises(ToolExecutionError, match="unsupported content type: image/png"):
         await tool.execute({"url": httpserver.url_for("/png")}, CTX)
 
