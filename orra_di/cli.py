@@ -734,7 +734,9 @@ app.add_typer(_projects_app, name="projects")
 
 app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
 app.add_typer(importlib.import_module("orra_di.cron.cli").cron_app, name="cron")
+app.add_typer(importlib.import_module("orra_di.channels.cli").channels_app, name="channels")
 app.command(name="serve")(importlib.import_module("orra_di.cron.cli").cron_serve)
+app.add_typer(importlib.import_module("orra_di.mcp.cli").mcp_app, name="mcp")
 
 
 def main() -> None:

@@ -79,10 +79,12 @@ from pydantic_settings import (
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
 from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
+from orra_di.channels.settings import ChannelSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
+from orra_di.mcp.settings import McpSettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
 from orra_di.plugins.base import mask_secret_values
@@ -535,6 +537,10 @@ class OrraSettings(BaseSettings):
         description="a table of working_directory settings",
     )
     cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
+    channels: ChannelSettings = Field(
+        default_factory=ChannelSettings, description="a table of channels settings"
+    )
+    mcp: McpSettings = Field(default_factory=McpSettings, description="a table of mcp settings")
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
