@@ -84,7 +84,7 @@ from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
 from orra_di.tool import Tool
-from orra_di.tools import builtin_tools
+from orra_di.tools.build import approval_required, settings_tools
 from orra_di.usage import Budgets, UsageHook, UsageLedger, usage_ledger_for
 from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
 
@@ -282,7 +282,10 @@ def _approval_hook(
     from orra_di.approvals.hook import ApprovalHook
 
     return ApprovalHook(
-        approver, store=approval_store(), tools=section.tools, timeout=section.timeout
+        approver,
+        store=approval_store(),
+        tools=[*section.tools, *approval_required(settings.tools)],
+        timeout=section.timeout,
     )
 
 
@@ -477,7 +480,7 @@ def _agent_runtime(
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
-    tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
+    tools = [*settings_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     if cron_service is not None:
         tools += _cron_tools(settings, cron_service)
     tools += _discord_tools(settings)
@@ -506,7 +509,7 @@ def _agent_runtime(
                 store=store,
                 config=config,
                 tools=[
-                    *builtin_tools(settings.tools),
+                    *settings_tools(settings.tools),
                     *tool_factory(profile),
                     *plugins.tools(profile),
                     *mcp_tools,

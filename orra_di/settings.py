@@ -95,6 +95,7 @@ from orra_di.redaction import mask_url
 from orra_di.runtime import RuntimeConfig
 from orra_di.settings_names import SettingsWarning, misspelt_variables
 from orra_di.stores import STORE_URL_FORMS, split_store_url
+from orra_di.tools.settings import ToolsSettings
 from orra_di.usage.ledger import Budget, ModelPrice
 from orra_di.usage.settings import UsageSettings
 from orra_di.voice.settings import VoiceSettings
@@ -495,10 +496,12 @@ class OrraSettings(BaseSettings):
     voice: VoiceSettings = Field(
         default_factory=VoiceSettings, description="a table of voice settings"
     )
-    tools: list[BuiltinTool] = Field(
-        default_factory=lambda: list(get_args(BuiltinTool)),
-        description="built-in tools every agent gets, from 'calculate' and 'current_time' "
-        "(JSON in an environment variable; [] for none)",
+    tools: ToolsSettings = Field(
+        default_factory=ToolsSettings,
+        description="a table per built-in tool (calculate, current_time, exec, web_fetch, "
+        "read_url, web_search, generate_image, claude_code, github), each with enabled = "
+        "true|false and its options; or a list of names to switch on (JSON in an "
+        "environment variable; [] for none)",
     )
     plugins: PluginSettings = Field(
         default_factory=PluginSettings, description="a list of plugin names, or a table"

@@ -120,8 +120,13 @@ def cell(text: str) -> str:
 
 
 def describe(owner: type[BaseModel], name: str, field: FieldInfo, docs: dict[Any, str]) -> str:
-    where = (owner.__name__, name)
-    meaning = docs.get(where, "") or _docs_of(owner).get(where, "")
+    meaning = ""
+    for cls in owner.__mro__:  # an inherited field keeps its base class's docstring
+        if isinstance(cls, type) and issubclass(cls, BaseModel) and cls is not BaseModel:
+            where = (cls.__name__, name)
+            meaning = docs.get(where, "") or _docs_of(cls).get(where, "")
+            if meaning:
+                break
     accepted = field.description or ""
     if not meaning and not accepted:
         raise ValueError(
