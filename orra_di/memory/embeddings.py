@@ -60,9 +60,17 @@ class OpenAIEmbeddings:
         self.model = model
         self._dimensions = width
         self._send_dimensions = dimensions is not None and model.startswith("text-embedding-3")
-        self._client = client or openai.AsyncOpenAI(
-            api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=max_retries
-        )
+        if client is None:
+            try:
+                client = openai.AsyncOpenAI(
+                    api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+                )
+            except openai.OpenAIError as exc:  # no key given and none in OPENAI_API_KEY
+                raise ConfigurationError(
+                    f"OpenAI embeddings need a key: set memory.embedding_api_key or "
+                    f"OPENAI_API_KEY ({type(exc).__name__})"
+                ) from None
+        self._client = client
 
     @property
     def dimensions(self) -> int:
