@@ -103,7 +103,7 @@ async def test_openai_server_errors_are_embedding_errors(httpserver: HTTPServer)
 def test_openai_needs_a_key_and_known_dimensions() -> None:
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
         OpenAIEmbeddings()
-    with pytest.raises(ConfigurationError, match="set memory.embedding_dimensions"):
+    with pytest.raises(ConfigurationError, match=r"set memory\.embedding_dimensions"):
         OpenAIEmbeddings("nomic-embed-text", api_key=KEY)
 
 
