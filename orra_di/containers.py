@@ -19,6 +19,8 @@ live beside the sessions, and every runtime applies them (``ProjectHook``).
 ``cron_store`` (jobs beside the sessions), ``cron_service`` (a Singleton running them
 with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) and
 ``cron_deliver`` (override with a callback to receive announced answers).
+``memory_store`` (memories beside the sessions), ``memory_embedder`` and ``memory`` (the
+:class:`~orra_di.memory.MemoryManager` the memory tools and automatic recall use).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -36,6 +38,7 @@ synchronous constructors.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import sys
@@ -54,6 +57,9 @@ from orra_di.cron.stores import CronStore, cron_store_for
 from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
+from orra_di.memory.manager import MemoryManager
+from orra_di.memory.stores import memory_store_for
+from orra_di.memory.wiring import make_embedder, make_manager
 from orra_di.namespace import Namespace
 from orra_di.observability.instrumentation import Instrumentation, combine
 from orra_di.plugins.registry import PluginRegistry, registry_from_settings
@@ -390,6 +396,30 @@ def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService])
     return [CronTool(cron_service(), default_timezone=settings.cron.default_timezone)]
 
 
+def _memory_parts(
+    settings: OrraSettings, memory: Callable[[], MemoryManager], tokenizer: Tokenizer
+) -> tuple[list[Tool], list[Hook]]:
+    """The memory tools (``memory.enabled``) and the automatic-memory hook (``auto_recall``)."""
+    section = settings.memory
+    if not section.enabled:
+        return [], []
+    from orra_di.memory.hook import AutoMemoryHook
+    from orra_di.memory.tool import memory_tools
+
+    manager = memory()
+    hooks: list[Hook] = []
+    if section.auto_recall:
+        hooks.append(
+            AutoMemoryHook(
+                manager,
+                top_k=section.auto_top_k,
+                max_tokens=section.auto_max_tokens,
+                tokenizer=tokenizer,
+            )
+        )
+    return memory_tools(manager), hooks
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -409,16 +439,27 @@ def _agent_runtime(
     approval_hook: Hook | None = None,
     instrumentation: Instrumentation | None = None,
     cron_service: Callable[[], CronService] | None = None,
+    memory: Callable[[], MemoryManager] | None = None,
 ) -> Runtime:
     rt = settings.runtime
-    config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
+    budget = settings.context.budget()
+    memory_tools, memory_hooks = (
+        ([], []) if memory is None else _memory_parts(settings, memory, tokenizer)
+    )
+    if memory_hooks:  # the memory section's tokens come out of the history's share
+        budget = dataclasses.replace(
+            budget, reserved_for_output=budget.reserved_for_output + settings.memory.auto_max_tokens
+        )
+    config = rt.runtime_config(None, settings.llm.model, budget)
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
     tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     if cron_service is not None:
         tools += _cron_tools(settings, cron_service)
+    tools += memory_tools
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
+        *memory_hooks,
         *_project_hooks(settings, store, agent_policies),
         *hook_factory(profile),
         *plugins.hooks(profile),
@@ -535,6 +576,12 @@ class Container(containers.DeclarativeContainer):
         _cron_service, settings, cron_store, store, runtimes, cron_deliver
     )
 
+    memory_store = providers.Factory(memory_store_for, store)
+    memory_embedder = providers.Singleton(make_embedder, settings.provided.memory)
+    memory = providers.Singleton(
+        make_manager, settings.provided.memory, memory_store, memory_embedder
+    )
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -553,6 +600,7 @@ class Container(containers.DeclarativeContainer):
         approval_hook=approval_hook,
         instrumentation=instrumentation,
         cron_service=cron_service.provider,
+        memory=memory.provider,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

@@ -83,6 +83,7 @@ from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
+from orra_di.memory.settings import MemorySettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
 from orra_di.plugins.base import mask_secret_values
@@ -532,6 +533,9 @@ class OrraSettings(BaseSettings):
         description="a table of working_directory settings",
     )
     cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings, description="a table of memory settings"
+    )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

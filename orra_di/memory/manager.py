@@ -13,6 +13,11 @@ descendant's memories: bug 29). **Forgetting** works only inside the caller's su
 an id of a memory outside it (another tenant's, or the shared facts above) is "not
 found", the same answer as an id that does not exist, so ids cannot be probed.
 
+**Owners.** With ``owner_depth`` (``memory.owner_depth``), memories belong to the
+caller's namespace cut to that many segments: with 2, ``acme:alice:chat-7`` remembers as
+``acme:alice``, so every conversation of alice's sees (and may forget) what any of them
+remembered, and no one else does.
+
 **Recall.** Without an embedder, whole-word keyword search. With one, a hybrid: the
 query's vector's cosine (``vector_weight``) plus the keyword score scaled to the best
 keyword hit (the rest), over the union of both searches' candidates.
@@ -61,6 +66,7 @@ class MemoryManager:
         *,
         ancestors: AncestorRule = "all",
         vector_weight: float = 0.7,
+        owner_depth: int | None = None,
     ) -> None:
         if not 0.0 <= vector_weight <= 1.0:
             raise ValueError(f"vector_weight must be within 0..1, got {vector_weight}")
@@ -68,6 +74,9 @@ class MemoryManager:
         self.embedder = embedder
         self.ancestors = ancestors
         self.vector_weight = vector_weight
+        if owner_depth is not None and owner_depth < 1:
+            raise ValueError(f"owner_depth must be >= 1, got {owner_depth}")
+        self.owner_depth = owner_depth
 
     @property
     def store(self) -> MemoryStore:
@@ -75,11 +84,27 @@ class MemoryManager:
 
     def with_embedder(self, embedder: EmbeddingProvider) -> MemoryManager:
         return MemoryManager(
-            self._store, embedder, ancestors=self.ancestors, vector_weight=self.vector_weight
+            self._store,
+            embedder,
+            ancestors=self.ancestors,
+            vector_weight=self.vector_weight,
+            owner_depth=self.owner_depth,
         )
 
+    def owner(self, namespace: NamespaceLike) -> Namespace:
+        """Where ``namespace``'s memories are kept: itself, or its ancestor at
+        ``owner_depth`` segments (so one person's conversations share their memories)."""
+        ns = Namespace.coerce(namespace)
+        if self.owner_depth is None or ns.depth <= self.owner_depth:
+            return ns
+        return Namespace(*ns.segments[: self.owner_depth])
+
     def scope(self, namespace: NamespaceLike) -> list[Namespace]:
-        return visible_scope(namespace, self.ancestors)
+        """The namespaces whose memories ``namespace`` sees (its owner's rule applies)."""
+        ns = Namespace.coerce(namespace)
+        owner = self.owner(ns)
+        own = [ns, *(a for a in ns.ancestors() if owner.contains(a))]  # up to the owner
+        return list(dict.fromkeys([*own, *visible_scope(owner, self.ancestors)]))
 
     async def remember(
         self,
@@ -91,7 +116,7 @@ class MemoryManager:
         """Store a memory; its id. The vector is computed first: an embedder that fails
         (or answers with the wrong length) raises EmbeddingError and nothing is stored."""
         entry = MemoryEntry(
-            namespace=Namespace.coerce(namespace),
+            namespace=self.owner(namespace),
             content=content,
             tags=list(tags),
             metadata=metadata or {},
@@ -128,7 +153,7 @@ class MemoryManager:
 
     async def get(self, namespace: NamespaceLike, memory_id: str) -> MemoryEntry | None:
         """The memory if ``namespace`` may see it (visible, or in its subtree), else None."""
-        ns = Namespace.coerce(namespace)
+        ns = self.owner(namespace)
         if not check_memory_id(memory_id):
             return None
         entry = await self._store.get(memory_id)
@@ -142,7 +167,7 @@ class MemoryManager:
     async def forget(self, namespace: NamespaceLike, memory_id: str) -> bool:
         """Delete a memory of ``namespace``'s subtree; False (as for an unknown id) for
         any other, so another tenant's ids can neither be deleted nor probed."""
-        ns = Namespace.coerce(namespace)
+        ns = self.owner(namespace)
         if not check_memory_id(memory_id):
             return False
         entry = await self._store.get(memory_id)

@@ -34,6 +34,10 @@ class MemorySettings(BaseModel):
     """Which ancestors' memories a namespace also sees: ``all`` (``acme:alice:chat`` sees
     ``acme:alice`` and ``acme``), ``tenant`` (only the root's, ``acme``) or ``none``. Never
     a sibling's or another tenant's."""
+    owner_depth: int | None = Field(None, ge=1)
+    """Memories belong to the caller's namespace cut to this many segments: with 2,
+    ``acme:alice:chat-7`` remembers as ``acme:alice``, so all of alice's conversations share
+    (and may forget) them. Unset: each conversation's own namespace."""
     vector_weight: float = Field(0.7, ge=0.0, le=1.0, allow_inf_nan=False)
     """With an embedder, the share of a recall score from vector similarity (the rest is
     the keyword score)."""

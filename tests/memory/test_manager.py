@@ -213,3 +213,15 @@ async def test_a_failing_embedder_writes_nothing(
     assert await manager.store.list(["u"], 10) == []
     with pytest.raises(EmbeddingError, match=message):
         await manager.recall("u", "never stored", 5)
+
+
+async def test_owner_depth_shares_one_persons_memories() -> None:
+    manager = MemoryManager(InMemoryMemoryStore(), owner_depth=2)
+    memory_id = await manager.remember("acme:alice:chat-1", "alice likes tea")
+    assert (await manager.store.get(memory_id)).namespace == "acme:alice"  # type: ignore[union-attr]
+    assert [e.content for e in await manager.list("acme:alice:chat-2")] == ["alice likes tea"]
+    assert await manager.list("acme:bob:chat-1") == []
+    assert await manager.forget("acme:bob:chat-1", memory_id) is False
+    assert await manager.forget("acme:alice:chat-2", memory_id) is True
+    with pytest.raises(ValueError, match="owner_depth"):
+        MemoryManager(InMemoryMemoryStore(), owner_depth=0)
