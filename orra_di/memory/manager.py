@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from pydantic import ValidationError
+
 from orra_di.memory.model import (
     EmbeddingProvider,
     MemoryEntry,
@@ -115,12 +117,16 @@ class MemoryManager:
     ) -> str:
         """Store a memory; its id. The vector is computed first: an embedder that fails
         (or answers with the wrong length) raises EmbeddingError and nothing is stored."""
-        entry = MemoryEntry(
-            namespace=self.owner(namespace),
-            content=content,
-            tags=list(tags),
-            metadata=metadata or {},
-        )
+        try:
+            entry = MemoryEntry(
+                namespace=self.owner(namespace),
+                content=content,
+                tags=list(tags),
+                metadata=metadata or {},
+            )
+        except ValidationError as exc:  # one line, not pydantic's report
+            message = str(exc.errors()[0].get("msg", exc)).removeprefix("Value error, ")
+            raise ValueError(message) from None
         if self.embedder is not None:
             entry = entry.with_embedding(await checked_embedding(self.embedder, entry.content))
         return await self._store.store(entry)

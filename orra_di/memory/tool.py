@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from orra_di.errors import ToolExecutionError, ToolInputError
 from orra_di.memory.manager import MemoryManager
 from orra_di.memory.model import EmbeddingError, MemorySearchResult
@@ -73,8 +71,8 @@ class RememberTool:
         tags = [t for t in raw_tags if isinstance(t, str)] if isinstance(raw_tags, list) else []
         try:
             memory_id = await self.manager.remember(context.namespace, content, tags)
-        except ValidationError as exc:
-            raise ToolInputError(str(exc.errors()[0].get("msg", exc))) from None
+        except ValueError as exc:
+            raise ToolInputError(str(exc)) from None
         except EmbeddingError as exc:
             raise ToolExecutionError(str(exc)) from exc
         return f"Stored memory {memory_id}"
