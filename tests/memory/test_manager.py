@@ -225,3 +225,23 @@ async def test_owner_depth_shares_one_persons_memories() -> None:
     assert await manager.forget("acme:alice:chat-2", memory_id) is True
     with pytest.raises(ValueError, match="owner_depth"):
         MemoryManager(InMemoryMemoryStore(), owner_depth=0)
+
+
+@pytest.mark.parametrize("numpy", [True, False])
+def test_rank_by_cosine_with_and_without_numpy(monkeypatch: pytest.MonkeyPatch, numpy: bool) -> None:
+    import sys
+
+    from orra_di.memory.model import pack_vector, rank_by_cosine
+
+    if not numpy:
+        monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy raises ImportError
+    candidates = [
+        ("a", pack_vector([1.0, 0.0, 0.0]) or b""),
+        ("b", pack_vector([0.6, 0.8, 0.0]) or b""),
+        ("c", pack_vector([0.0, 0.0, 1.0]) or b""),
+        ("short", pack_vector([1.0, 0.0]) or b""),
+    ]
+    ranked = rank_by_cosine([0.8, 0.6, 0.0], candidates, 2)
+    assert [key for key, _ in ranked] == ["b", "a"]
+    assert ranked[0][1] == pytest.approx(0.96, abs=1e-6)
+    assert rank_by_cosine([1.0, 0.0, 0.0], [], 3) == []
