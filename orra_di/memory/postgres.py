@@ -89,25 +89,41 @@ class PostgresMemoryStore(MemoryStore):
                 f"CREATE INDEX IF NOT EXISTS memories_v1_words ON {self._table} USING gin (words)"
             )
 
-    async def store(self, entry: MemoryEntry) -> str:
-        async def upsert(conn: AsyncConnection[Any]) -> None:
-            await conn.execute(
-                f"INSERT INTO {self._table} (id, namespace, created_at, embedding, body, words) "
-                "VALUES (%s, %s, %s, %s, %s, to_tsvector('simple', %s)) ON CONFLICT (id) DO UPDATE "
-                "SET namespace = excluded.namespace, created_at = excluded.created_at, "
-                "embedding = excluded.embedding, body = excluded.body, words = excluded.words",
-                (
-                    entry.id,
-                    entry.namespace,
-                    entry.created_at.timestamp(),
-                    pack_vector(entry.embedding),
-                    body_of(entry),
-                    indexed_text(entry),
-                ),
-            )
+    _UPSERT = (
+        "INSERT INTO {table} (id, namespace, created_at, embedding, body, words) "
+        "VALUES (%s, %s, %s, %s, %s, to_tsvector('simple', %s)) ON CONFLICT (id) DO UPDATE "
+        "SET namespace = excluded.namespace, created_at = excluded.created_at, "
+        "embedding = excluded.embedding, body = excluded.body, words = excluded.words"
+    )
 
-        await self._run(f"store memory {entry.id}", upsert)
+    @staticmethod
+    def _row(entry: MemoryEntry) -> tuple[Any, ...]:
+        return (
+            entry.id,
+            entry.namespace,
+            entry.created_at.timestamp(),
+            pack_vector(entry.embedding),
+            body_of(entry),
+            indexed_text(entry),
+        )
+
+    async def store(self, entry: MemoryEntry) -> str:
+        await self.store_many([entry])
         return entry.id
+
+    async def store_many(self, entries: Sequence[MemoryEntry]) -> None:
+        rows = [self._row(e) for e in entries]
+        sql = self._UPSERT.format(table=self._table)
+
+        async def upsert(conn: AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(sql, rows)
+
+        if rows:
+            what = (
+                f"store memory {entries[0].id}" if len(rows) == 1 else f"store {len(rows)} memories"
+            )
+            await self._run(what, upsert)
 
     async def get(self, memory_id: str) -> MemoryEntry | None:
         async def select(conn: AsyncConnection[Any]) -> Any:

@@ -85,6 +85,11 @@ class MemoryStore(ABC):
     async def store(self, entry: MemoryEntry) -> str:
         """Keep ``entry`` (replacing one with its id); its id."""
 
+    async def store_many(self, entries: Sequence[MemoryEntry]) -> None:
+        """Keep several entries (imports, benchmarks); SQL backends do it in one transaction."""
+        for entry in entries:
+            await self.store(entry)
+
     @abstractmethod
     async def get(self, memory_id: str) -> MemoryEntry | None:
         """The entry with this id, whatever its namespace (callers check visibility)."""
@@ -379,32 +384,40 @@ class SQLiteMemoryStore(MemoryStore):
             self._ready = True
         return await self._sessions.run_in_connection(what, op, write=write)
 
-    async def store(self, entry: MemoryEntry) -> str:
-        row = (
-            entry.id,
-            entry.namespace,
-            entry.created_at.timestamp(),
-            pack_vector(entry.embedding),
-            body_of(entry),
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, entry: MemoryEntry) -> None:
+        old = conn.execute("SELECT rowid FROM memories_v1 WHERE id = ?", (entry.id,)).fetchone()
+        if old is not None:
+            conn.execute("DELETE FROM memories_fts_v1 WHERE rowid = ?", old)
+            conn.execute("DELETE FROM memories_v1 WHERE rowid = ?", old)
+        cursor = conn.execute(
+            "INSERT INTO memories_v1 (id, namespace, created_at, embedding, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                entry.id,
+                entry.namespace,
+                entry.created_at.timestamp(),
+                pack_vector(entry.embedding),
+                body_of(entry),
+            ),
         )
-        text = entry.searchable_text()
+        conn.execute(
+            "INSERT INTO memories_fts_v1 (rowid, text) VALUES (?, ?)",
+            (cursor.lastrowid, entry.searchable_text()),
+        )
 
-        def upsert(conn: sqlite3.Connection) -> None:
-            old = conn.execute("SELECT rowid FROM memories_v1 WHERE id = ?", (entry.id,)).fetchone()
-            if old is not None:
-                conn.execute("DELETE FROM memories_fts_v1 WHERE rowid = ?", old)
-                conn.execute("DELETE FROM memories_v1 WHERE rowid = ?", old)
-            cursor = conn.execute(
-                "INSERT INTO memories_v1 (id, namespace, created_at, embedding, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-            conn.execute(
-                "INSERT INTO memories_fts_v1 (rowid, text) VALUES (?, ?)", (cursor.lastrowid, text)
-            )
-
-        await self._run(f"store memory {entry.id}", upsert, write=True)
+    async def store(self, entry: MemoryEntry) -> str:
+        await self._run(
+            f"store memory {entry.id}", lambda conn: self._upsert(conn, entry), write=True
+        )
         return entry.id
+
+    async def store_many(self, entries: Sequence[MemoryEntry]) -> None:
+        def upsert_all(conn: sqlite3.Connection) -> None:
+            for entry in entries:
+                self._upsert(conn, entry)
+
+        await self._run(f"store {len(entries)} memories", upsert_all, write=True)
 
     async def get(self, memory_id: str) -> MemoryEntry | None:
         def select(conn: sqlite3.Connection) -> Any:

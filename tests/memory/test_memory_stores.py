@@ -273,3 +273,15 @@ async def test_a_session_store_without_a_memory_backend_is_named() -> None:
 
     with pytest.raises(ConfigurationError, match="no backend beside a Custom"):
         memory_store_for(Custom())  # type: ignore[arg-type]
+
+
+async def test_store_many(sessions: SessionStore) -> None:
+    store = memory_store_for(sessions)
+    entries = [entry("u", f"bulk fact {i}", i) for i in range(20)]
+    await store.store_many(entries)
+    await store.store_many([])
+    await store.store_many([entries[0].model_copy(update={"content": "bulk fact replaced"})])
+    assert len(await store.list(["u"], 100)) == 20
+    assert [r.entry.content for r in await store.search_text(["u"], "replaced", 5)] == [
+        "bulk fact replaced"
+    ]
