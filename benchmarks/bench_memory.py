@@ -1,0 +1,180 @@
+"""Memory benchmark: recall latency over 10,000 and 100,000 memories of one tenant.
+
+    python benchmarks/bench_memory.py                       # SQLite and PostgreSQL
+    python benchmarks/bench_memory.py --backends sqlite --sizes 10000
+
+For each backend and size, one tenant (``bench:alice``) holds N memories (8-16 words
+each from a 5,000-word vocabulary, Zipf-like; another tenant holds as many, so the
+namespace filter has work to do), and each memory has a 384-value vector (random unit
+vectors: all-MiniLM-L6-v2's width; embedding 100,000 texts with the model would take
+minutes on two cores and the search does not care where the numbers came from).
+Printed, per backend and size:
+
+- ``keyword``: :meth:`MemoryStore.search_text` with 2-3 words, limit 5 (FTS5 ``bm25()``
+  on SQLite, ``ts_rank_cd`` on PostgreSQL), p50 / p99 milliseconds;
+- ``vector``: :meth:`MemoryStore.search` with a query vector, limit 5 (brute-force
+  cosine in the process over the tenant's stored vectors), p50 / p99;
+- ``floor``: one trivial statement through the same connection path (``SELECT 1``),
+  p50, and the keyword p50 as a multiple of it.
+
+Target (issue 14): keyword recall p50 <= 5 ms at 100,000 memories on SQLite.
+PostgreSQL comes from ``ORRA_BENCH_PG_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), in a schema of its own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orra_di.memory import MemoryEntry, memory_store_for
+from orra_di.memory.stores import MemoryStore
+
+PG_URL = os.environ.get("ORRA_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+WIDTH = 384
+VOCABULARY = [f"w{i}" for i in range(5_000)]
+WEIGHTS = [1.0 / (i + 1) ** 0.8 for i in range(len(VOCABULARY))]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _vector(rng: random.Random) -> list[float]:
+    v = [rng.gauss(0.0, 1.0) for _ in range(WIDTH)]
+    norm = math.sqrt(sum(x * x for x in v))
+    return [x / norm for x in v]
+
+
+def _entries(rng: random.Random, namespace: str, n: int) -> list[MemoryEntry]:
+    out = []
+    for i in range(n):
+        words = rng.choices(VOCABULARY, WEIGHTS, k=rng.randint(8, 16))
+        out.append(
+            MemoryEntry(
+                namespace=namespace,
+                content=" ".join(words),
+                created_at=T0 + timedelta(seconds=i),
+                embedding=_vector(rng),
+            )
+        )
+    return out
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, math.ceil(len(ordered) * 0.99) - 1)]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+async def _load(store: MemoryStore, n: int, rng: random.Random) -> float:
+    started = time.perf_counter()
+    for namespace in ("bench:alice", "bench:bob"):
+        for start in range(0, n, 5_000):
+            await store.store_many(_entries(rng, namespace, min(5_000, n - start)))
+    return time.perf_counter() - started
+
+
+async def _floor(sessions: Any, kind: str, rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        if kind == "sqlite":
+            await sessions.run_in_connection("floor", lambda c: c.execute("SELECT 1").fetchone())
+        else:
+            async with sessions.connection() as conn:
+                await (await conn.execute("SELECT 1")).fetchone()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def _measure(kind: str, n: int, queries: int, vector_queries: int) -> None:
+    rng = random.Random(n)
+    cleanup: Any = None
+    if kind == "sqlite":
+        from orra_di.stores import SQLiteStore
+
+        folder = tempfile.mkdtemp(prefix="orra-bench-memory-")
+        sessions: Any = SQLiteStore(Path(folder) / "bench.db")
+    else:
+        from orra_di.stores.postgres import PostgresStore
+
+        schema = f"orra_bench_{secrets.token_hex(4)}"
+        sessions = PostgresStore(PG_URL, schema=schema, max_size=2)
+
+        async def cleanup() -> None:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    store = memory_store_for(sessions)
+    try:
+        loaded = await _load(store, n, rng)
+        scope = ["bench:alice"]
+        texts = [
+            " ".join(rng.choices(VOCABULARY[:2_000], k=rng.randint(2, 3))) for _ in range(queries)
+        ]
+        for text in texts[:10]:  # warm caches
+            await store.search_text(scope, text, 5)
+        keyword = []
+        hits = 0
+        for text in texts:
+            started = time.perf_counter()
+            found = await store.search_text(scope, text, 5)
+            keyword.append(time.perf_counter() - started)
+            hits += bool(found)
+        vector = []
+        for _ in range(vector_queries):
+            q = _vector(rng)
+            started = time.perf_counter()
+            await store.search(scope, q, 5)
+            vector.append(time.perf_counter() - started)
+        floor = await _floor(sessions, kind, 200)
+        k50, k99 = _ms(keyword)
+        v50, v99 = _ms(vector)
+        f50, _ = _ms(floor)
+        print(
+            f"{kind:8} {n:>7,}  load {loaded:6.1f}s  keyword p50 {k50:7.2f} ms p99 {k99:7.2f} ms"
+            f" ({hits}/{len(texts)} found)  vector p50 {v50:8.1f} ms p99 {v99:8.1f} ms"
+            f"  floor p50 {f50:.3f} ms  keyword/floor {k50 / f50:6.1f}x",
+            flush=True,
+        )
+    finally:
+        await sessions.aclose()
+        if cleanup is not None:
+            await cleanup()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--vector-queries", type=int, default=20)
+    args = parser.parse_args()
+    try:
+        import numpy  # noqa: F401
+
+        how = "numpy"
+    except ImportError:
+        how = "pure Python (install numpy for faster vector search)"
+    print(f"load average {os.getloadavg()[0]:.2f}; cosine with {how}", flush=True)
+    for kind in args.backends.split(","):
+        for n in (int(s) for s in args.sizes.split(",")):
+            await _measure(kind.strip(), n, args.queries, args.vector_queries)
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
