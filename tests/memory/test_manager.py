@@ -228,7 +228,9 @@ async def test_owner_depth_shares_one_persons_memories() -> None:
 
 
 @pytest.mark.parametrize("numpy", [True, False])
-def test_rank_by_cosine_with_and_without_numpy(monkeypatch: pytest.MonkeyPatch, numpy: bool) -> None:
+def test_rank_by_cosine_with_and_without_numpy(
+    monkeypatch: pytest.MonkeyPatch, numpy: bool
+) -> None:
     import sys
 
     from orra_di.memory.model import pack_vector, rank_by_cosine
