@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from orra_di.errors import ConfigurationError
-from orra_di.namespace import Namespace, NamespaceLike
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `orra-di --help` loads this module, not pydantic
     from orra_di.containers import Container
+    from orra_di.namespace import NamespaceLike
     from orra_di.store import SessionStore
 
 __all__ = ["Erasable", "ErasureReport", "erase", "erase_command"]
@@ -76,6 +76,8 @@ async def erase(
     (the stores beside it are used). ``extra`` adds ``(kind, store)`` pairs erased before
     the sessions, such as a document store.
     """
+    from orra_di.namespace import Namespace
+
     ns = Namespace.coerce(namespace)
     report = ErasureReport(ns.key)
     sessions, builders = _parts(container_or_sessions)
@@ -97,6 +99,8 @@ class _UsageEraser:
         self.backend = backend
 
     async def delete_tree(self, namespace: NamespaceLike) -> int:
+        from orra_di.namespace import Namespace
+
         if not hasattr(self.backend, "delete_tree"):
             raise ConfigurationError(f"{self.backend!r} cannot erase usage")
         count: int = await self.backend.delete_tree(Namespace.coerce(namespace).key)
@@ -138,6 +142,7 @@ def erase_command(
     """Erase everything stored under a namespace: sessions, memories, cron jobs and their
     runs, approvals, usage (GDPR erasure). Asks first unless --yes."""
     from orra_di import cli
+    from orra_di.namespace import Namespace
 
     with cli._one_line_errors():
         ns = Namespace.parse(namespace)
