@@ -100,20 +100,23 @@ def rank_by_cosine(
         import numpy as np
     except ImportError:
         scored = [
-            (key, cosine_similarity(query, unpack_vector(blob) or [])) for key, blob in candidates
+            (key, cosine_similarity(query, unpack_vector(blob) or []))
+            for key, blob in candidates
+            if len(blob) == 4 * len(query)
         ]
     else:
         q = np.asarray(query, dtype=np.float32)
-        width = q.shape[0]
-        keys = [key for key, blob in candidates if len(blob) == 4 * width]
+        size = 4 * q.shape[0]
+        keys = [key for key, blob in candidates if len(blob) == size]
         if not keys:
             return []
         matrix = np.frombuffer(
-            b"".join(blob for _, blob in candidates if len(blob) == 4 * width), dtype=np.float32
-        ).reshape(len(keys), width)
+            b"".join(blob for _, blob in candidates if len(blob) == size), dtype=np.float32
+        ).reshape(len(keys), q.shape[0])
         norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(q))
         sims = (matrix @ q) / np.maximum(norms, 1e-10)
-        scored = [(key, float(s)) for key, s in zip(keys, sims.tolist(), strict=True)]
+        top = np.argpartition(-sims, limit - 1)[:limit] if limit < len(keys) else range(len(keys))
+        scored = [(keys[int(i)], float(sims[int(i)])) for i in top]
     scored.sort(key=lambda pair: pair[1], reverse=True)
     return scored[:limit]
 

@@ -244,6 +244,7 @@ def test_rank_by_cosine_with_and_without_numpy(
         ("short", pack_vector([1.0, 0.0]) or b""),
     ]
     ranked = rank_by_cosine([0.8, 0.6, 0.0], candidates, 2)
+    assert [k for k, _ in rank_by_cosine([1.0, 0.0, 0.0], candidates, 9)] == ["a", "b", "c"]
     assert [key for key, _ in ranked] == ["b", "a"]
     assert ranked[0][1] == pytest.approx(0.96, abs=1e-6)
     assert rank_by_cosine([1.0, 0.0, 0.0], [], 3) == []
