@@ -28,7 +28,7 @@ from orra_di.memory.model import (
     rank_by_cosine,
     words,
 )
-from orra_di.memory.stores import MemoryStore, _entry, body_of, scope_keys
+from orra_di.memory.stores import MemoryStore, _entry, body_of, relative, scope_keys
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.store import subtree_bounds
 from orra_di.stores.postgres import PostgresStore
@@ -175,7 +175,7 @@ class PostgresMemoryStore(MemoryStore):
             return await cursor.fetchall()
 
         rows = await self._run("search memories", select)
-        return [MemorySearchResult(_entry(body, blob), float(rank)) for body, blob, rank in rows]
+        return relative([(_entry(body, blob), float(rank)) for body, blob, rank in rows])
 
     async def search(
         self, scope: Sequence[NamespaceLike], embedding: Sequence[float], limit: int

@@ -8,9 +8,10 @@ namespace and the visibility rule. Ranking:
 - keywords: whole words only (:func:`~orra_di.memory.model.words`). SQLite ranks with
   FTS5's ``bm25()`` (the query is each word quoted, joined with ``OR``); PostgreSQL with
   ``ts_rank_cd`` over a ``tsvector`` of the ``simple`` configuration (no stemming,
-  language-neutral); the in-memory, file and Redis stores count the query's words an
-  entry has, divided by the query's word count (orra's score, on words instead of
-  substrings), reading the scope's entries in Python;
+  language-neutral); both report scores relative to the search's best hit (1.0). The
+  in-memory, file and Redis stores count the query's words an entry has, divided by the
+  query's word count (orra's score, on words instead of substrings), reading the scope's
+  entries in Python;
 - vectors: cosine similarity. The vectors are float32 blobs ranked by brute force in the
   process (numpy when installed, else pure Python): ``sqlite-vec`` needs
   ``enable_load_extension``, which the Python builds here lack, and pgvector is rarely
@@ -120,6 +121,13 @@ class MemoryStore(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional for subclasses
         """Nothing to release: the session store owns the connection."""
+
+
+def relative(found: Sequence[tuple[MemoryEntry, float]]) -> builtins.list[MemorySearchResult]:
+    """Results scored relative to the best (1.0): ``bm25()`` and ``ts_rank_cd`` values have
+    no fixed scale (bm25 is near 0 in a small table), so the SQL stores report shares."""
+    best = max((score for _, score in found), default=0.0)
+    return [MemorySearchResult(e, score / best if best > 0 else 0.0) for e, score in found]
 
 
 def word_score(query_words: Sequence[str], entry: MemoryEntry) -> float:
@@ -473,7 +481,7 @@ class SQLiteMemoryStore(MemoryStore):
             ).fetchall()
 
         rows = await self._run("search memories", select)
-        return [MemorySearchResult(_entry(body, blob), -rank) for body, blob, rank in rows]
+        return relative([(_entry(body, blob), -rank) for body, blob, rank in rows])
 
     async def search(
         self, scope: Sequence[NamespaceLike], embedding: Sequence[float], limit: int

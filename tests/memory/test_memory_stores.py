@@ -64,7 +64,7 @@ async def test_text_search_ranks_the_best_match_first(sessions: SessionStore) ->
     await store.store(entry("u", "the weather is nice today"))
     results = await store.search_text(["u"], "fluffy cats", 5)
     assert [r.entry.content for r in results] == ["cats are fluffy and independent"]
-    assert results[0].score > 0
+    assert 0 < results[0].score <= 1  # comparable across backends: a share
 
 
 async def test_text_search_orders_by_score(sessions: SessionStore) -> None:
