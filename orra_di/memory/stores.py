@@ -29,6 +29,7 @@ the :class:`~orra_di.stores.memory.InMemoryStore`; one JSON file per memory unde
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -350,13 +351,21 @@ _SQLITE_SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS memories_v1_namespace ON memories_v1 (namespace, created_at)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts_v1 USING fts5("
-    "text, tokenize = \"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    "text, scope, tokenize = \"unicode61 remove_diacritics 0 tokenchars '_'\")",
 )
 
 
-def fts_query(terms: Sequence[str]) -> str:
-    """An FTS5 query matching any of ``terms``, each a quoted string (no operator survives)."""
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+def scope_token(namespace: str) -> str:
+    """The one token standing for a namespace in the FTS index (a digest: no word clashes)."""
+    return "ns" + hashlib.sha256(namespace.encode()).hexdigest()[:24]
+
+
+def fts_query(terms: Sequence[str], keys: Sequence[str]) -> str:
+    """An FTS5 query: any of ``terms`` in the text, in one of the ``keys`` namespaces. Every
+    term is a quoted string, so no FTS operator in the user's text survives."""
+    words = " OR ".join('text : "' + t.replace('"', '""') + '"' for t in terms)
+    scopes = " OR ".join(f'scope : "{scope_token(k)}"' for k in keys)
+    return f"({scopes}) AND ({words})"
 
 
 def _marks(n: int) -> str:
@@ -410,8 +419,8 @@ class SQLiteMemoryStore(MemoryStore):
             ),
         )
         conn.execute(
-            "INSERT INTO memories_fts_v1 (rowid, text) VALUES (?, ?)",
-            (cursor.lastrowid, entry.searchable_text()),
+            "INSERT INTO memories_fts_v1 (rowid, text, scope) VALUES (?, ?, ?)",
+            (cursor.lastrowid, entry.searchable_text(), scope_token(entry.namespace)),
         )
 
     async def store(self, entry: MemoryEntry) -> str:
@@ -471,14 +480,27 @@ class SQLiteMemoryStore(MemoryStore):
         if not keys or not terms or limit <= 0:
             return []
 
+        query = fts_query(terms, keys)
+
         def select(conn: sqlite3.Connection) -> builtins.list[Any]:
-            return conn.execute(
-                "SELECT m.body, m.embedding, bm25(memories_fts_v1) AS rank "
-                "FROM memories_fts_v1 JOIN memories_v1 m ON m.rowid = memories_fts_v1.rowid "
-                f"WHERE memories_fts_v1 MATCH ? AND m.namespace IN ({_marks(len(keys))}) "
-                "ORDER BY rank, m.created_at DESC LIMIT ?",
-                (fts_query(terms), *keys, limit),
+            # The namespace is a token of the index's ``scope`` column, so FTS5 intersects
+            # posting lists; the ranking reads only rowids, the bodies of the best alone.
+            best = conn.execute(
+                "SELECT rowid, bm25(memories_fts_v1, 1.0, 0.0) AS rank FROM memories_fts_v1 "
+                "WHERE memories_fts_v1 MATCH ? ORDER BY rank LIMIT ?",
+                (query, limit),
             ).fetchall()
+            if not best:
+                return []
+            bodies = {
+                r[0]: r[1:]
+                for r in conn.execute(
+                    "SELECT rowid, body, embedding FROM memories_v1 "
+                    f"WHERE rowid IN ({_marks(len(best))})",
+                    [rowid for rowid, _ in best],
+                )
+            }
+            return [(*bodies[rowid], rank) for rowid, rank in best if rowid in bodies]
 
         rows = await self._run("search memories", select)
         return relative([(_entry(body, blob), -rank) for body, blob, rank in rows])
