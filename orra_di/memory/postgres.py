@@ -165,11 +165,14 @@ class PostgresMemoryStore(MemoryStore):
             return []
 
         async def select(conn: AsyncConnection[Any]) -> builtins.list[Any]:
+            # rank ids first (the sort holds no bodies), then read the best ones' bodies
             cursor = await conn.execute(
-                "SELECT body, embedding, ts_rank_cd(words, q) AS rank "
+                f"WITH best AS (SELECT id, created_at, ts_rank_cd(words, q) AS rank "
                 f"FROM {self._table}, to_tsquery('simple', %s) q "
                 "WHERE words @@ q AND namespace = ANY(%s) "
-                "ORDER BY rank DESC, created_at DESC LIMIT %s",
+                "ORDER BY rank DESC, created_at DESC LIMIT %s) "
+                f"SELECT m.body, m.embedding, best.rank FROM best JOIN {self._table} m "
+                "USING (id) ORDER BY best.rank DESC, best.created_at DESC",
                 (tsquery(terms), keys, limit),
             )
             return await cursor.fetchall()
