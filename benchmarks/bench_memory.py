@@ -167,7 +167,8 @@ async def _measure(kind: str, n: int, queries: int, vector_queries: int) -> None
         f50, _ = _ms(floor)
         print(
             f"{kind:8} {n:>7,}  load {loaded:6.1f}s  keyword p50 {k50:7.2f} ms p99 {k99:7.2f} ms"
-            f" (cpu {c50:.2f}/{c99:.2f}; {hits}/{len(texts)} found)  vector p50 {v50:8.1f} ms p99 {v99:8.1f} ms"
+            f" (cpu {c50:.2f}/{c99:.2f}; {hits}/{len(texts)} found)"
+            f"  vector p50 {v50:8.1f} ms p99 {v99:8.1f} ms"
             f"  floor p50 {f50:.3f} ms  keyword/floor {k50 / f50:6.1f}x",
             flush=True,
         )
