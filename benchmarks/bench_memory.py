@@ -32,6 +32,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -125,6 +126,9 @@ async def _measure(kind: str, n: int, queries: int, vector_queries: int) -> None
 
         folder = tempfile.mkdtemp(prefix="orra-bench-memory-")
         sessions: Any = SQLiteStore(Path(folder) / "bench.db")
+
+        async def cleanup() -> None:
+            shutil.rmtree(folder, ignore_errors=True)
     else:
         from orra_di.stores.postgres import PostgresStore
 
