@@ -737,6 +737,8 @@ app.add_typer(importlib.import_module("orra_di.cron.cli").cron_app, name="cron")
 app.add_typer(importlib.import_module("orra_di.channels.cli").channels_app, name="channels")
 app.command(name="serve")(importlib.import_module("orra_di.cron.cli").cron_serve)
 app.add_typer(importlib.import_module("orra_di.mcp.cli").mcp_app, name="mcp")
+app.add_typer(importlib.import_module("orra_di.memory.cli").memory_app, name="memory")
+app.command(name="erase")(importlib.import_module("orra_di.erasure").erase_command)
 
 
 def main() -> None:

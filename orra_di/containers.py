@@ -25,6 +25,8 @@ with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) 
 serves them.
 ``mcp`` (:class:`~orra_di.mcp.client.McpClients`, a Singleton): the ``mcp.servers``
 whose tools every agent gets, opened and closed by :func:`lifespan`.
+``memory_store`` (memories beside the sessions), ``memory_embedder`` and ``memory`` (the
+:class:`~orra_di.memory.MemoryManager` the memory tools and automatic recall use).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -42,6 +44,7 @@ synchronous constructors.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import sys
@@ -64,6 +67,9 @@ from orra_di.delegation import delegate_to_agent_tool, spawn_agent_tool
 from orra_di.errors import ConfigurationError, StoreError
 from orra_di.hook import Hook
 from orra_di.mcp.client import McpClients
+from orra_di.memory.manager import MemoryManager
+from orra_di.memory.stores import memory_store_for
+from orra_di.memory.wiring import make_embedder, make_manager
 from orra_di.namespace import Namespace
 from orra_di.observability.instrumentation import Instrumentation, combine
 from orra_di.plugins.registry import PluginRegistry, registry_from_settings
@@ -456,6 +462,30 @@ def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService])
     return [CronTool(cron_service(), default_timezone=settings.cron.default_timezone)]
 
 
+def _memory_parts(
+    settings: OrraSettings, memory: Callable[[], MemoryManager], tokenizer: Tokenizer
+) -> tuple[list[Tool], list[Hook]]:
+    """The memory tools (``memory.enabled``) and the automatic-memory hook (``auto_recall``)."""
+    section = settings.memory
+    if not section.enabled:
+        return [], []
+    from orra_di.memory.hook import AutoMemoryHook
+    from orra_di.memory.tool import memory_tools
+
+    manager = memory()
+    hooks: list[Hook] = []
+    if section.auto_recall:
+        hooks.append(
+            AutoMemoryHook(
+                manager,
+                top_k=section.auto_top_k,
+                max_tokens=section.auto_max_tokens,
+                tokenizer=tokenizer,
+            )
+        )
+    return memory_tools(manager), hooks
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -476,9 +506,18 @@ def _agent_runtime(
     instrumentation: Instrumentation | None = None,
     cron_service: Callable[[], CronService] | None = None,
     mcp: McpClients | None = None,
+    memory: Callable[[], MemoryManager] | None = None,
 ) -> Runtime:
     rt = settings.runtime
-    config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
+    budget = settings.context.budget()
+    memory_tools, memory_hooks = (
+        ([], []) if memory is None else _memory_parts(settings, memory, tokenizer)
+    )
+    if memory_hooks:  # the memory section's tokens come out of the history's share
+        budget = dataclasses.replace(
+            budget, reserved_for_output=budget.reserved_for_output + settings.memory.auto_max_tokens
+        )
+    config = rt.runtime_config(None, settings.llm.model, budget)
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
     tools = [*settings_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     if cron_service is not None:
@@ -486,9 +525,11 @@ def _agent_runtime(
     tools += _discord_tools(settings)
     mcp_tools: list[Tool] = list(mcp.tools()) if mcp is not None else []
     tools += mcp_tools
+    tools += memory_tools
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
+        *memory_hooks,
         *_project_hooks(settings, store, agent_policies),
         *hook_factory(profile),
         *plugins.hooks(profile),
@@ -617,6 +658,11 @@ class Container(containers.DeclarativeContainer):
     discord_channel = providers.Factory(_discord_channel, settings, runtimes)
     # MCP servers' tools for every agent (orra-di[mcp]); lifespan opens and closes them.
     mcp = providers.Singleton(McpClients, settings.provided.mcp)
+    memory_store = providers.Factory(memory_store_for, store)
+    memory_embedder = providers.Singleton(make_embedder, settings.provided.memory)
+    memory = providers.Singleton(
+        make_manager, settings.provided.memory, memory_store, memory_embedder
+    )
 
     agent_runtime = providers.Factory(
         _agent_runtime,
@@ -637,6 +683,7 @@ class Container(containers.DeclarativeContainer):
         instrumentation=instrumentation,
         cron_service=cron_service.provider,
         mcp=mcp,
+        memory=memory.provider,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

@@ -85,6 +85,7 @@ from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.mcp.settings import McpSettings
+from orra_di.memory.settings import MemorySettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
 from orra_di.plugins.base import mask_secret_values
@@ -543,6 +544,9 @@ class OrraSettings(BaseSettings):
         default_factory=ChannelSettings, description="a table of channels settings"
     )
     mcp: McpSettings = Field(default_factory=McpSettings, description="a table of mcp settings")
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings, description="a table of memory settings"
+    )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

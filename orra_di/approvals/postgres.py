@@ -156,6 +156,15 @@ class PostgresApprovalStore(ApprovalStore):
         rows = await self._run("read the approval trail", select)
         return [ApprovalRecord.from_json(body) for (body,) in rows]
 
+    async def _delete(self, request_ids: list[str]) -> int:
+        async def delete(conn: AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(
+                f"DELETE FROM {self._table} WHERE id = ANY(%s)", (request_ids,)
+            )
+            return cursor.rowcount
+
+        return await self._run("erase approval requests", delete)
+
     # -- waiting ---------------------------------------------------------------------
 
     async def wait(self, request_id: str) -> ApprovalRecord:

@@ -151,6 +151,17 @@ class RedisApprovalStore(ApprovalStore):
             ]
         return found[:limit]
 
+    async def _delete(self, request_ids: list[str]) -> int:
+        async def delete() -> int:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(*[self._key(i) for i in request_ids])
+            pipe.zrem(self._pending_key, *request_ids)
+            pipe.zrem(self._decided_key, *request_ids)
+            deleted, _, _ = await pipe.execute()
+            return int(deleted)
+
+        return await self._run("erase approval requests", delete)
+
     # -- waiting ---------------------------------------------------------------------
 
     async def wait(self, request_id: str) -> ApprovalRecord:

@@ -200,6 +200,18 @@ class ApprovalStore(ABC):
                     return record
             await self._added()
 
+    async def _delete(self, request_ids: list[str]) -> int:
+        """Delete these records; how many existed (backends that can erase override it)."""
+        raise ApprovalError(f"{type(self).__name__} cannot erase approval records")
+
+    async def delete_tree(self, namespace: NamespaceLike) -> int:
+        """Erase every request of ``namespace``'s subtree, pending or decided (the audit
+        trail too); how many. A run still waiting on one learns it is gone (ApprovalError)."""
+        prefix = Namespace.coerce(namespace).key
+        ids = [r.id for r in await self._pending() if in_subtree(r.namespace, prefix)]
+        ids += [r.id for r in await self._decided(prefix, 2**31 - 1)]
+        return await self._delete(list(dict.fromkeys(ids))) if ids else 0
+
     async def history(
         self, namespace: NamespaceLike | None = None, *, limit: int = 100
     ) -> list[ApprovalRecord]:
@@ -258,6 +270,15 @@ class MemoryApprovalStore(ApprovalStore):
             if not r.pending and (namespace is None or in_subtree(r.namespace, namespace))
         ]
         return sorted(found, key=_decided_order, reverse=True)[:limit]
+
+    async def _delete(self, request_ids: list[str]) -> int:
+        count = 0
+        for request_id in request_ids:
+            count += self._records.pop(request_id, None) is not None
+            event = self._events.pop(request_id, None)
+            if event is not None:
+                event.set()  # a waiter reads again and finds it gone
+        return count
 
     async def _changed(self, request_id: str) -> None:
         event = self._events.setdefault(request_id, anyio.Event())
@@ -380,6 +401,21 @@ class FileApprovalStore(ApprovalStore):
         ]
         return sorted(found, key=_decided_order, reverse=True)[:limit]
 
+    async def _delete(self, request_ids: list[str]) -> int:
+        what = "erase approval requests"
+
+        def delete() -> int:
+            count = 0
+            with self._locked(what):
+                for request_id in request_ids:
+                    with suppress(FileNotFoundError):
+                        os.remove(self._path(request_id))
+                        count += 1
+            return count
+
+        count: int = await self._in_thread(what, delete)
+        return count
+
 
 # -- SQLite ----------------------------------------------------------------------------
 
@@ -487,6 +523,16 @@ class SQLiteApprovalStore(ApprovalStore):
 
         bodies = await self._run("read the approval trail", select)
         return [ApprovalRecord.from_json(b) for b in bodies]
+
+    async def _delete(self, request_ids: list[str]) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute("DELETE FROM approvals_v1 WHERE id = ?", (i,)).rowcount
+                for i in request_ids
+            )
+
+        count: int = await self._run("erase approval requests", delete, write=True)
+        return count
 
 
 def _row(record: ApprovalRecord) -> tuple[str, str, str, str | None, str]:

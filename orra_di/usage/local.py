@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import anyio
 
 from orra_di.errors import StoreError
+from orra_di.store import in_subtree
 from orra_di.usage.ledger import (
     COUNTERS,
     BudgetCheck,
@@ -163,6 +164,13 @@ class MemoryUsageBackend(_RecordBackend):
     async def _do(self, what: str, op: Callable[[], _T]) -> _T:
         return op()
 
+    async def delete_tree(self, prefix: str) -> int:
+        """Erase the counters of ``prefix`` and every key below it; how many keys."""
+        with self._lock:
+            keys = [k for k in self._records if in_subtree(k, prefix)]
+            records = [self._records.pop(k) for k in keys]
+        return sum(1 for r in records if r["hours"] or r["reserved"])  # reads add empty ones
+
 
 _memory_backends: weakref.WeakKeyDictionary[object, MemoryUsageBackend] = (
     weakref.WeakKeyDictionary()
@@ -220,6 +228,28 @@ class FileUsageBackend(_RecordBackend):
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
+
+    async def delete_tree(self, prefix: str) -> int:
+        """Erase the counters of ``prefix`` and every key below it; how many keys."""
+
+        def op() -> int:
+            count = 0
+            with self._transaction():
+                for name in os.listdir(self.directory):
+                    if not name.endswith(".json"):
+                        continue
+                    path = os.path.join(self.directory, name)
+                    try:
+                        with open(path, encoding="utf-8") as f:
+                            key = json.load(f).get("key")
+                    except (FileNotFoundError, ValueError):
+                        continue
+                    if isinstance(key, str) and in_subtree(key, prefix):
+                        os.remove(path)
+                        count += 1
+            return count
+
+        return await self._do(f"erase the usage under {prefix!r}", op)
 
     async def _do(self, what: str, op: Callable[[], _T]) -> _T:
         try:

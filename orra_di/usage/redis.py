@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from orra_di.errors import StoreError
+from orra_di.store import in_subtree
 from orra_di.usage.ledger import (
     COUNTERS,
     BudgetCheck,
@@ -82,6 +83,10 @@ return 0
 """
 
 
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class RedisUsageBackend:
     """The ledger under the RedisStore's key prefix, on its client (and connection pool)."""
 
@@ -111,6 +116,24 @@ class RedisUsageBackend:
             raise StoreError(
                 f"{what} failed: {type(exc).__name__}: {exc} ({self.store!r})"
             ) from exc
+
+    async def delete_tree(self, prefix: str) -> int:
+        """Erase the counters and reservations of ``prefix`` and every key below it;
+        how many keys (found by their ``usage:h:`` sets, one ``SCAN``)."""
+        client = self.store.client
+        start = self._hours("")
+        pattern = self._hours(_glob_escape(prefix)) + "*"
+        what = f"erase the usage under {prefix!r}"
+        keys = []
+        async for name in client.scan_iter(match=pattern, count=1000):
+            key = str(name)[len(start) :]
+            if in_subtree(key, prefix):
+                keys.append(key)
+        for key in keys:
+            hours = await self._call(what, client.zrange(self._hours(key), 0, -1))
+            names = [self._counters(key, h) for h in hours]
+            await self._call(what, client.delete(*names, self._hours(key), self._held(key)))
+        return len(keys)
 
     async def add(
         self, keys: Sequence[str], hour: int, delta: UsageTotals, release: Reservation | None

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from orra_di.errors import StoreError
+from orra_di.store import subtree_bounds
 from orra_di.usage.ledger import (
     BudgetCheck,
     BudgetRefusal,
@@ -193,6 +194,31 @@ class SQLiteUsageBackend:
 
         await self.store.run_in_connection("release a usage reservation", op, write=True)
 
+    async def delete_tree(self, prefix: str) -> int:
+        """Erase the counters and reservations of ``prefix`` and every key below it;
+        how many keys."""
+        await self._ensure()
+        low, high = subtree_bounds(prefix)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            digests = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT key_sha FROM usage_counters WHERE key = ? "
+                    "OR (key >= ? AND key < ?)",
+                    (prefix, low, high),
+                )
+            ]
+            for digest in digests:
+                conn.execute("DELETE FROM usage_reservations WHERE key_sha = ?", (digest,))
+                conn.execute("DELETE FROM usage_counters WHERE key_sha = ?", (digest,))
+            return len(digests)
+
+        count: int = await self.store.run_in_connection(
+            f"erase the usage under {prefix!r}", delete, write=True
+        )
+        return count
+
 
 class PostgresUsageBackend:
     """The ledger in the PostgreSQL store's schema, on its connection pool."""
@@ -227,6 +253,27 @@ class PostgresUsageBackend:
             raise StoreError(
                 f"{what} failed: {type(exc).__name__}: {exc} ({self.store!r})"
             ) from exc
+
+    async def delete_tree(self, prefix: str) -> int:
+        """Erase the counters and reservations of ``prefix`` and every key below it;
+        how many keys."""
+        t = f'"{self.store.schema}".'
+
+        async def delete(conn: AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(
+                f"SELECT DISTINCT key_sha FROM {t}usage_counters "
+                'WHERE key = %s OR starts_with(key COLLATE "C", %s)',
+                (prefix, prefix + ":"),
+            )
+            digests = [row[0] for row in await cursor.fetchall()]
+            await conn.execute(
+                f"DELETE FROM {t}usage_reservations WHERE key_sha = ANY(%s)", (digests,)
+            )
+            await conn.execute(f"DELETE FROM {t}usage_counters WHERE key_sha = ANY(%s)", (digests,))
+            return len(digests)
+
+        count: int = await self._run(f"erase the usage under {prefix!r}", delete)
+        return count
 
     @staticmethod
     async def _lock(conn: AsyncConnection[Any], keys: Sequence[str]) -> None:
