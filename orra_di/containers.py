@@ -486,6 +486,28 @@ def _memory_parts(
     return memory_tools(manager), hooks
 
 
+def _one_tool_per_name(*sources: tuple[str, Sequence[Tool]]) -> list[Tool]:
+    """Every source's tools in order, refusing two tools of one name.
+
+    A registry keeps the last tool of a name, so a clash would silently hide one tool
+    (an app's ``search`` behind an MCP server's): say which two and how to part them.
+    """
+    seen: dict[str, str] = {}
+    tools: list[Tool] = []
+    for source, offered in sources:
+        for tool in offered:
+            name = tool.definition.name
+            if name in seen:
+                raise ConfigurationError(
+                    f"two tools are named {name!r}: one from {seen[name]}, one from {source}; "
+                    "rename one, give the MCP server a prefix, or switch the built-in off "
+                    f"([tools.{name}] enabled = false)"
+                )
+            seen[name] = source
+            tools.append(tool)
+    return tools
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -519,13 +541,16 @@ def _agent_runtime(
         )
     config = rt.runtime_config(None, settings.llm.model, budget)
     context_window = ContextWindow(tokenizer, config.context_budget, context_memory)
-    tools = [*settings_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
-    if cron_service is not None:
-        tools += _cron_tools(settings, cron_service)
-    tools += _discord_tools(settings)
     mcp_tools: list[Tool] = list(mcp.tools()) if mcp is not None else []
-    tools += mcp_tools
-    tools += memory_tools
+    tools = _one_tool_per_name(
+        ("the built-in tools ([tools] settings)", settings_tools(settings.tools)),
+        ("the container's tool_factory", tool_factory(profile)),
+        ("the plugins", plugins.tools(profile)),
+        ("cron (cron.tool)", [] if cron_service is None else _cron_tools(settings, cron_service)),
+        ("the Discord tools (channels.discord.tools)", _discord_tools(settings)),
+        ("the MCP servers (mcp.servers)", mcp_tools),
+        ("memory (memory.tools)", memory_tools),
+    )
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),

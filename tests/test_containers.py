@@ -431,6 +431,23 @@ async def test_overriding_tool_factory_gives_agents_their_tools() -> None:
     assert "value of a" in result.final_message.content
 
 
+def test_an_app_tool_named_like_a_built_in_is_refused_with_both_sources() -> None:
+    container = make_container(agents=TWO_AGENTS, tools=["calculate"])
+
+    @tool
+    def calculate(expression: str) -> str:
+        """The app's own calculator."""
+        return expression
+
+    container.tool_factory.override(providers.Object(lambda profile: [calculate]))
+    with pytest.raises(ConfigurationError) as caught:
+        container.runtimes()["codebot"]
+    message = str(caught.value)
+    assert "two tools are named 'calculate'" in message
+    assert "built-in tools" in message and "tool_factory" in message
+    assert "[tools.calculate] enabled = false" in message
+
+
 @pytest.mark.anyio
 async def test_overriding_hook_factory_installs_hooks() -> None:
     container = make_container(agents=TWO_AGENTS)
