@@ -94,8 +94,8 @@ def _split_long(block: str, size: int) -> list[str]:
         window = rest[:size]
         cut = max((m.end() for m in _SENTENCE_END.finditer(window)), default=0)
         if cut < size // 2:
-            space = window.rfind(" ")
-            cut = space + 1 if space >= size // 2 else size
+            space = max(window.rfind(" "), window.rfind("\n"), window.rfind("\t"))
+            cut = space + 1 if space > 0 else size
         pieces.append(rest[:cut].strip())
         rest = rest[cut:].lstrip()
     if rest.strip():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orra_di.documents.text import Bm25, chunk_text, excerpt, query_terms, tokenize
@@ -61,7 +62,7 @@ def test_chunks_overlap_and_bound() -> None:
     chunks = chunk_text(text, size=120, overlap=30)
     assert len(chunks) > 5
     assert all(len(c) <= 120 + 30 + 2 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.split("\n\n")[0] in before  # starts with the end of the one before
 
 
@@ -79,12 +80,22 @@ def test_bad_chunking_is_refused(size: int, overlap: int) -> None:
         chunk_text("text", size, overlap)
 
 
-@given(st.text(max_size=3000), st.integers(20, 400), st.integers(0, 19))
+WORDS = st.lists(
+    st.tuples(
+        st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=15),
+        st.sampled_from([" ", "\n", "\n\n", ". ", "\n\n# "]),
+    ),
+    max_size=300,
+).map(lambda pairs: "".join(word + sep for word, sep in pairs))
+
+
+@settings(max_examples=60, deadline=None)
+@given(WORDS, st.integers(20, 400), st.integers(0, 19))
 def test_chunking_keeps_every_word(text: str, size: int, overlap: int) -> None:
+    """Words shorter than a chunk are never cut: every term of the text is in a chunk."""
     chunks = chunk_text(text, size, overlap)
-    assert set(tokenize(text)) <= {t for c in chunks for t in tokenize(c)} | {
-        t for t in tokenize(text) if len(t) > size
-    }
+    assert set(tokenize(text)) <= {t for c in chunks for t in tokenize(c)}
+    assert all(len(c) <= size + overlap + 2 for c in chunks)
 
 
 def test_bm25_by_hand() -> None:
