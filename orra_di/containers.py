@@ -19,6 +19,8 @@ live beside the sessions, and every runtime applies them (``ProjectHook``).
 ``cron_store`` (jobs beside the sessions), ``cron_service`` (a Singleton running them
 with the container's agents; :func:`lifespan` serves it while ``cron.enabled``) and
 ``cron_deliver`` (override with a callback to receive announced answers).
+``document_store`` (documents beside the sessions, chunked as ``settings.documents``
+says; its three tools reach every agent while ``documents.tools`` is on).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -80,6 +82,7 @@ from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
 
 if TYPE_CHECKING:  # imported where used: a run without approvals or metrics loads neither
     from orra_di.approvals import ApprovalStore, Approver
+    from orra_di.documents.stores import DocumentStore
     from orra_di.observability.metrics import MetricsCollector
 
 __all__ = [
@@ -390,6 +393,28 @@ def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService])
     return [CronTool(cron_service(), default_timezone=settings.cron.default_timezone)]
 
 
+def _document_store(settings: OrraSettings, store: SessionStore) -> DocumentStore:
+    """The document store beside the sessions, chunked as ``settings.documents`` says."""
+    from orra_di.documents.stores import document_store_for
+
+    section = settings.documents
+    return document_store_for(store, chunk_size=section.chunk_size, overlap=section.chunk_overlap)
+
+
+def _document_tools(
+    settings: OrraSettings, document_store: Callable[[], DocumentStore]
+) -> list[Tool]:
+    """The three document tools when ``documents.tools`` is on (the store built only then)."""
+    section = settings.documents
+    if not section.tools:
+        return []
+    from orra_di.documents.tool import document_tools
+
+    return document_tools(
+        document_store(), default_limit=section.search_limit, excerpt_chars=section.excerpt_chars
+    )
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -409,6 +434,7 @@ def _agent_runtime(
     approval_hook: Hook | None = None,
     instrumentation: Instrumentation | None = None,
     cron_service: Callable[[], CronService] | None = None,
+    document_store: Callable[[], DocumentStore] | None = None,
 ) -> Runtime:
     rt = settings.runtime
     config = rt.runtime_config(None, settings.llm.model, settings.context.budget())
@@ -416,6 +442,8 @@ def _agent_runtime(
     tools = [*builtin_tools(settings.tools), *tool_factory(profile), *plugins.tools(profile)]
     if cron_service is not None:
         tools += _cron_tools(settings, cron_service)
+    if document_store is not None:
+        tools += _document_tools(settings, document_store)
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),
@@ -535,6 +563,8 @@ class Container(containers.DeclarativeContainer):
         _cron_service, settings, cron_store, store, runtimes, cron_deliver
     )
 
+    document_store = providers.Factory(_document_store, settings, store)
+
     agent_runtime = providers.Factory(
         _agent_runtime,
         settings=settings,
@@ -553,6 +583,7 @@ class Container(containers.DeclarativeContainer):
         approval_hook=approval_hook,
         instrumentation=instrumentation,
         cron_service=cron_service.provider,
+        document_store=document_store.provider,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

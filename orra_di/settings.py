@@ -81,6 +81,7 @@ from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
+from orra_di.documents.settings import DocumentSettings
 from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
@@ -532,6 +533,9 @@ class OrraSettings(BaseSettings):
         description="a table of working_directory settings",
     )
     cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
+    documents: DocumentSettings = Field(
+        default_factory=DocumentSettings, description="a table of documents settings"
+    )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

@@ -82,10 +82,12 @@ class DocumentStore(ABC):
         """``document``'s chunks under this store's size and overlap (one, empty, if none)."""
         return chunk_text(document.content, self.chunk_size, self.overlap) or [""]
 
-    async def upsert(self, document: Document) -> None:
-        """Add ``document``, or replace the one with its namespace and id (and its chunks)."""
+    async def upsert(self, document: Document) -> int:
+        """Add ``document``, or replace the one with its namespace and id (and its chunks);
+        how many chunks it has now."""
         chunks = self.chunks(document)
         await self._write(document, chunks)
+        return len(chunks)
 
     @abstractmethod
     async def _write(self, document: Document, chunks: builtins.list[str]) -> None: ...

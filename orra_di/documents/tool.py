@@ -81,7 +81,7 @@ class SearchDocumentsTool:
             return f"No documents found matching '{query}'."
         terms = query_terms(query)
         return "\n\n".join(
-            f"{i}. [{r.document_id}] {r.title} (score: {r.score:.3f})\n"
+            f"{i}. [{r.document_id}] {r.title} (score: {r.score:.3g})\n"
             f"{excerpt(r.chunk, terms, self.excerpt_chars)}"
             for i, r in enumerate(results, start=1)
         )
