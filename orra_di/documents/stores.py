@@ -31,7 +31,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orra_di.documents.model import Document, DocumentSummary, SearchResult
-from orra_di.documents.text import Bm25, chunk_text, index_text, query_terms, tokenize
+from orra_di.documents.text import (
+    Bm25,
+    chunk_text,
+    idf,
+    index_text,
+    query_terms,
+    term_score,
+    tokenize,
+)
 from orra_di.errors import ConfigurationError
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.store import SessionStore, in_subtree, subtree_bounds
@@ -161,68 +169,123 @@ def best_per_document(
 
 
 class _Entry:
-    __slots__ = ("chunks", "document", "tokens")
+    __slots__ = ("chunks", "counts", "document", "lengths")
 
     def __init__(self, document: Document, chunks: builtins.list[str]) -> None:
         self.document = document
         self.chunks = chunks
-        self.tokens = [tokenize(chunk_source(document.title, c)) for c in chunks]
+        self.counts = [Bm25.counts_of(tokenize(chunk_source(document.title, c))) for c in chunks]
+        self.lengths = [c.total() for c in self.counts]
+
+
+class _MemoryIndex:
+    """The documents of one in-memory backend and an inverted index over their chunks:
+    ``postings[term][namespace][id]`` lists ``(chunk, count)``; ``sizes[namespace]`` is
+    ``[chunks, terms]``, for BM25's statistics over the namespaces searched."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, str], _Entry] = {}
+        self.postings: dict[str, dict[str, dict[str, builtins.list[tuple[int, int]]]]] = {}
+        self.sizes: dict[str, builtins.list[int]] = {}
+
+    def put(self, entry: _Entry) -> None:
+        ns, doc_id = entry.document.namespace.key, entry.document.id
+        self.pop(ns, doc_id)
+        self.docs[(ns, doc_id)] = entry
+        size = self.sizes.setdefault(ns, [0, 0])
+        size[0] += len(entry.chunks)
+        size[1] += sum(entry.lengths)
+        for seq, counts in enumerate(entry.counts):
+            for term, count in counts.items():
+                per_ns = self.postings.setdefault(term, {}).setdefault(ns, {})
+                per_ns.setdefault(doc_id, []).append((seq, count))
+
+    def pop(self, ns: str, doc_id: str) -> _Entry | None:
+        entry = self.docs.pop((ns, doc_id), None)
+        if entry is None:
+            return None
+        size = self.sizes[ns]
+        size[0] -= len(entry.chunks)
+        size[1] -= sum(entry.lengths)
+        for term in {t for counts in entry.counts for t in counts}:
+            per_term = self.postings[term]
+            per_ns = per_term[ns]
+            del per_ns[doc_id]
+            if not per_ns:
+                del per_term[ns]
+                if not per_term:
+                    del self.postings[term]
+        return entry
 
 
 class MemoryDocumentStore(DocumentStore):
-    """Documents in a dict; search is :class:`~orra_di.documents.text.Bm25` over the
-    chunks of the namespaces searched (their statistics only)."""
+    """Documents in a dict with an inverted index; a search is BM25 (FTS5's formula)
+    with the statistics of the namespaces searched only."""
 
     def __init__(
         self,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         overlap: int = DEFAULT_OVERLAP,
-        data: dict[tuple[str, str], Any] | None = None,
+        data: _MemoryIndex | None = None,
     ) -> None:
         super().__init__(chunk_size=chunk_size, overlap=overlap)
-        self._data: dict[tuple[str, str], _Entry] = data if data is not None else {}
+        self._index = data if data is not None else _MemoryIndex()
 
     async def _write(self, document: Document, chunks: builtins.list[str]) -> None:
-        self._data[(document.namespace.key, document.id)] = _Entry(document, chunks)
+        self._index.put(_Entry(document, chunks))
 
     async def get(self, namespace: NamespaceLike, document_id: str) -> Document | None:
-        entry = self._data.get((Namespace.coerce(namespace).key, document_id))
+        entry = self._index.docs.get((Namespace.coerce(namespace).key, document_id))
         return entry.document if entry else None
 
     async def remove(self, namespace: NamespaceLike, document_id: str) -> bool:
-        return self._data.pop((Namespace.coerce(namespace).key, document_id), None) is not None
+        return self._index.pop(Namespace.coerce(namespace).key, document_id) is not None
 
     async def list(
         self, namespaces: Sequence[NamespaceLike] | None = None
     ) -> builtins.list[DocumentSummary]:
         keys = None if namespaces is None else set(_keys(namespaces))
         found = [
-            e.document.summary() for (ns, _), e in self._data.items() if keys is None or ns in keys
+            e.document.summary()
+            for (ns, _), e in self._index.docs.items()
+            if keys is None or ns in keys
         ]
         return sorted(found, key=lambda s: (s.id, s.namespace.key))
 
     async def _search(
         self, terms: builtins.list[str], keys: builtins.list[str], limit: int
     ) -> builtins.list[SearchResult]:
-        wanted = set(keys)
-        rows: builtins.list[tuple[str, str, int, str]] = []
-        tokens: builtins.list[builtins.list[str]] = []
-        titles: dict[tuple[str, str], str] = {}
-        for (ns, doc_id), entry in builtins.list(self._data.items()):
-            if ns not in wanted:
+        index = self._index
+        n_chunks = sum(index.sizes.get(ns, (0, 0))[0] for ns in keys)
+        if not n_chunks:
+            return []
+        average = sum(index.sizes.get(ns, (0, 0))[1] for ns in keys) / n_chunks or 1.0
+        scores: dict[tuple[str, str, int], float] = {}
+        for term in terms:
+            per_term = index.postings.get(term, {})
+            hits = [
+                (ns, doc_id, seq, count)
+                for ns in keys
+                for doc_id, chunks in per_term.get(ns, {}).items()
+                for seq, count in chunks
+            ]
+            if not hits:
                 continue
-            titles[(ns, doc_id)] = entry.document.title
-            for seq, chunk in enumerate(entry.chunks):
-                rows.append((ns, doc_id, seq, chunk))
-                tokens.append(entry.tokens[seq])
-        scores = Bm25(tokens).scores(terms)
-        scored = [(*row, score) for row, score in zip(rows, scores, strict=True) if score > 0]
+            weight = idf(n_chunks, len(hits))
+            for ns, doc_id, seq, count in hits:
+                length = index.docs[(ns, doc_id)].lengths[seq]
+                key = (ns, doc_id, seq)
+                scores[key] = scores.get(key, 0.0) + term_score(weight, count, length, average)
+        scored = [
+            (ns, doc_id, seq, index.docs[(ns, doc_id)].chunks[seq], score)
+            for (ns, doc_id, seq), score in scores.items()
+        ]
         return [
             SearchResult(
                 document_id=doc_id,
                 namespace=Namespace.parse(ns),
-                title=titles[(ns, doc_id)],
+                title=index.docs[(ns, doc_id)].document.title,
                 chunk=chunk,
                 chunk_index=seq,
                 score=score,
@@ -232,9 +295,9 @@ class MemoryDocumentStore(DocumentStore):
 
     async def delete_tree(self, namespace: NamespaceLike) -> int:
         prefix = Namespace.coerce(namespace).key
-        doomed = [key for key in self._data if in_subtree(key[0], prefix)]
-        for key in doomed:
-            del self._data[key]
+        doomed = [key for key in self._index.docs if in_subtree(key[0], prefix)]
+        for ns, doc_id in doomed:
+            self._index.pop(ns, doc_id)
         return len(doomed)
 
 
@@ -465,9 +528,7 @@ def summary_from_row(
 
 # -- which store ------------------------------------------------------------------------------
 
-_memory_data: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = (
-    weakref.WeakKeyDictionary()
-)
+_memory_data: weakref.WeakKeyDictionary[Any, _MemoryIndex] = weakref.WeakKeyDictionary()
 _for_store: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], DocumentStore]] = (
     weakref.WeakKeyDictionary()
 )
@@ -489,7 +550,7 @@ def document_store_for(
         return _for_store[sessions][shape]
     store: DocumentStore
     if isinstance(sessions, InMemoryStore):
-        data = _memory_data.setdefault(sessions, {})
+        data = _memory_data.setdefault(sessions, _MemoryIndex())
         store = MemoryDocumentStore(chunk_size=chunk_size, overlap=overlap, data=data)
     elif isinstance(sessions, SQLiteStore):
         store = SQLiteDocumentStore(sessions, chunk_size=chunk_size, overlap=overlap)

@@ -24,7 +24,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 __all__ = [
     "Bm25",
@@ -42,12 +41,17 @@ B = 0.75
 MIN_IDF = 1e-6
 
 
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+
+
 def _is_token_char(char: str) -> bool:
     return char.isalnum() or unicodedata.category(char) == "Mc"
 
 
 def tokenize(text: str) -> list[str]:
     """The terms of ``text``, in order, duplicates kept (see the module docstring)."""
+    if text.isascii():  # the same rule, quicker: ASCII letters and digits only
+        return [t for t in _ASCII_TOKEN.findall(text.lower()) if len(t) <= MAX_TOKEN]
     folded = unicodedata.normalize("NFKD", text.casefold())
     tokens: list[str] = []
     current: list[str] = []
@@ -190,30 +194,44 @@ def excerpt(content: str, terms: Sequence[str], max_chars: int) -> str:
 # -- BM25 ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Bm25:
-    """Okapi BM25 over a set of token lists, with FTS5's constants (module docstring)."""
+def idf(n_chunks: int, having: int) -> float:
+    """FTS5's inverse document frequency: ``ln((N - n + 0.5) / (n + 0.5))``, at least 1e-6."""
+    return max(math.log((n_chunks - having + 0.5) / (having + 0.5)), MIN_IDF)
 
-    documents: Sequence[Sequence[str]]
+
+def term_score(weight: float, tf: int, length: int, average: float) -> float:
+    """One term's BM25 share in a chunk of ``length`` terms holding it ``tf`` times."""
+    return weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
+
+
+class Bm25:
+    """Okapi BM25 over a set of chunks, with FTS5's constants (module docstring).
+
+    Give it token lists, or (faster for a corpus searched many times) their term
+    counts made once by :meth:`counts_of`.
+    """
+
+    def __init__(self, documents: Sequence[Sequence[str] | Counter[str]]) -> None:
+        self.counts = [d if isinstance(d, Counter) else Counter(d) for d in documents]
+        self.lengths = [c.total() for c in self.counts]
+
+    @staticmethod
+    def counts_of(tokens: Iterable[str]) -> Counter[str]:
+        return Counter(tokens)
 
     def scores(self, terms: Iterable[str]) -> list[float]:
-        """One score per document for the (distinct) ``terms``; 0.0 where none occurs."""
+        """One score per chunk for the (distinct) ``terms``; 0.0 where none occurs."""
         wanted = list(dict.fromkeys(terms))
-        n_docs = len(self.documents)
-        if not wanted or n_docs == 0:
-            return [0.0] * n_docs
-        counts = [Counter(doc) for doc in self.documents]
-        lengths = [len(doc) for doc in self.documents]
-        average = sum(lengths) / n_docs or 1.0
+        n_docs = len(self.counts)
         scores = [0.0] * n_docs
+        if not wanted or n_docs == 0:
+            return scores
+        average = sum(self.lengths) / n_docs or 1.0
         for term in wanted:
-            having = sum(1 for c in counts if term in c)
-            if not having:
+            hits = [(i, c[term]) for i, c in enumerate(self.counts) if term in c]
+            if not hits:
                 continue
-            idf = max(math.log((n_docs - having + 0.5) / (having + 0.5)), MIN_IDF)
-            for i, count in enumerate(counts):
-                tf = count.get(term, 0)
-                if tf:
-                    norm = K1 * (1 - B + B * lengths[i] / average)
-                    scores[i] += idf * tf * (K1 + 1) / (tf + norm)
+            weight = idf(n_docs, len(hits))
+            for i, tf in hits:
+                scores[i] += term_score(weight, tf, self.lengths[i], average)
         return scores

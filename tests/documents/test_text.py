@@ -108,3 +108,10 @@ def test_bm25_by_hand() -> None:
     assert Bm25([]).scores(["x"]) == []
     # a term in every document still counts a little (FTS5's floor), never negatively
     assert all(s > 0 for s in Bm25([["a"], ["a"]]).scores(["a"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(st.characters(max_codepoint=127), max_size=300))
+def test_the_ascii_shortcut_tokenizes_as_the_general_rule(text: str) -> None:
+    # " é" sends the text down the general (non-ASCII) path and adds the term "e"
+    assert tokenize(text + " é") == [*tokenize(text), "e"]
