@@ -180,12 +180,13 @@ class _Entry:
 
 class _MemoryIndex:
     """The documents of one in-memory backend and an inverted index over their chunks:
-    ``postings[term][namespace][id]`` lists ``(chunk, count)``; ``sizes[namespace]`` is
-    ``[chunks, terms]``, for BM25's statistics over the namespaces searched."""
+    ``postings[term][namespace][id]`` lists ``(chunk, count, chunk length)``;
+    ``sizes[namespace]`` is ``[chunks, terms]``, for BM25's statistics over the
+    namespaces searched."""
 
     def __init__(self) -> None:
         self.docs: dict[tuple[str, str], _Entry] = {}
-        self.postings: dict[str, dict[str, dict[str, builtins.list[tuple[int, int]]]]] = {}
+        self.postings: dict[str, dict[str, dict[str, builtins.list[tuple[int, int, int]]]]] = {}
         self.sizes: dict[str, builtins.list[int]] = {}
 
     def put(self, entry: _Entry) -> None:
@@ -196,9 +197,10 @@ class _MemoryIndex:
         size[0] += len(entry.chunks)
         size[1] += sum(entry.lengths)
         for seq, counts in enumerate(entry.counts):
+            length = entry.lengths[seq]
             for term, count in counts.items():
                 per_ns = self.postings.setdefault(term, {}).setdefault(ns, {})
-                per_ns.setdefault(doc_id, []).append((seq, count))
+                per_ns.setdefault(doc_id, []).append((seq, count, length))
 
     def pop(self, ns: str, doc_id: str) -> _Entry | None:
         entry = self.docs.pop((ns, doc_id), None)
@@ -264,19 +266,16 @@ class MemoryDocumentStore(DocumentStore):
         scores: dict[tuple[str, str, int], float] = {}
         for term in terms:
             per_term = index.postings.get(term, {})
-            hits = [
-                (ns, doc_id, seq, count)
-                for ns in keys
-                for doc_id, chunks in per_term.get(ns, {}).items()
-                for seq, count in chunks
-            ]
-            if not hits:
+            having = sum(len(c) for ns in keys for c in per_term.get(ns, {}).values())
+            if not having:
                 continue
-            weight = idf(n_chunks, len(hits))
-            for ns, doc_id, seq, count in hits:
-                length = index.docs[(ns, doc_id)].lengths[seq]
-                key = (ns, doc_id, seq)
-                scores[key] = scores.get(key, 0.0) + term_score(weight, count, length, average)
+            weight = idf(n_chunks, having)
+            for ns in keys:
+                for doc_id, chunks in per_term.get(ns, {}).items():
+                    for seq, count, length in chunks:
+                        key = (ns, doc_id, seq)
+                        share = term_score(weight, count, length, average)
+                        scores[key] = scores.get(key, 0.0) + share
         scored = [
             (ns, doc_id, seq, index.docs[(ns, doc_id)].chunks[seq], score)
             for (ns, doc_id, seq), score in scores.items()
@@ -323,15 +322,19 @@ _SQLITE_SCHEMA = (
 )
 
 _SQLITE_SEARCH = """
-SELECT r.namespace, r.doc_id, r.seq, r.chunk, r.score, d.title FROM (
-    SELECT m.*, ROW_NUMBER() OVER (
-        PARTITION BY m.namespace, m.doc_id ORDER BY m.score DESC, m.seq) AS rn
-    FROM (
-        SELECT c.namespace, c.doc_id, c.seq, c.chunk, -bm25(document_fts_v1) AS score
-        FROM document_fts_v1 JOIN document_chunks_v1 c ON c.rowid = document_fts_v1.rowid
-        WHERE document_fts_v1 MATCH ? AND c.namespace IN ({marks})
-    ) AS m
-) AS r JOIN documents_v1 d ON d.namespace = r.namespace AND d.id = r.doc_id
+WITH matched AS (
+    SELECT rowid AS rid, -bm25(document_fts_v1) AS score
+    FROM document_fts_v1 WHERE document_fts_v1 MATCH ?
+), ranked AS (
+    SELECT c.namespace, c.doc_id, c.seq, matched.rid, matched.score, ROW_NUMBER() OVER (
+        PARTITION BY c.namespace, c.doc_id ORDER BY matched.score DESC, c.seq) AS rn
+    FROM matched JOIN document_chunks_v1 c ON c.rowid = matched.rid
+    WHERE c.namespace IN ({marks})
+)
+SELECT r.namespace, r.doc_id, r.seq, c.chunk, r.score, d.title
+FROM ranked r
+JOIN document_chunks_v1 c ON c.rowid = r.rid
+JOIN documents_v1 d ON d.namespace = r.namespace AND d.id = r.doc_id
 WHERE r.rn = 1 ORDER BY r.score DESC, r.namespace, r.doc_id LIMIT ?
 """
 
