@@ -160,12 +160,14 @@ def main() -> None:
     docs, words = corpus(args.docs, args.pages)
     chars = sum(len(d.content) for d in docs)
     print(f"corpus: {len(docs)} documents x {args.pages} pages, {chars / 1e6:.1f} M characters")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     mixes = {
         "common+rare": queries(words, args.queries, common=True),
         "rare only": queries(words, args.queries, common=False),
     }
     for name in args.backends.split(","):
         anyio.run(bench, name.strip(), docs, mixes, args.chunk_size)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
