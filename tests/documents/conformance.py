@@ -7,7 +7,7 @@ orra lacked: namespaces, chunks, erasure, hostile and foreign-language queries.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
@@ -69,8 +69,21 @@ class DocumentStoreConformance:
     """Subclasses provide ``new_sessions``: a factory of session stores sharing one backend."""
 
     @pytest.fixture
-    def store(self, new_sessions: SessionsFactory) -> DocumentStore:
-        return document_store_for(new_sessions(), chunk_size=200, overlap=40)
+    async def opened(self, new_sessions: SessionsFactory) -> AsyncIterator[SessionsFactory]:
+        """``new_sessions``, each store closed at the end of the test."""
+        made: list[SessionStore] = []
+
+        def make() -> SessionStore:
+            made.append(new_sessions())
+            return made[-1]
+
+        yield make
+        for sessions in {id(s): s for s in made}.values():
+            await sessions.aclose()
+
+    @pytest.fixture
+    def store(self, opened: SessionsFactory) -> DocumentStore:
+        return document_store_for(opened(), chunk_size=200, overlap=40)
 
     async def seeded(self, store: DocumentStore) -> DocumentStore:
         for d in (HANDBOOK, SECURITY, ONBOARDING):
@@ -213,11 +226,9 @@ class DocumentStoreConformance:
         assert [s.id for s in await store.list()] == ["d"]
         assert await store.delete_tree("nobody") == 0
 
-    async def test_stored_in_the_backend_not_the_object(
-        self, new_sessions: SessionsFactory
-    ) -> None:
-        await document_store_for(new_sessions()).upsert(HANDBOOK)
-        other = document_store_for(new_sessions())
+    async def test_stored_in_the_backend_not_the_object(self, opened: SessionsFactory) -> None:
+        await document_store_for(opened()).upsert(HANDBOOK)
+        other = document_store_for(opened())
         assert [r.document_id for r in await other.search("vacation", ["acme"])] == ["handbook"]
 
     # -- bad input -------------------------------------------------------------------------

@@ -93,12 +93,14 @@ async def test_memory_bm25_scores_equal_fts5_bm25(tmp_path: Path, query: str) ->
     """Bug 30: one definition of a term and one formula: the in-memory BM25 gives the
     scores SQLite's FTS5 ``bm25()`` gives over the same chunks."""
     memory = MemoryDocumentStore(chunk_size=120, overlap=20)
-    sqlite = SQLiteDocumentStore(SQLiteStore(tmp_path / "s.db"), chunk_size=120, overlap=20)
+    sessions = SQLiteStore(tmp_path / "s.db")
+    sqlite = SQLiteDocumentStore(sessions, chunk_size=120, overlap=20)
     for d in CORPUS:
         await memory.upsert(d)
         await sqlite.upsert(d)
     ours = await memory.search(query, ["acme"], 10)
     theirs = await sqlite.search(query, ["acme"], 10)
+    await sessions.aclose()
     assert ours
     assert [(r.document_id, r.chunk_index) for r in ours] == [
         (r.document_id, r.chunk_index) for r in theirs
