@@ -2,6 +2,7 @@
 
     python benchmarks/bench_documents.py                      # memory, SQLite, PostgreSQL
     python benchmarks/bench_documents.py --backends sqlite --docs 200 --queries 100
+    python benchmarks/bench_documents.py --backends redis --docs 100   # not in the default run
 
 A synthetic corpus: words drawn from a Zipf-like distribution over a vocabulary of
 20,000 made-up words, ~450 words a page, 5 pages a document (about 3,000 characters a
@@ -16,7 +17,9 @@ The floor, measured in the same run: one ``search`` for a word that occurs nowhe
 (``floor``), which costs the round trip and the query set-up but ranks nothing; the
 ratio ``p50 / floor`` says how much of a search is the ranking itself. PostgreSQL comes
 from ``ORRA_BENCH_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``) in a
-schema of its own, dropped at the end; SQLite goes to a temporary directory.
+schema of its own, dropped at the end; SQLite goes to a temporary directory; Redis (on
+request: its search reads and ranks every chunk of the tenant in the process) from
+``ORRA_BENCH_REDIS_URL`` (default database 14), under a key prefix deleted at the end.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from orra_di.documents import Document, DocumentStore, document_store_for
 from orra_di.stores import InMemoryStore, SQLiteStore
 
 PG_URL = os.environ.get("ORRA_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ORRA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 def vocabulary(rng: random.Random, size: int) -> list[str]:
@@ -106,8 +110,19 @@ async def backend(name: str, chunk_size: int) -> AsyncIterator[DocumentStore]:
             await sessions.aclose()
             async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    elif name == "redis":
+        from orra_di.stores.redis import RedisStore
+
+        prefix = f"orra-bench:{secrets.token_hex(4)}:"
+        sessions = RedisStore(REDIS_URL, key_prefix=prefix)
+        try:
+            yield document_store_for(sessions, chunk_size=chunk_size)
+        finally:
+            async for key in sessions.client.scan_iter(match=f"{prefix}*", count=1000):
+                await sessions.client.delete(key)
+            await sessions.aclose()
     else:
-        raise SystemExit(f"unknown backend {name!r}: memory, sqlite or postgres")
+        raise SystemExit(f"unknown backend {name!r}: memory, sqlite, postgres or redis")
 
 
 def ms(values: list[float], q: float) -> float:

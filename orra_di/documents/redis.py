@@ -5,22 +5,26 @@ neither a namespace nor a document id may hold):
 
 ``P doc:<namespace>US<id>`` (HASH)
     ``title``, ``source``, ``metadata`` (JSON), ``content_hash``, ``updated_at``,
-    ``content`` and ``chunks`` (a JSON list of the chunk texts).
+    ``content``, ``chunks`` (a JSON list of the chunk texts) and ``terms`` (a JSON list
+    of each chunk's ``{term: count}``, title included, made when the document is stored).
 ``P docs:<namespace>`` (SET)
     The ids of the namespace's documents.
 ``P docs:namespaces`` (SET)
     The namespaces that have documents (for :meth:`delete_tree`).
 
-Search needs no Redis module: it reads the chunks of the namespaces searched and
-ranks them with the in-memory :class:`~orra_di.documents.text.Bm25` (the same scores
-as the memory store), so its cost grows with the size of those namespaces: fine for a
-tenant's handbook, not for millions of chunks (use PostgreSQL or SQLite there).
+Search needs no Redis module: it reads the term counts of every chunk of the
+namespaces searched and ranks them with the in-memory
+:class:`~orra_di.documents.text.Bm25` (the same scores as the memory store), then the
+text of the winning chunks only. Its cost grows with the size of those namespaces:
+fine for a tenant's handbook, not for a hundred thousand chunks (use PostgreSQL or
+SQLite there).
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -95,6 +99,9 @@ class RedisDocumentStore(DocumentStore):
                         "updated_at": document.updated_at.isoformat(),
                         "content": document.content,
                         "chunks": json.dumps(chunks),
+                        "terms": json.dumps(
+                            [Counter(tokenize(chunk_source(document.title, c))) for c in chunks]
+                        ),
                     },
                 )
                 pipe.sadd(self._ids(ns), document.id)
@@ -169,28 +176,40 @@ class RedisDocumentStore(DocumentStore):
     async def _search(
         self, terms: builtins.list[str], keys: builtins.list[str], limit: int
     ) -> builtins.list[SearchResult]:
-        rows = await self._run("search documents", self._rows(keys, ("title", "chunks")))
-        flat: builtins.list[tuple[str, str, int, str]] = []
-        tokens: builtins.list[builtins.list[str]] = []
+        rows = await self._run("search documents", self._rows(keys, ("title", "terms")))
+        flat: builtins.list[tuple[str, str, int]] = []
+        counts: builtins.list[dict[str, int]] = []
         titles: dict[tuple[str, str], str] = {}
-        for ns, doc_id, title, chunks in rows:
+        for ns, doc_id, title, chunk_terms in rows:
             titles[(ns, doc_id)] = title
-            for seq, chunk in enumerate(json.loads(chunks)):
-                flat.append((ns, doc_id, seq, chunk))
-                tokens.append(tokenize(chunk_source(title, chunk)))
-        scores = Bm25(tokens).scores(terms)
-        scored = [(*row, score) for row, score in zip(flat, scores, strict=True) if score > 0]
-        return [
-            SearchResult(
-                document_id=doc_id,
-                namespace=Namespace.parse(ns),
-                title=titles[(ns, doc_id)],
-                chunk=chunk,
-                chunk_index=seq,
-                score=score,
+            for seq, chunk_counts in enumerate(json.loads(chunk_terms)):
+                flat.append((ns, doc_id, seq))
+                counts.append(chunk_counts)
+        scores = Bm25(counts).scores(terms)
+        scored = [(*row, "", score) for row, score in zip(flat, scores, strict=True) if score > 0]
+        best = best_per_document(scored, limit)
+        if not best:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for ns, doc_id, *_ in best:
+                pipe.hget(self._doc(ns, doc_id), "chunks")
+            texts = await self._run("read the chunks found", pipe.execute())
+        results = []
+        for (ns, doc_id, seq, _, score), text in zip(best, texts, strict=True):
+            chunks = json.loads(text) if text is not None else []
+            if seq >= len(chunks):
+                continue  # replaced between the two reads
+            results.append(
+                SearchResult(
+                    document_id=doc_id,
+                    namespace=Namespace.parse(ns),
+                    title=titles[(ns, doc_id)],
+                    chunk=chunks[seq],
+                    chunk_index=seq,
+                    score=score,
+                )
             )
-            for ns, doc_id, seq, chunk, score in best_per_document(scored, limit)
-        ]
+        return results
 
     async def delete_tree(self, namespace: NamespaceLike) -> int:
         prefix = Namespace.coerce(namespace).key

@@ -23,7 +23,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "Bm25",
@@ -208,12 +208,14 @@ class Bm25:
     """Okapi BM25 over a set of chunks, with FTS5's constants (module docstring).
 
     Give it token lists, or (faster for a corpus searched many times) their term
-    counts made once by :meth:`counts_of`.
+    counts made once (:meth:`counts_of`, or a stored ``{term: count}``).
     """
 
-    def __init__(self, documents: Sequence[Sequence[str] | Counter[str]]) -> None:
-        self.counts = [d if isinstance(d, Counter) else Counter(d) for d in documents]
-        self.lengths = [c.total() for c in self.counts]
+    def __init__(self, documents: Sequence[Sequence[str] | Mapping[str, int]]) -> None:
+        self.counts: list[Mapping[str, int]] = [
+            d if isinstance(d, Mapping) else Counter(d) for d in documents
+        ]
+        self.lengths = [sum(c.values()) for c in self.counts]
 
     @staticmethod
     def counts_of(tokens: Iterable[str]) -> Counter[str]:
@@ -228,7 +230,7 @@ class Bm25:
             return scores
         average = sum(self.lengths) / n_docs or 1.0
         for term in wanted:
-            hits = [(i, c[term]) for i, c in enumerate(self.counts) if term in c]
+            hits = [(i, c[term]) for i, c in enumerate(self.counts) if c.get(term)]
             if not hits:
                 continue
             weight = idf(n_docs, len(hits))
