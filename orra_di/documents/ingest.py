@@ -130,11 +130,12 @@ def pdf_to_text(data: bytes, name: str) -> tuple[str, str, int]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise DocumentError(f"{name}: the PDF is encrypted; give a decrypted copy")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        # some fonts' text comes out with NUL characters: not binary, just noise
+        pages = [(page.extract_text() or "").replace("\x00", "").strip() for page in reader.pages]
         title = ""
         meta = reader.metadata
         if meta is not None and meta.title:
-            title = str(meta.title).strip()
+            title = str(meta.title).replace("\x00", "").strip()
     except DocumentError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -74,12 +74,19 @@ def index_text(text: str) -> str:
     return " ".join(tokenize(text))
 
 
+MAX_QUERY_TERMS = 64
+"""A query keeps its first 64 distinct terms: a pasted page is still one bounded query."""
+
+
 def query_terms(query: str) -> list[str]:
-    """The distinct terms of a query, in order; one-letter ASCII terms are dropped."""
+    """The distinct terms of a query, in order (at most :data:`MAX_QUERY_TERMS`);
+    one-letter ASCII terms are dropped."""
     seen: dict[str, None] = {}
     for token in tokenize(query):
         if len(token) >= 2 or not token.isascii():
             seen.setdefault(token, None)
+            if len(seen) == MAX_QUERY_TERMS:
+                break
     return list(seen)
 
 

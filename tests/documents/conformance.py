@@ -244,6 +244,12 @@ class DocumentStoreConformance:
                 assert ids == [], query
         assert len(await store.list(["acme"])) == 3  # nothing dropped
 
+    async def test_a_one_megabyte_query(self, store: DocumentStore) -> None:
+        await self.seeded(store)
+        query = "vacation " + " ".join(f"w{i}" for i in range(150_000))
+        assert len(query) > 1_000_000
+        assert [r.document_id for r in await store.search(query, ["acme"])][:1] == ["handbook"]
+
     async def test_hostile_document_text_round_trips(self, store: DocumentStore) -> None:
         text = '\'; DROP TABLE documents_v1; -- "quoted" NEAR(a b) * $1 %s {x} \\ é 日本語'
         await store.upsert(doc("h'x\"", "acme", text, "Title ' \" %s"))

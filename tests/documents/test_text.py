@@ -27,6 +27,11 @@ def test_tokenize_folds_case_and_accents_of_other_languages() -> None:
     assert tokenize("हिन्दी") != []  # spacing marks stay inside the word
 
 
+def test_a_query_keeps_at_most_64_terms() -> None:
+    page = " ".join(f"word{i}" for i in range(1000))
+    assert query_terms(page) == [f"word{i}" for i in range(64)]
+
+
 def test_operators_and_nul_are_separators() -> None:
     assert query_terms('a" OR b* NEAR(c d) \x00 -- ; DROP') == ["or", "near", "drop"]
     assert tokenize("x" * 101 + " ok") == ["ok"]  # over-long runs are no terms
