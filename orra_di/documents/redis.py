@@ -11,13 +11,17 @@ neither a namespace nor a document id may hold):
     The ids of the namespace's documents.
 ``P docs:namespaces`` (SET)
     The namespaces that have documents (for :meth:`delete_tree`).
+``P dpost:<namespace>US<term>`` (HASH)
+    The term's postings in that namespace: field ``<id>US<chunk>``, value
+    ``<count>:<chunk length>``.
+``P dstat:<namespace>`` (HASH)
+    ``chunks`` and ``terms``: the namespace's totals, for BM25's statistics.
 
-Search needs no Redis module: it reads the term counts of every chunk of the
-namespaces searched and ranks them with the in-memory
-:class:`~orra_di.documents.text.Bm25` (the same scores as the memory store), then the
-text of the winning chunks only. Its cost grows with the size of those namespaces:
-fine for a tenant's handbook, not for a hundred thousand chunks (use PostgreSQL or
-SQLite there).
+Search needs no Redis module: an inverted index is kept in plain hashes (above),
+written in the same ``MULTI`` as the document (under ``WATCH``, so two replacements
+of one document never interleave). A search reads the postings of its terms in the
+namespaces searched and ranks them with the in-memory store's BM25 (the same scores),
+then reads the text of the winning chunks only.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from orra_di.documents.model import Document, DocumentSummary, SearchResult
 from orra_di.documents.stores import (
@@ -41,7 +45,7 @@ from orra_di.documents.stores import (
     chunk_source,
     summary_from_row,
 )
-from orra_di.documents.text import Bm25, tokenize
+from orra_di.documents.text import idf, term_score, tokenize
 from orra_di.errors import StoreError
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.store import in_subtree
@@ -82,33 +86,74 @@ class RedisDocumentStore(DocumentStore):
         except RedisError as exc:
             raise StoreError(f"{what} failed: {exc} ({self._sessions!r})") from exc
 
+    def _post(self, ns: str, term: str) -> str:
+        return f"{self._p}dpost:{ns}\x1f{term}"
+
+    def _stat(self, ns: str) -> str:
+        return f"{self._p}dstat:{ns}"
+
+    def _unindex(self, pipe: Any, ns: str, doc_id: str, old_terms: str | None) -> None:
+        """Queue the removal of a stored document's postings and totals."""
+        if old_terms is None:
+            return
+        counts = json.loads(old_terms)
+        fields: dict[str, builtins.list[str]] = {}
+        for seq, chunk_counts in enumerate(counts):
+            for term in chunk_counts:
+                fields.setdefault(term, []).append(f"{doc_id}\x1f{seq}")
+        for term, where in fields.items():
+            pipe.hdel(self._post(ns, term), *where)
+        pipe.hincrby(self._stat(ns), "chunks", -len(counts))
+        pipe.hincrby(self._stat(ns), "terms", -sum(sum(c.values()) for c in counts))
+
+    async def _watched(self, key: str, queue: Any) -> Any:
+        """Read ``key``'s ``terms`` under WATCH, then run what ``queue(pipe, terms)``
+        queues in one MULTI; again if the document changed meanwhile."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    old_terms = await pipe.hget(key, "terms")
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    queue(pipe, old_terms)
+                    return await pipe.execute()
+                except WatchError:
+                    continue
+
     async def _write(self, document: Document, chunks: builtins.list[str]) -> None:
-        ns = document.namespace.key
-        key = self._doc(ns, document.id)
+        ns, doc_id = document.namespace.key, document.id
+        key = self._doc(ns, doc_id)
+        counts = [Counter(tokenize(chunk_source(document.title, c))) for c in chunks]
 
-        async def write() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(
-                    key,
-                    mapping={
-                        "title": document.title,
-                        "source": document.source,
-                        "metadata": json.dumps(document.metadata),
-                        "content_hash": document.content_hash,
-                        "updated_at": document.updated_at.isoformat(),
-                        "content": document.content,
-                        "chunks": json.dumps(chunks),
-                        "terms": json.dumps(
-                            [Counter(tokenize(chunk_source(document.title, c))) for c in chunks]
-                        ),
-                    },
-                )
-                pipe.sadd(self._ids(ns), document.id)
-                pipe.sadd(self._namespaces, ns)
-                await pipe.execute()
+        def queue(pipe: Any, old_terms: str | None) -> None:
+            self._unindex(pipe, ns, doc_id, old_terms)
+            pipe.delete(key)
+            pipe.hset(
+                key,
+                mapping={
+                    "title": document.title,
+                    "source": document.source,
+                    "metadata": json.dumps(document.metadata),
+                    "content_hash": document.content_hash,
+                    "updated_at": document.updated_at.isoformat(),
+                    "content": document.content,
+                    "chunks": json.dumps(chunks),
+                    "terms": json.dumps(counts),
+                },
+            )
+            postings: dict[str, dict[str, str]] = {}
+            for seq, chunk_counts in enumerate(counts):
+                length = sum(chunk_counts.values())
+                for term, count in chunk_counts.items():
+                    postings.setdefault(term, {})[f"{doc_id}\x1f{seq}"] = f"{count}:{length}"
+            for term, mapping in postings.items():
+                pipe.hset(self._post(ns, term), mapping=mapping)
+            pipe.hincrby(self._stat(ns), "chunks", len(counts))
+            pipe.hincrby(self._stat(ns), "terms", sum(sum(c.values()) for c in counts))
+            pipe.sadd(self._ids(ns), doc_id)
+            pipe.sadd(self._namespaces, ns)
 
-        await self._run(f"store document {document.id}", write())
+        await self._run(f"store document {doc_id}", self._watched(key, queue))
 
     async def get(self, namespace: NamespaceLike, document_id: str) -> Document | None:
         ns = Namespace.coerce(namespace).key
@@ -131,15 +176,15 @@ class RedisDocumentStore(DocumentStore):
 
     async def remove(self, namespace: NamespaceLike, document_id: str) -> bool:
         ns = Namespace.coerce(namespace).key
+        key = self._doc(ns, document_id)
 
-        async def remove() -> bool:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._doc(ns, document_id))
-                pipe.srem(self._ids(ns), document_id)
-                gone, _ = await pipe.execute()
-            return bool(gone)
+        def queue(pipe: Any, old_terms: str | None) -> None:
+            self._unindex(pipe, ns, document_id, old_terms)
+            pipe.delete(key)
+            pipe.srem(self._ids(ns), document_id)
 
-        return await self._run(f"remove document {document_id}", remove())
+        results = await self._run(f"remove document {document_id}", self._watched(key, queue))
+        return bool(results[-2])
 
     async def _rows(self, keys: builtins.list[str], fields: Sequence[str]) -> builtins.list[Any]:
         """``(namespace, id, *fields)`` of every document of these namespaces."""
@@ -176,34 +221,57 @@ class RedisDocumentStore(DocumentStore):
     async def _search(
         self, terms: builtins.list[str], keys: builtins.list[str], limit: int
     ) -> builtins.list[SearchResult]:
-        rows = await self._run("search documents", self._rows(keys, ("title", "terms")))
-        flat: builtins.list[tuple[str, str, int]] = []
-        counts: builtins.list[dict[str, int]] = []
-        titles: dict[tuple[str, str], str] = {}
-        for ns, doc_id, title, chunk_terms in rows:
-            titles[(ns, doc_id)] = title
-            for seq, chunk_counts in enumerate(json.loads(chunk_terms)):
-                flat.append((ns, doc_id, seq))
-                counts.append(chunk_counts)
-        scores = Bm25(counts).scores(terms)
-        scored = [(*row, "", score) for row, score in zip(flat, scores, strict=True) if score > 0]
+        async def read() -> tuple[builtins.list[Any], builtins.list[Any]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for ns in keys:
+                    pipe.hmget(self._stat(ns), ["chunks", "terms"])
+                for term in terms:
+                    for ns in keys:
+                        pipe.hgetall(self._post(ns, term))
+                values = await pipe.execute()
+            return values[: len(keys)], values[len(keys) :]
+
+        stats, postings = await self._run("search documents", read())
+        n_chunks = sum(int(chunks or 0) for chunks, _ in stats)
+        if n_chunks <= 0:
+            return []
+        average = sum(int(total or 0) for _, total in stats) / n_chunks or 1.0
+        scores: dict[tuple[str, str, int], float] = {}
+        for t in range(len(terms)):
+            per_ns = postings[t * len(keys) : (t + 1) * len(keys)]
+            having = sum(len(p) for p in per_ns)
+            if not having:
+                continue
+            weight = idf(n_chunks, having)
+            for ns, fields in zip(keys, per_ns, strict=True):
+                for where, value in fields.items():
+                    doc_id, seq_text = str(where).rsplit("\x1f", 1)
+                    count, length = str(value).split(":")
+                    key = (ns, doc_id, int(seq_text))
+                    share = term_score(weight, int(count), int(length), average)
+                    scores[key] = scores.get(key, 0.0) + share
+        scored = [(ns, doc_id, seq, "", score) for (ns, doc_id, seq), score in scores.items()]
         best = best_per_document(scored, limit)
         if not best:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for ns, doc_id, *_ in best:
-                pipe.hget(self._doc(ns, doc_id), "chunks")
-            texts = await self._run("read the chunks found", pipe.execute())
+
+        async def texts() -> builtins.list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for ns, doc_id, *_ in best:
+                    pipe.hmget(self._doc(ns, doc_id), ["title", "chunks"])
+                return await pipe.execute()
+
+        found = await self._run("read the chunks found", texts())
         results = []
-        for (ns, doc_id, seq, _, score), text in zip(best, texts, strict=True):
+        for (ns, doc_id, seq, _, score), (title, text) in zip(best, found, strict=True):
             chunks = json.loads(text) if text is not None else []
             if seq >= len(chunks):
-                continue  # replaced between the two reads
+                continue  # removed or replaced between the two reads
             results.append(
                 SearchResult(
                     document_id=doc_id,
                     namespace=Namespace.parse(ns),
-                    title=titles[(ns, doc_id)],
+                    title=title or "",
                     chunk=chunks[seq],
                     chunk_index=seq,
                     score=score,
@@ -219,14 +287,12 @@ class RedisDocumentStore(DocumentStore):
             for ns in await self._namespace_keys():
                 if not in_subtree(ns, prefix):
                     continue
-                ids = [str(i) for i in await self._redis.smembers(self._ids(ns))]
+                for doc_id in [str(i) for i in await self._redis.smembers(self._ids(ns))]:
+                    gone += await self.remove(ns, doc_id)
                 async with self._redis.pipeline(transaction=True) as pipe:
-                    for doc_id in ids:
-                        pipe.delete(self._doc(ns, doc_id))
-                    pipe.delete(self._ids(ns))
+                    pipe.delete(self._ids(ns), self._stat(ns))
                     pipe.srem(self._namespaces, ns)
-                    results = await pipe.execute()
-                gone += sum(int(r) for r in results[: len(ids)])
+                    await pipe.execute()
             return gone
 
         return await self._run(f"delete the documents of {prefix}", delete())

@@ -109,6 +109,43 @@ async def test_memory_bm25_scores_equal_fts5_bm25(tmp_path: Path, query: str) ->
         assert a.score == pytest.approx(b.score, rel=1e-9)
 
 
+@pytest.mark.service
+async def test_redis_scores_equal_the_memory_stores(prefix_redis: str) -> None:
+    """Redis ranks its own postings with the in-memory store's BM25: the same scores."""
+    from orra_di.documents.redis import RedisDocumentStore
+    from orra_di.stores.redis import RedisStore
+
+    sessions = RedisStore(REDIS_URL, key_prefix=prefix_redis)
+    redis = RedisDocumentStore(sessions, chunk_size=120, overlap=20)
+    memory = MemoryDocumentStore(chunk_size=120, overlap=20)
+    for d in CORPUS:
+        await memory.upsert(d)
+        await redis.upsert(d)
+    await redis.upsert(CORPUS[0])  # replacing leaves the statistics as they were
+    for query in ("vacation days", "password encryption", "travel days laptop"):
+        ours = await memory.search(query, ["acme"], 10)
+        theirs = await redis.search(query, ["acme"], 10)
+        assert [(r.document_id, r.chunk_index, r.chunk) for r in ours] == [
+            (r.document_id, r.chunk_index, r.chunk) for r in theirs
+        ]
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.score == pytest.approx(b.score, rel=1e-9)
+    await sessions.aclose()
+
+
+@pytest.fixture
+async def prefix_redis() -> AsyncIterator[str]:
+    require_redis()
+    from redis.asyncio import Redis
+
+    prefix = f"orra-test:{secrets.token_hex(6)}:"
+    yield prefix
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
 def test_one_document_store_per_session_store_and_chunking() -> None:
     sessions = InMemoryStore()
     assert document_store_for(sessions) is document_store_for(sessions)
