@@ -18,7 +18,8 @@ The floor, measured in the same run: one ``search`` for a word that occurs nowhe
 ratio ``p50 / floor`` says how much of a search is the ranking itself. PostgreSQL comes
 from ``ORRA_BENCH_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``) in a
 schema of its own, dropped at the end; SQLite goes to a temporary directory; Redis (on
-request: its search reads and ranks every chunk of the tenant in the process) from
+request: loading is slow, every posting being a hash field written in the document's
+transaction) from
 ``ORRA_BENCH_REDIS_URL`` (default database 14), under a key prefix deleted at the end.
 """
 
