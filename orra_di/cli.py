@@ -739,6 +739,7 @@ app.command(name="serve")(importlib.import_module("orra_di.cron.cli").cron_serve
 app.add_typer(importlib.import_module("orra_di.mcp.cli").mcp_app, name="mcp")
 app.add_typer(importlib.import_module("orra_di.memory.cli").memory_app, name="memory")
 app.command(name="erase")(importlib.import_module("orra_di.erasure").erase_command)
+app.add_typer(importlib.import_module("orra_di.documents.cli").docs_app, name="docs")
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ serves them.
 whose tools every agent gets, opened and closed by :func:`lifespan`.
 ``memory_store`` (memories beside the sessions), ``memory_embedder`` and ``memory`` (the
 :class:`~orra_di.memory.MemoryManager` the memory tools and automatic recall use).
+``document_store`` (documents beside the sessions, chunked as ``settings.documents``
+says; its three tools reach every agent while ``documents.tools`` is on).
 ``runtimes`` is the late-bound :class:`~orra_di.runtime_set.RuntimeMap`: it is
 given the ``agent_runtime`` provider itself and calls it when an agent is
 asked for, so delegation tools can hold the map while the map builds them,
@@ -96,6 +98,7 @@ from orra_di.voice.settings import make_speech_to_text, make_text_to_speech
 
 if TYPE_CHECKING:  # imported where used: a run without approvals or metrics loads neither
     from orra_di.approvals import ApprovalStore, Approver
+    from orra_di.documents.stores import DocumentStore
     from orra_di.observability.metrics import MetricsCollector
 
 __all__ = [
@@ -508,6 +511,28 @@ def _one_tool_per_name(*sources: tuple[str, Sequence[Tool]]) -> list[Tool]:
     return tools
 
 
+def _document_store(settings: OrraSettings, store: SessionStore) -> DocumentStore:
+    """The document store beside the sessions, chunked as ``settings.documents`` says."""
+    from orra_di.documents.stores import document_store_for
+
+    section = settings.documents
+    return document_store_for(store, chunk_size=section.chunk_size, overlap=section.chunk_overlap)
+
+
+def _document_tools(
+    settings: OrraSettings, document_store: Callable[[], DocumentStore]
+) -> list[Tool]:
+    """The three document tools when ``documents.tools`` is on (the store built only then)."""
+    section = settings.documents
+    if not section.tools:
+        return []
+    from orra_di.documents.tool import document_tools
+
+    return document_tools(
+        document_store(), default_limit=section.search_limit, excerpt_chars=section.excerpt_chars
+    )
+
+
 def _agent_runtime(
     profile: AgentProfile,
     *,
@@ -529,6 +554,7 @@ def _agent_runtime(
     cron_service: Callable[[], CronService] | None = None,
     mcp: McpClients | None = None,
     memory: Callable[[], MemoryManager] | None = None,
+    document_store: Callable[[], DocumentStore] | None = None,
 ) -> Runtime:
     rt = settings.runtime
     budget = settings.context.budget()
@@ -550,6 +576,10 @@ def _agent_runtime(
         ("the Discord tools (channels.discord.tools)", _discord_tools(settings)),
         ("the MCP servers (mcp.servers)", mcp_tools),
         ("memory (memory.tools)", memory_tools),
+        (
+            "the document tools (documents.tools)",
+            [] if document_store is None else _document_tools(settings, document_store),
+        ),
     )
     agent_policies = policy_factory(profile, policies)
     hooks = [
@@ -688,6 +718,7 @@ class Container(containers.DeclarativeContainer):
     memory = providers.Singleton(
         make_manager, settings.provided.memory, memory_store, memory_embedder
     )
+    document_store = providers.Factory(_document_store, settings, store)
 
     agent_runtime = providers.Factory(
         _agent_runtime,
@@ -709,6 +740,7 @@ class Container(containers.DeclarativeContainer):
         cron_service=cron_service.provider,
         mcp=mcp,
         memory=memory.provider,
+        document_store=document_store.provider,
     )
 
     runtimes.add_kwargs(build=agent_runtime.provider)

@@ -6,11 +6,12 @@
 1. cron jobs and their run history (first, so none fires into a half-erased tenant);
 2. pending and decided approval requests (a run still waiting learns it is gone);
 3. long-term memories;
-4. usage counters and reservations of the erased keys (an ancestor's rolled-up totals
+4. documents (their chunks and search index with them);
+5. usage counters and reservations of the erased keys (an ancestor's rolled-up totals
    stay: they are the tenant's aggregate, with no trace of whose calls they were);
-5. any extra erasable store given (anything with ``async delete_tree(namespace) -> int``,
-   e.g. a document store);
-6. the sessions, last (the record that the tenant existed goes when everything else has).
+6. any extra erasable store given (anything with ``async delete_tree(namespace) -> int``,
+   e.g. an app's own table of per-user data);
+7. the sessions, last (the record that the tenant existed goes when everything else has).
 
 Each kind is counted in the :class:`ErasureReport`. A kind whose store cannot be built
 (a custom session store with no cron backend, say) is skipped and named in
@@ -110,6 +111,7 @@ class _UsageEraser:
 def _parts(target: Any) -> tuple[SessionStore, list[tuple[str, Any]]]:
     from orra_di.approvals.stores import approval_store_for
     from orra_di.cron.stores import cron_store_for
+    from orra_di.documents.stores import document_store_for
     from orra_di.memory.stores import memory_store_for
     from orra_di.usage.stores import usage_backend_for
 
@@ -124,6 +126,7 @@ def _parts(target: Any) -> tuple[SessionStore, list[tuple[str, Any]]]:
             ("cron jobs", target.cron_store),
             ("approvals", target.approval_store),
             ("memories", target.memory_store),
+            ("documents", target.document_store),
             ("usage keys", usage),
         ]
     sessions = target
@@ -131,6 +134,7 @@ def _parts(target: Any) -> tuple[SessionStore, list[tuple[str, Any]]]:
         ("cron jobs", lambda: cron_store_for(sessions)),
         ("approvals", lambda: approval_store_for(sessions)),
         ("memories", lambda: memory_store_for(sessions)),
+        ("documents", lambda: document_store_for(sessions)),
         ("usage keys", lambda: _UsageEraser(usage_backend_for(sessions))),
     ]
 
@@ -139,15 +143,16 @@ def erase_command(
     namespace: Annotated[str, typer.Argument(help="Erase this namespace and everything below.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Erase everything stored under a namespace: sessions, memories, cron jobs and their
-    runs, approvals, usage (GDPR erasure). Asks first unless --yes."""
+    """Erase everything stored under a namespace: sessions, memories, documents, cron jobs
+    and their runs, approvals, usage (GDPR erasure). Asks first unless --yes."""
     from orra_di import cli
     from orra_di.namespace import Namespace
 
     with cli._one_line_errors():
         ns = Namespace.parse(namespace)
     question = (
-        f"Erase everything under {ns.key} (sessions, memories, cron jobs, approvals, usage)? "
+        f"Erase everything under {ns.key} (sessions, memories, documents, cron jobs, "
+        "approvals, usage)? "
         "This cannot be undone"
     )
     if not yes and not typer.confirm(question, default=False):

@@ -82,6 +82,7 @@ from orra_di.auth.settings import AuthSettings
 from orra_di.channels.settings import ChannelSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
+from orra_di.documents.settings import DocumentSettings
 from orra_di.errors import ConfigurationError
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.mcp.settings import McpSettings
@@ -546,6 +547,9 @@ class OrraSettings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings, description="a table of mcp settings")
     memory: MemorySettings = Field(
         default_factory=MemorySettings, description="a table of memory settings"
+    )
+    documents: DocumentSettings = Field(
+        default_factory=DocumentSettings, description="a table of documents settings"
     )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)

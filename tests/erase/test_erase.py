@@ -14,6 +14,8 @@ from orra_di.approvals.stores import approval_store_for
 from orra_di.cli import app
 from orra_di.cron import AgentTurnPayload, CronJob, EverySchedule, cron_store_for
 from orra_di.cron.model import CronRun, run_id_for
+from orra_di.documents import Document
+from orra_di.documents.stores import document_store_for
 from orra_di.erasure import erase
 from orra_di.memory import MemoryManager, memory_store_for
 from orra_di.message import Message, ToolCall
@@ -21,6 +23,7 @@ from orra_di.namespace import Namespace
 from orra_di.provider import Usage
 from orra_di.session import Session
 from orra_di.store import SessionStore
+from orra_di.stores import FileStore
 from orra_di.usage.stores import usage_ledger_for
 
 pytestmark = pytest.mark.anyio
@@ -58,6 +61,9 @@ async def _fill(sessions: SessionStore, namespace: str) -> None:
     await approvals.deny(decided.id, by="admin")
     await MemoryManager(memory_store_for(sessions)).remember(namespace, f"{namespace} likes tea")
     await usage_ledger_for(sessions).record(namespace, Usage(input_tokens=10, output_tokens=5))
+    if not isinstance(sessions, FileStore):  # documents need a store with a search index
+        handbook = Document(id="handbook", namespace=namespace, content=f"{namespace} handbook")
+        await document_store_for(sessions).upsert(handbook)
 
 
 async def _left(sessions: SessionStore, namespace: str) -> dict[str, Any]:
@@ -69,6 +75,9 @@ async def _left(sessions: SessionStore, namespace: str) -> dict[str, Any]:
         + len(await approval_store_for(sessions).history(namespace)),
         "memories": len(await memory_store_for(sessions).list([namespace], 10)),
         "usage": usage.input_tokens,
+        "documents": 0
+        if isinstance(sessions, FileStore)
+        else len(await document_store_for(sessions).list([namespace])),
     }
 
 
@@ -76,14 +85,19 @@ async def test_erase_everything_under_a_namespace(sessions: SessionStore) -> Non
     for namespace in ERASED + KEPT:
         await _fill(sessions, namespace)
     report = await erase(sessions, "acme:alice")
+    documents = not isinstance(sessions, FileStore)
     assert report.counts == {
         "cron jobs": 2,
         "approvals": 4,
         "memories": 2,
+        **({"documents": 2} if documents else {}),
         "usage keys": 2,
         "sessions": 2,
     }
-    assert report.skipped == {}
+    if documents:
+        assert report.skipped == {}
+    else:
+        assert list(report.skipped) == ["documents"]
     for namespace in ERASED:
         assert await _left(sessions, namespace) == {
             "session": False,
@@ -91,6 +105,7 @@ async def test_erase_everything_under_a_namespace(sessions: SessionStore) -> Non
             "approvals": 0,
             "memories": 0,
             "usage": 0,
+            "documents": 0,
         }
     for namespace in KEPT:
         assert await _left(sessions, namespace) == {
@@ -99,12 +114,15 @@ async def test_erase_everything_under_a_namespace(sessions: SessionStore) -> Non
             "approvals": 2,
             "memories": 1,
             "usage": 10,
+            "documents": 1 if documents else 0,
         }
     again = await erase(sessions, "acme:alice")
     assert again.total == 0
-    assert str(again) == (
-        "erased under acme:alice: 0 cron jobs, 0 approvals, 0 memories, 0 usage keys, 0 sessions"
-    )
+    if documents:
+        assert str(again) == (
+            "erased under acme:alice: 0 cron jobs, 0 approvals, 0 memories, 0 documents, "
+            "0 usage keys, 0 sessions"
+        )
 
 
 async def test_extra_stores_are_erased_before_the_sessions() -> None:
@@ -134,7 +152,7 @@ async def test_a_store_kind_without_a_backend_is_reported() -> None:
 
     report = await erase(Bare(), "acme")  # type: ignore[arg-type]
     assert report.counts == {"sessions": 3}
-    assert set(report.skipped) == {"cron jobs", "approvals", "memories", "usage keys"}
+    assert set(report.skipped) == {"cron jobs", "approvals", "memories", "documents", "usage keys"}
     assert "not reached: cron jobs" in str(report)
 
 
