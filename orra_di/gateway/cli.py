@@ -123,7 +123,7 @@ async def serve_gateway(
         port=port,
         lifespan="off",  # the container's lifespan is open around the server
         log_level="warning",
-        timeout_graceful_shutdown=int(settings.shutdown_grace) or None,
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
         ws_max_size=settings.max_body_bytes,
         ws="websockets-sansio",
     )
@@ -135,6 +135,7 @@ async def serve_gateway(
 
     server.capture_signals = no_signal_capture  # type: ignore[method-assign]
 
+    stopping: list[float] = []
     async with anyio.create_task_group() as tg:
 
         async def signals() -> None:
@@ -143,6 +144,7 @@ async def serve_gateway(
                     if server.should_exit:
                         server.force_exit = True  # a second signal: stop waiting
                     server.should_exit = True
+                    stopping.append(anyio.current_time())
 
         tg.start_soon(signals)
 
@@ -163,7 +165,9 @@ async def serve_gateway(
 
         tg.start_soon(announce)
         await server.serve()
-        left = await gateway.drain(settings.shutdown_grace)
+        # runs outlive their requests: give them what is left of the grace, then cancel
+        spent = anyio.current_time() - stopping[0] if stopping else 0.0
+        left = await gateway.drain(max(settings.shutdown_grace - spent, 0.0))
         if left:
             cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
         tg.cancel_scope.cancel()
