@@ -146,7 +146,8 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
         NO_COLOR="1",
     )
     done = subprocess.run(
-        [sys.executable, "-c", "from orra_di.cli import main; main()", "serve", "--host", "0.0.0.0"],
+        [sys.executable, "-c", "from orra_di.cli import main; main()",
+         "serve", "--host", "0.0.0.0"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND,
     )  # fmt: skip
     assert done.returncode == 1
