@@ -29,6 +29,7 @@ from orra_di.errors import (
     SessionBusyError,
 )
 from orra_di.gateway.auth import Caller, KeyRing
+from orra_di.gateway.bus import EventBus, bus_for
 from orra_di.gateway.settings import GatewaySettings
 from orra_di.message import Message, Role
 from orra_di.namespace import MAX_KEY_LENGTH, Namespace
@@ -181,6 +182,7 @@ class RunHandle:
 
     namespace: Namespace
     agent: str
+    run: str
     _send: MemoryObjectSendStream[Event] = field(repr=False)
     receive: MemoryObjectReceiveStream[Event] = field(repr=False)
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -222,6 +224,8 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runtimes: dict[str, Runtime] = {}
         self.approvals_on: bool = bool(container.settings().approval.enabled)
+        self._bus: EventBus | None = None
+        self._bus_store: object = None
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -299,7 +303,9 @@ class Gateway:
         """Start a run as a gateway task; its handle gives the events and the outcome."""
         name, runtime = self.agent(agent)
         send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        handle = RunHandle(namespace=namespace, agent=name, _send=send, receive=receive)
+        handle = RunHandle(
+            namespace=namespace, agent=name, run=os.urandom(8).hex(), _send=send, receive=receive
+        )
         handle.emit("start", {"namespace": namespace.key, "agent": name})
         task = asyncio.get_running_loop().create_task(
             self._run(handle, runtime, message, stream), name=f"orra-gateway-run {namespace.key}"
@@ -309,7 +315,27 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
         return handle
 
+    def bus(self) -> EventBus:
+        """The event bus of the current store (a new one once the store is reopened)."""
+        store = self.store()
+        if self._bus is None or self._bus_store is not store:
+            self._bus, self._bus_store = bus_for(store), store
+        return self._bus
+
+    async def publish(self, handle: RunHandle, name: str, data: dict[str, Any]) -> None:
+        """Tell subscribers on every replica; a failure is logged, never the run's."""
+        bus = self.bus()
+        message = {"namespace": handle.namespace.key, "run": handle.run,
+                   "replica": bus.replica, "event": name, "data": data}  # fmt: skip
+        try:
+            await bus.publish(message)
+        except Exception as exc:
+            log.warning("could not publish a %s event: %s: %s", name, type(exc).__name__, exc)
+
     async def _run(self, handle: RunHandle, runtime: Runtime, message: str, stream: bool) -> None:
+        await self.publish(
+            handle, "start", {"namespace": handle.namespace.key, "agent": handle.agent}
+        )
         try:
             with anyio.fail_after(self.settings.request_timeout):
                 if stream or self.approvals_on:
@@ -318,6 +344,7 @@ class Gateway:
                     result = await runtime.run(handle.namespace, message)
             handle.result = result_json(result, handle.namespace, handle.agent)
             handle.emit("end", handle.result)
+            await self.publish(handle, "end", handle.result)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 handle.error = GatewayError(
@@ -328,6 +355,8 @@ class Gateway:
                 if handle.error.status >= 500 and handle.error.code == "internal_error":
                     log.exception("run in %s failed", handle.namespace.key)
             handle.emit("error", handle.error.body())
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await self.publish(handle, "error", handle.error.body())
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -359,6 +388,8 @@ class Gateway:
                 if name == "turn":
                     turn += 1
                 handle.emit(name, data)
+                if name != "text_delta":
+                    await self.publish(handle, name, data)
         assert result is not None
         return result
 
@@ -372,6 +403,7 @@ class Gateway:
             seen.add(record.id)
             if record.namespace == key:
                 handle.emit("tool_approval_request", approval_json(record))
+                await self.publish(handle, "tool_approval_request", approval_json(record))
 
     async def drain(self, grace: float) -> int:
         """Let the runs in flight end within ``grace`` seconds, then cancel the rest.
