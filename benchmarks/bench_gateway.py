@@ -227,50 +227,38 @@ def row(name: str, seconds: float, lat: list[float]) -> str:
     return f"{name:<34} {rate:>9.0f} {pct(lat, 0.5):>9.2f} {pct(lat, 0.99):>9.2f}"
 
 
-async def bench(args: argparse.Namespace) -> None:
-    raise_file_limit()
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        base = f"http://127.0.0.1:{port}"
-        print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python "
-              f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
-        scale = 4 if args.quick else 1
-        plan = [(1, 1000 // scale), (50, 4000 // scale), (200, 4000 // scale)]
-        print(f"\n{'POST /v1/chat':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
-        summary = []
-        for clients, total in plan:
-            f_s, f_lat = await floor(clients, total)
-            b_s, b_lat = await over_http(base, "/bare", clients, total)
-            g_s, g_lat = await over_http(base, "/v1/chat", clients, total)
-            print(row(f"{clients} clients: runtime.run floor", f_s, f_lat))
-            print(row(f"{clients} clients: bare HTTP floor", b_s, b_lat))
-            print(row(f"{clients} clients: gateway", g_s, g_lat))
-            if ERRORS:
-                print(f"  transport errors so far (dropped connections): {ERRORS}")
-            added = pct(g_lat, 0.5) - pct(f_lat, 0.5)
-            summary.append((clients, added, pct(g_lat, 0.5) - pct(b_lat, 0.5)))
-        print("\nadded p50 over runtime.run (ms; includes HTTP + client) / over bare HTTP (ms):")
-        for clients, added, over_bare in summary:
-            target = "  (target <= 2 ms)" if clients == 50 else ""
-            print(f"  {clients:>3} clients: {added:7.2f} / {over_bare:7.2f}{target}")
-        to_start, to_text = await first_event(base, 205 if not args.quick else 55)
-        print(f"\ntime to first SSE event (start): p50 {statistics.median(to_start):.2f} ms, "
-              f"p99 {pct(to_start, .99):.2f} ms; to first text delta: p50 "
-              f"{statistics.median(to_text):.2f} ms")  # fmt: skip
-        count = 1000
-        before, during, took = await idle_websockets(base, server.pid, count)
-        print(f"\n{count} idle WebSockets: server RSS {before:.0f} MB before, {during:.0f} MB "
-              f"held ({(during - before) * 1024 / count:.1f} KB each; opened in {took:.1f} s; "
-              "target < 300 MB)")  # fmt: skip
-        print(f"load at the end {os.getloadavg()[0]:.2f}")
-    finally:
-        server.terminate()
-        server.wait(10)
+async def bench(args: argparse.Namespace, base: str, pid: int) -> None:
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python "
+          f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    scale = 4 if args.quick else 1
+    plan = [(1, 1000 // scale), (50, 4000 // scale), (200, 4000 // scale)]
+    print(f"\n{'POST /v1/chat':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
+    summary = []
+    for clients, total in plan:
+        f_s, f_lat = await floor(clients, total)
+        b_s, b_lat = await over_http(base, "/bare", clients, total)
+        g_s, g_lat = await over_http(base, "/v1/chat", clients, total)
+        print(row(f"{clients} clients: runtime.run floor", f_s, f_lat))
+        print(row(f"{clients} clients: bare HTTP floor", b_s, b_lat))
+        print(row(f"{clients} clients: gateway", g_s, g_lat))
+        if ERRORS:
+            print(f"  transport errors so far (dropped connections): {ERRORS}")
+        added = pct(g_lat, 0.5) - pct(f_lat, 0.5)
+        summary.append((clients, added, pct(g_lat, 0.5) - pct(b_lat, 0.5)))
+    print("\nadded p50 over runtime.run (ms; includes HTTP + client) / over bare HTTP (ms):")
+    for clients, added, over_bare in summary:
+        target = "  (target <= 2 ms)" if clients == 50 else ""
+        print(f"  {clients:>3} clients: {added:7.2f} / {over_bare:7.2f}{target}")
+    to_start, to_text = await first_event(base, 205 if not args.quick else 55)
+    print(f"\ntime to first SSE event (start): p50 {statistics.median(to_start):.2f} ms, "
+          f"p99 {pct(to_start, .99):.2f} ms; to first text delta: p50 "
+          f"{statistics.median(to_text):.2f} ms")  # fmt: skip
+    count = 1000
+    before, during, took = await idle_websockets(base, pid, count)
+    print(f"\n{count} idle WebSockets: server RSS {before:.0f} MB before, {during:.0f} MB "
+          f"held ({(during - before) * 1024 / count:.1f} KB each; opened in {took:.1f} s; "
+          "target < 300 MB)")  # fmt: skip
+    print(f"load at the end {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
@@ -280,8 +268,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         serve()
-    else:
-        asyncio.run(bench(args))
+        return
+    raise_file_limit()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        asyncio.run(bench(args, f"http://127.0.0.1:{port}", server.pid))
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 if __name__ == "__main__":
