@@ -183,8 +183,9 @@ class RunHandle:
     namespace: Namespace
     agent: str
     run: str
-    _send: MemoryObjectSendStream[Event] = field(repr=False)
-    receive: MemoryObjectReceiveStream[Event] = field(repr=False)
+    store: object = field(repr=False)
+    _send: MemoryObjectSendStream[Event] | None = field(repr=False)
+    receive: MemoryObjectReceiveStream[Event] | None = field(repr=False)
     done: anyio.Event = field(default_factory=anyio.Event)
     result: dict[str, Any] | None = None
     error: GatewayError | None = None
@@ -192,6 +193,8 @@ class RunHandle:
 
     def emit(self, name: str, data: dict[str, Any]) -> None:
         """Hand an event to the listener; nobody listening (client gone) is fine."""
+        if self._send is None:  # the run was started without events
+            return
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._send.send_nowait((name, data))
 
@@ -200,7 +203,8 @@ class RunHandle:
 
         The events are not wanted then: their stream is closed at once.
         """
-        self.receive.close()
+        if self.receive is not None:
+            self.receive.close()
         await self.done.wait()
         if self.error is not None:
             raise self.error
@@ -209,6 +213,8 @@ class RunHandle:
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event to the end: ``start`` first, ``end`` or ``error`` last."""
+        if self.receive is None:
+            raise ConfigurationError("this run was started without events (stream=False)")
         async with self.receive:
             async for event in self.receive:
                 yield event
@@ -302,9 +308,17 @@ class Gateway:
     ) -> RunHandle:
         """Start a run as a gateway task; its handle gives the events and the outcome."""
         name, runtime = self.agent(agent)
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        send: MemoryObjectSendStream[Event] | None = None
+        receive: MemoryObjectReceiveStream[Event] | None = None
+        if stream:
+            send, receive = anyio.create_memory_object_stream[Event](math.inf)
         handle = RunHandle(
-            namespace=namespace, agent=name, run=os.urandom(8).hex(), _send=send, receive=receive
+            namespace=namespace,
+            agent=name,
+            run=os.urandom(8).hex(),
+            store=runtime.store,
+            _send=send,
+            receive=receive,
         )
         handle.emit("start", {"namespace": namespace.key, "agent": name})
         task = asyncio.get_running_loop().create_task(
@@ -315,16 +329,17 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
         return handle
 
-    def bus(self) -> EventBus:
-        """The event bus of the current store (a new one once the store is reopened)."""
-        store = self.store()
+    def bus(self, store: object | None = None) -> EventBus:
+        """The event bus of ``store`` (default: the container's current one)."""
+        if store is None:
+            store = self.store()
         if self._bus is None or self._bus_store is not store:
             self._bus, self._bus_store = bus_for(store), store
         return self._bus
 
     async def publish(self, handle: RunHandle, name: str, data: dict[str, Any]) -> None:
         """Tell subscribers on every replica; a failure is logged, never the run's."""
-        bus = self.bus()
+        bus = self.bus(handle.store)
         message = {"namespace": handle.namespace.key, "run": handle.run,
                    "replica": bus.replica, "event": name, "data": data}  # fmt: skip
         try:
@@ -337,7 +352,7 @@ class Gateway:
             handle, "start", {"namespace": handle.namespace.key, "agent": handle.agent}
         )
         try:
-            with anyio.fail_after(self.settings.request_timeout):
+            async with asyncio.timeout(self.settings.request_timeout):  # runs are asyncio tasks
                 if stream or self.approvals_on:
                     result = await self._streamed(handle, runtime, message)
                 else:
@@ -360,7 +375,8 @@ class Gateway:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            handle._send.close()
+            if handle._send is not None:
+                handle._send.close()
             handle.done.set()
 
     async def _streamed(self, handle: RunHandle, runtime: Runtime, message: str) -> RunResult:
