@@ -84,6 +84,7 @@ from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
 from orra_di.documents.settings import DocumentSettings
 from orra_di.errors import ConfigurationError
+from orra_di.gateway.settings import GatewaySettings
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.mcp.settings import McpSettings
 from orra_di.memory.settings import MemorySettings
@@ -541,6 +542,9 @@ class OrraSettings(BaseSettings):
         description="a table of working_directory settings",
     )
     cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings, description="a table of gateway settings"
+    )
     channels: ChannelSettings = Field(
         default_factory=ChannelSettings, description="a table of channels settings"
     )
