@@ -35,6 +35,7 @@
     agents: [],
     busy: false,
     tools: new Map(), // call id -> the tool card's parts
+    speaker: null, // the agent answering now (stored messages do not say which agent wrote them)
   };
 
   // -- HTTP -------------------------------------------------------------------
@@ -171,6 +172,7 @@
   function clearLog() {
     ui.log.replaceChildren();
     state.tools.clear();
+    state.speaker = null;
   }
 
   function newChat() {
@@ -196,18 +198,16 @@
   }
 
   function renderStored(message) {
-    if (message.role === "user") {
-      addMessage("user", message.content || "");
-    } else if (message.role === "assistant") {
-      if (message.content) addMessage("assistant", message.content);
+    // Tool results travel in a user-role message with no text: show them on their cards.
+    for (const result of message.tool_results || []) {
+      setResult(toolCard(result.call_id, "tool"), result.content, result.is_error);
+    }
+    if (message.role === "user" || message.role === "assistant") {
+      if (message.content) addMessage(message.role, message.content);
       for (const call of message.tool_calls || []) {
         const card = toolCard(call.id, call.name);
         setArguments(card, call.arguments);
-        setBadge(card, "no result yet", "waiting");
-      }
-    } else if (message.role === "tool") {
-      for (const result of message.tool_results || []) {
-        setResult(toolCard(result.call_id, "tool"), result.content, result.is_error);
+        if (!card.result) setBadge(card, "no result", "waiting");
       }
     }
     // System messages are the agent's instructions: not shown.
@@ -237,7 +237,7 @@
     box.className = "msg " + role;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = role === "user" ? "You" : role === "error" ? "Error" : ui.agent.value || "Agent";
+    who.textContent = role === "user" ? "You" : role === "error" ? "Error" : state.speaker || "Assistant";
     const body = document.createElement("div");
     body.className = "text";
     body.textContent = text;
@@ -420,6 +420,7 @@
         const data = event.data;
         switch (event.name) {
           case "start":
+            state.speaker = data.agent || null;
             if (data.namespace && data.namespace !== state.namespace) {
               state.namespace = data.namespace;
               markCurrent();
