@@ -222,15 +222,19 @@ def chat_stream_tools_approvals_and_history(page: Any, files: Files) -> None:
     expect(page.locator(".msg.assistant .text").last).to_have_text("Done, deleted draft.txt.")
     assert files.deleted == ["draft.txt"]
 
-    # Deny the next one, with a reason: the tool never runs and the model is told why.
+    # Deny the next one, with a reason, after a reload in the middle of the wait: the
+    # reopened page offers the pending call again, and follows the run to its end.
     send(page, "Now delete q3 as well")
     second = page.locator(".tool", has=page.locator(".args", has_text="q3.txt"))
+    expect(second.get_by_role("button", name="Deny")).to_be_visible()
+    page.reload()
     second.get_by_label("Reason for the decision").fill("keep the quarterly report")
     second.get_by_role("button", name="Deny").click()
     expect(second.locator(".result")).to_contain_text("keep the quarterly report")
     expect(second.locator(".badge")).to_have_text("failed")
     refusal = page.locator(".msg.assistant").last
     expect(refusal).to_contain_text("I did not delete it")
+    expect(page.get_by_role("status")).to_have_text("The run has ended.")
     assert files.deleted == ["draft.txt"]
     # Model text is text: the markup shows as written and never becomes an element.
     expect(refusal).to_contain_text(HOSTILE)

@@ -188,13 +188,43 @@
     if (state.busy) return;
     const session = await api("v1/sessions/" + encodeURIComponent(namespace));
     state.namespace = session.namespace || namespace;
+    await showSession(session);
+    const count = session.message_count ?? (session.messages || []).length;
+    say(count + (count === 1 ? " message" : " messages") + " in this session.");
+  }
+
+  async function showSession(session) {
     clearLog();
     markCurrent();
     for (const message of session.messages || []) renderStored(message);
-    const count = session.message_count ?? (session.messages || []).length;
-    say(count + (count === 1 ? " message" : " messages") + " in this session.");
     await showPendingApprovals();
     scrollDown();
+  }
+
+  // An answer given with no stream open (the page was reloaded while the run waited):
+  // read the session again until the run has gone on to its final answer.
+  async function follow(namespace) {
+    let seen = -1;
+    for (let i = 0; i < 120; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (state.busy || state.namespace !== namespace) return;
+      let session;
+      try {
+        session = await api("v1/sessions/" + encodeURIComponent(namespace));
+      } catch (_) {
+        return;
+      }
+      const messages = session.messages || [];
+      if (messages.length !== seen) {
+        seen = messages.length;
+        await showSession(session);
+      }
+      const last = messages[messages.length - 1];
+      if (last && last.role === "assistant" && !(last.tool_calls || []).length) {
+        say("The run has ended.");
+        return;
+      }
+    }
   }
 
   function renderStored(message) {
@@ -351,6 +381,7 @@
           (answer.reason ? ": " + answer.reason : ".");
         box.replaceChildren(note);
         say("Tool call " + approval.tool_name + " " + status + ".");
+        if (!state.busy) follow(state.namespace); // no stream to tell us what happens next
       } catch (error) {
         for (const control of box.querySelectorAll("button, input")) control.disabled = false;
         say(error.message, true);
