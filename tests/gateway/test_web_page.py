@@ -219,6 +219,7 @@ def chat_stream_tools_approvals_and_history(page: Any, files: Files) -> None:
         page.screenshot(path=shot)
     deletion.get_by_role("button", name="Approve").click()
     expect(deletion.locator(".result")).to_have_text("deleted draft.txt")
+    expect(deletion.locator(".approval")).to_have_text("Approved by gateway.")
     expect(page.locator(".msg.assistant .text").last).to_have_text("Done, deleted draft.txt.")
     assert files.deleted == ["draft.txt"]
 
