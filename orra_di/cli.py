@@ -734,7 +734,8 @@ app.add_typer(_projects_app, name="projects")
 
 app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
 app.add_typer(importlib.import_module("orra_di.cron.cli").cron_app, name="cron")
-app.command(name="serve")(importlib.import_module("orra_di.cron.cli").cron_serve)
+app.add_typer(importlib.import_module("orra_di.gateway.cli").gateway_app, name="gateway")
+app.command(name="serve")(importlib.import_module("orra_di.gateway.cli").serve)
 
 
 def main() -> None:

@@ -82,6 +82,7 @@ from orra_di.auth.settings import AuthSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
+from orra_di.gateway.settings import GatewaySettings
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
@@ -532,6 +533,9 @@ class OrraSettings(BaseSettings):
         description="a table of working_directory settings",
     )
     cron: CronSettings = Field(default_factory=CronSettings, description="a table of cron settings")
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings, description="a table of gateway settings"
+    )
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

@@ -131,7 +131,7 @@ def test_empty_environment_variable_counts_as_unset(monkeypatch: pytest.MonkeyPa
 
 
 def test_unrelated_environment_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORRA_GATEWAY_PORT", "8000")  # not a setting of ours, not nested
+    monkeypatch.setenv("ORRA_DASHBOARD_PORT", "8000")  # not a setting of ours, not nested
     monkeypatch.setenv("DATABASE_URL", "postgresql://x")
     assert load_settings().runtime.max_turns == 10
 

@@ -253,7 +253,7 @@ def cron_history(
 def cron_serve() -> None:
     """Run due jobs in the foreground until Ctrl-C or SIGTERM; runs in flight finish first.
 
-    ``orra-di serve`` is the same command.
+    ``orra-di serve`` runs them too (with ``cron.enabled``), beside the HTTP gateway.
 
     Start one per machine or several on one shared store (PostgreSQL, Redis, or a
     SQLite/file store on one machine): each due job runs on exactly one of them.

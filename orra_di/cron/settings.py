@@ -15,8 +15,9 @@ class CronSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
-    """Run due jobs inside long-lived commands (``orra-di serve``); ``orra-di cron serve``
-    runs them whatever this says. Jobs can be managed (CLI, ``cron`` tool) either way."""
+    """Run due jobs inside long-lived commands (``orra-di serve``, the gateway);
+    ``orra-di cron serve`` runs them whatever this says. Jobs can be managed (CLI, ``cron``
+    tool) either way."""
     tool: bool = False
     """Give every agent the ``cron`` tool (create, list, pause, resume, delete, run jobs of
     its own conversation's namespace and below)."""

@@ -1,5 +1,5 @@
 """The README's "Scheduled jobs" flow with real processes, as a user runs it: ``orra-di cron
-add``, ``orra-di serve`` in the foreground, the agent's answer in the job's session, then
+add``, ``orra-di cron serve`` in the foreground, the agent's answer in the job's session, then
 SIGTERM. On the default store (SQLite in the user's data directory) and the offline test
 model. The job is ``--every 1`` (seconds) so no test waits for a cron minute; that a cron
 job fires at its due minute is tested with a moved clock in test_service.py."""
@@ -57,9 +57,9 @@ def orra(
 
 
 def serve_process(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    """``orra-di serve`` in the foreground, as in the README."""
+    """``orra-di cron serve`` in the foreground, as in the README."""
     return subprocess.Popen(
-        [*CLI, "serve"],
+        [*CLI, "cron", "serve"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -130,7 +130,7 @@ def test_add_a_job_run_orra_di_serve_and_the_answer_lands_in_the_jobs_session(
 def test_two_orra_di_serve_processes_on_postgresql_run_each_due_time_once(
     tmp_path: Path,
 ) -> None:
-    """The README's "several processes on one PostgreSQL": two ``orra-di serve`` on one
+    """The README's "several processes on one PostgreSQL": two ``orra-di cron serve`` on one
     database, a job due every second; every due time is answered once, by one of them."""
     require_postgres()
     import psycopg

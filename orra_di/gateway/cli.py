@@ -1,0 +1,173 @@
+"""``orra-di serve`` (the gateway on uvicorn, with cron when ``cron.enabled``) and
+``orra-di gateway new-key``.
+
+Imports stay light: ``cli.py`` registers these at start-up; Starlette and uvicorn are
+imported only when the server starts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from orra_di.containers import Container
+
+__all__ = ["gateway_app", "serve"]
+
+gateway_app = typer.Typer(
+    help="The HTTP gateway's API keys (the server itself is `orra-di serve`).",
+    no_args_is_help=True,
+)
+
+
+@gateway_app.command("new-key")
+def new_key(
+    name: Annotated[str, typer.Argument(help="Who gets the key (shown in audit trails).")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Namespace prefix the key is bound to; omit for an operator key."),
+    ] = None,
+) -> None:
+    """Make an API key: the key once on stdout, the settings entry (its digest) on stderr."""
+    from rich.text import Text
+
+    from orra_di import cli
+    from orra_di.gateway.auth import hash_api_key, new_api_key
+    from orra_di.gateway.settings import ApiKeySettings
+
+    with cli._one_line_errors():
+        entry = ApiKeySettings(name=name, digest="sha256:" + "0" * 64, tenant=tenant)
+    key = new_api_key()
+    entry = entry.model_copy(update={"digest": hash_api_key(key)})
+    cli._out().print(Text(key))
+    toml = f'[[gateway.api_keys]]\nname = {json.dumps(entry.name)}\ndigest = "{entry.digest}"\n' + (
+        f"tenant = {json.dumps(entry.tenant)}\n" if entry.tenant else ""
+    )
+    cli._err().print(
+        Text(
+            "Keep the key above secret; the server stores only its digest. Add to orra.toml:\n\n"
+            + toml
+            + "\n(or ORRA_GATEWAY__API_KEYS='"
+            + json.dumps([entry.model_dump(exclude={"revoked"})])
+            + "')"
+        )
+    )
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address (default: gateway.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: gateway.port).")] = None,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="Serve a non-loopback address without API keys (everyone sees everything).",
+        ),
+    ] = False,
+) -> None:
+    """Serve the agents over HTTP (REST, SSE, WebSocket, OpenAI API, chat page) until
+    Ctrl-C or SIGTERM; with cron.enabled, run due cron jobs too (`orra-di cron serve` runs
+    only those). See docs/gateway.md."""
+    from orra_di import cli
+
+    async def job(container: Container) -> None:
+        await serve_gateway(
+            container, host=host, port=port, allow_unauthenticated=allow_unauthenticated
+        )
+
+    cli._run(job, talk=True)
+
+
+async def serve_gateway(
+    container: Container,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    allow_unauthenticated: bool = False,
+) -> None:
+    """Run the gateway on uvicorn inside an open ``lifespan(container)`` until a signal."""
+    import contextlib
+    import signal
+
+    import anyio
+
+    from orra_di import cli
+    from orra_di.errors import ConfigurationError, install_hint
+    from orra_di.gateway.auth import is_loopback
+
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ConfigurationError(f"orra-di serve needs uvicorn: {install_hint('gateway')}") from exc
+    from orra_di.gateway.app import create_app
+
+    settings = container.settings().gateway
+    host = host or settings.host
+    port = settings.port if port is None else port
+    open_door = allow_unauthenticated or settings.allow_unauthenticated
+    if not settings.api_keys and not is_loopback(host) and not open_door:
+        raise ConfigurationError(
+            f"refusing to serve {host} without API keys: anyone who reaches it could read "
+            "every session. Add keys (`orra-di gateway new-key NAME --tenant PREFIX`), or "
+            "serve 127.0.0.1, or pass --allow-unauthenticated"
+        )
+    app = create_app(container, settings)
+    gateway = app.state.gateway
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",  # the container's lifespan is open around the server
+        log_level="warning",
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
+        ws_max_size=settings.max_body_bytes,
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+
+    @contextlib.contextmanager
+    def no_signal_capture() -> Iterator[None]:  # the signals are ours (below), not re-raised
+        yield
+
+    server.capture_signals = no_signal_capture  # type: ignore[method-assign]
+
+    stopping: list[float] = []
+    async with anyio.create_task_group() as tg:
+
+        async def signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                async for _ in received:
+                    if server.should_exit:
+                        server.force_exit = True  # a second signal: stop waiting
+                    server.should_exit = True
+                    stopping.append(anyio.current_time())
+
+        tg.start_soon(signals)
+
+        async def announce() -> None:
+            while not server.started:
+                if server.should_exit:
+                    return
+                await anyio.sleep(0.02)
+            bound = server.servers[0].sockets[0].getsockname()
+            where = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
+            agents = ", ".join(p.name for p in container.runtimes().profiles)
+            cron = " and cron jobs" if container.settings().cron.enabled else ""
+            cli._err().print(
+                f"gateway listening on http://{where} (agents: {agents}{cron}; store "
+                f"{container.settings().store.masked()}); Ctrl-C to stop",
+                markup=False,
+            )
+
+        tg.start_soon(announce)
+        await server.serve()
+        # runs outlive their requests: give them what is left of the grace, then cancel
+        spent = anyio.current_time() - stopping[0] if stopping else 0.0
+        left = await gateway.drain(max(settings.shutdown_grace - spent, 0.0))
+        if left:
+            cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
+        tg.cancel_scope.cancel()

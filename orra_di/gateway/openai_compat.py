@@ -1,0 +1,140 @@
+"""``POST /v1/chat/completions``: any OpenAI client talks to an orra-di agent.
+
+The mapping (also in docs/gateway.md):
+
+- ``model`` names the agent (case-insensitive); an unknown one is a 404 ``unknown_agent``.
+- The server keeps the conversation, so only the **last** ``user`` message of
+  ``messages`` is taken; earlier messages, system messages and tool definitions the
+  client sends are ignored (the agent has its own prompt and tools, run server-side).
+- The session is ``X-Orra-Session`` (header) or else the ``user`` field, placed under the
+  key's tenant (``<tenant>:<session>``); with neither, a one-off session is made. The
+  namespace used comes back in the ``X-Orra-Session`` response header.
+- Sampling fields (``temperature``, ``max_tokens``...) are ignored: the agent's settings
+  apply. ``stream_options.include_usage`` adds the usage chunk at the end of a stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from orra_di.gateway.core import Gateway, GatewayError, bad_request, last_user_text
+
+__all__ = ["chat_completions"]
+
+
+def openai_error(exc: GatewayError) -> JSONResponse:
+    body = {"error": {"message": exc.message, "type": exc.code, "code": exc.code, "param": None}}
+    return JSONResponse(body, status_code=exc.status)
+
+
+def _usage(usage: dict[str, int]) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage["input_tokens"],
+        "completion_tokens": usage["output_tokens"],
+        "total_tokens": usage["total_tokens"],
+    }
+
+
+async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Response:
+    from orra_di.gateway.app import authenticate, read_json
+
+    try:
+        caller = authenticate(gateway, request)
+        body = await read_json(request, limit)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise bad_request("model must name an agent (GET /v1/agents lists them)")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise bad_request("messages must be a non-empty list")
+        text = last_user_text(messages)
+        if text is None or not text.strip():
+            raise bad_request("messages has no user message with text content")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise bad_request("stream must be true or false")
+        session = request.headers.get("x-orra-session") or body.get("user")
+        if session is not None and not isinstance(session, str):
+            raise bad_request("user must be a string")
+        if session:
+            relative = gateway.parse_namespace(session, "session")
+            raw = f"{caller.tenant}:{relative.key}" if caller.tenant else relative.key
+            namespace = gateway.chat_namespace(caller, raw)
+        else:
+            namespace = gateway.chat_namespace(caller, None)
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        handle = gateway.start(caller, text, namespace=namespace, agent=model, stream=stream)
+    except GatewayError as exc:
+        return openai_error(exc)
+
+    created = int(time.time())
+    completion_id = "chatcmpl-" + os.urandom(12).hex()
+    headers = {"X-Orra-Session": namespace.key}
+    if not stream:
+        try:
+            outcome = await handle.outcome()
+        except GatewayError as exc:
+            return openai_error(exc)
+        return JSONResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": handle.agent,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": outcome["message"]},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": _usage(outcome["usage"]),
+            },
+            headers=headers,
+        )
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, str]:
+        data = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": handle.agent,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        return {"data": json.dumps(data)}
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        yield chunk({"role": "assistant", "content": ""}, None)
+        async for name, data in handle.events():
+            if name == "text_delta":
+                yield chunk({"content": data["text"]}, None)
+            elif name == "end":
+                yield chunk({}, "stop")
+                if include_usage:
+                    tail = {
+                        "id": completion_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": handle.agent,
+                        "choices": [],
+                        "usage": _usage(data["usage"]),
+                    }
+                    yield {"data": json.dumps(tail)}
+            elif name == "error":
+                error = {"message": data["error"], "type": data["code"], "code": data["code"]}
+                yield {"data": json.dumps({"error": error})}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(events(), headers=headers, ping=15)
