@@ -4,7 +4,8 @@ A live gateway (uvicorn on ``create_app(container)``, loopback, a free port) ser
 page and the API; the container runs a scripted model, a tool that lists files and one
 that deletes them, whose calls need approval. The browser types messages, watches the
 streamed answers and the tool calls, approves one call and denies another, reloads and
-finds the history, and reopens the session from the list.
+finds the history, and reopens the session from the list. A last test does the same
+against a real ``orra-di serve`` process on its embedded defaults (the offline model).
 
 No browser is downloaded: Playwright launches ``/usr/bin/chromium`` (``apt-get install
 chromium``; ``.ci/run`` does it). Without Chromium or Playwright the tests skip, except
@@ -18,18 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dependency_injector import providers
 
+import orra_di
 from orra_di import AgentProfile, tool
 from orra_di.containers import Container, lifespan
 from orra_di.provider import CompletionRequest, CompletionResponse
@@ -305,3 +312,67 @@ def test_a_server_with_keys_asks_for_one_and_the_tab_keeps_it(browser: Any, file
         page.reload()  # the key stays with the tab: no question, the history comes back
         expect(page.locator(".msg.user .text")).to_have_text(["What is in the folder?"])
         expect(status).not_to_contain_text("needs an API key")
+
+
+@contextmanager
+def orra_di_serve(tmp_path: Path, **env_extra: str) -> Iterator[str]:
+    """A real ``orra-di serve`` on a free loopback port; yields its URL, then SIGTERMs it."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORRA_")}
+    env.update(
+        PYTHONPATH=str(Path(orra_di.__file__).resolve().parent.parent),
+        ORRA_STORE__URL=f"sqlite:///{tmp_path / 'sessions.db'}",
+        ORRA_GATEWAY__PORT="0",
+        NO_COLOR="1",
+        COLUMNS="250",
+        **env_extra,
+    )
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from orra_di.cli import main; main()", "serve"],
+            env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while (found := re.search(r"listening on (http://\S+)", log.read_text())) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"orra-di serve did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield found.group(1) + "/"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_the_page_on_orra_di_serve_with_the_offline_model(browser: Any, tmp_path: Path) -> None:
+    """`orra-di serve` with no LLM configured: the offline test model calls the built-in
+    tools; calculate waits for approval, current_time does not."""
+    from playwright.sync_api import expect
+
+    approvals = {"ORRA_APPROVAL__ENABLED": "true", "ORRA_APPROVAL__TOOLS": '["calculate"]'}
+    with orra_di_serve(tmp_path, **approvals) as url, open_page(browser, url) as page:
+        send(page, "hello from the browser")
+        calculate = page.locator(".tool", has_text="calculate")
+        clock = page.locator(".tool", has_text="current_time")
+        expect(calculate.locator(".badge")).to_have_text("waiting for approval")
+        expect(clock).to_be_visible()
+        calculate.get_by_role("button", name="Approve").click()
+        expect(calculate.locator(".badge")).to_have_text("done")
+        expect(clock.locator(".badge")).to_have_text("done")
+        answer = page.locator(".msg.assistant .text").last
+        expect(answer).to_contain_text("You said: hello from the browser")
+        # The answer quotes the tool results the page showed on the cards.
+        result = calculate.locator(".result").inner_text()
+        expect(answer).to_contain_text(f'"calculate": "{result}"')
+
+        page.reload()
+        expect(page.locator(".msg.user .text")).to_have_text(["hello from the browser"])
+        expect(page.locator(".tool .result")).to_have_count(2)
+        expect(page.locator(".msg.assistant .text")).to_contain_text(
+            "You said: hello from the browser"
+        )
