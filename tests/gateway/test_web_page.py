@@ -313,6 +313,15 @@ def test_a_server_with_keys_asks_for_one_and_the_tab_keeps_it(browser: Any, file
         expect(page.locator(".msg.user .text")).to_have_text(["What is in the folder?"])
         expect(status).not_to_contain_text("needs an API key")
 
+        # Forgetting the key hides what it could see.
+        page.get_by_role("button", name="Sessions").click()
+        page.get_by_text("API key").click()
+        page.get_by_role("button", name="Forget").click()
+        expect(status).to_contain_text("needs an API key")
+        expect(page.locator(".msg")).to_have_count(0)
+        expect(page.locator("#sessions li")).to_have_count(0)
+        assert page.evaluate("sessionStorage.length") == 0
+
 
 @contextmanager
 def orra_di_serve(tmp_path: Path, **env_extra: str) -> Iterator[str]:

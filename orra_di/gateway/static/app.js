@@ -561,7 +561,16 @@
 
   async function start() {
     say("");
-    if (!(await whoami())) return;
+    if (!(await whoami())) {
+      // No (valid) key: show nothing of what an earlier key could see.
+      state.agents = [];
+      ui.agent.replaceChildren();
+      ui.sessions.replaceChildren();
+      state.namespace = null;
+      clearLog();
+      ui.title.textContent = "New chat";
+      return;
+    }
     try {
       await loadAgents();
       await loadSessions();
