@@ -29,6 +29,7 @@ from orra_di.errors import (
     SessionBusyError,
 )
 from orra_di.gateway.auth import Caller, KeyRing
+from orra_di.gateway.bus import EventBus, bus_for
 from orra_di.gateway.settings import GatewaySettings
 from orra_di.message import Message, Role
 from orra_di.namespace import MAX_KEY_LENGTH, Namespace
@@ -181,8 +182,10 @@ class RunHandle:
 
     namespace: Namespace
     agent: str
-    _send: MemoryObjectSendStream[Event] = field(repr=False)
-    receive: MemoryObjectReceiveStream[Event] = field(repr=False)
+    run: str
+    store: object = field(repr=False)
+    _send: MemoryObjectSendStream[Event] | None = field(repr=False)
+    receive: MemoryObjectReceiveStream[Event] | None = field(repr=False)
     done: anyio.Event = field(default_factory=anyio.Event)
     result: dict[str, Any] | None = None
     error: GatewayError | None = None
@@ -190,6 +193,8 @@ class RunHandle:
 
     def emit(self, name: str, data: dict[str, Any]) -> None:
         """Hand an event to the listener; nobody listening (client gone) is fine."""
+        if self._send is None:  # the run was started without events
+            return
         with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._send.send_nowait((name, data))
 
@@ -198,7 +203,8 @@ class RunHandle:
 
         The events are not wanted then: their stream is closed at once.
         """
-        self.receive.close()
+        if self.receive is not None:
+            self.receive.close()
         await self.done.wait()
         if self.error is not None:
             raise self.error
@@ -207,6 +213,8 @@ class RunHandle:
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event to the end: ``start`` first, ``end`` or ``error`` last."""
+        if self.receive is None:
+            raise ConfigurationError("this run was started without events (stream=False)")
         async with self.receive:
             async for event in self.receive:
                 yield event
@@ -222,6 +230,8 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runtimes: dict[str, Runtime] = {}
         self.approvals_on: bool = bool(container.settings().approval.enabled)
+        self._bus: EventBus | None = None
+        self._bus_store: object = None
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -298,8 +308,18 @@ class Gateway:
     ) -> RunHandle:
         """Start a run as a gateway task; its handle gives the events and the outcome."""
         name, runtime = self.agent(agent)
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        handle = RunHandle(namespace=namespace, agent=name, _send=send, receive=receive)
+        send: MemoryObjectSendStream[Event] | None = None
+        receive: MemoryObjectReceiveStream[Event] | None = None
+        if stream:
+            send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        handle = RunHandle(
+            namespace=namespace,
+            agent=name,
+            run=os.urandom(8).hex(),
+            store=runtime.store,
+            _send=send,
+            receive=receive,
+        )
         handle.emit("start", {"namespace": namespace.key, "agent": name})
         task = asyncio.get_running_loop().create_task(
             self._run(handle, runtime, message, stream), name=f"orra-gateway-run {namespace.key}"
@@ -309,15 +329,37 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
         return handle
 
-    async def _run(self, handle: RunHandle, runtime: Runtime, message: str, stream: bool) -> None:
+    def bus(self, store: object | None = None) -> EventBus:
+        """The event bus of ``store`` (default: the container's current one)."""
+        if store is None:
+            store = self.store()
+        if self._bus is None or self._bus_store is not store:
+            self._bus, self._bus_store = bus_for(store), store
+        return self._bus
+
+    async def publish(self, handle: RunHandle, name: str, data: dict[str, Any]) -> None:
+        """Tell subscribers on every replica; a failure is logged, never the run's."""
+        bus = self.bus(handle.store)
+        message = {"namespace": handle.namespace.key, "run": handle.run,
+                   "replica": bus.replica, "event": name, "data": data}  # fmt: skip
         try:
-            with anyio.fail_after(self.settings.request_timeout):
+            await bus.publish(message)
+        except Exception as exc:
+            log.warning("could not publish a %s event: %s: %s", name, type(exc).__name__, exc)
+
+    async def _run(self, handle: RunHandle, runtime: Runtime, message: str, stream: bool) -> None:
+        await self.publish(
+            handle, "start", {"namespace": handle.namespace.key, "agent": handle.agent}
+        )
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):  # runs are asyncio tasks
                 if stream or self.approvals_on:
                     result = await self._streamed(handle, runtime, message)
                 else:
                     result = await runtime.run(handle.namespace, message)
             handle.result = result_json(result, handle.namespace, handle.agent)
             handle.emit("end", handle.result)
+            await self.publish(handle, "end", handle.result)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 handle.error = GatewayError(
@@ -328,10 +370,13 @@ class Gateway:
                 if handle.error.status >= 500 and handle.error.code == "internal_error":
                     log.exception("run in %s failed", handle.namespace.key)
             handle.emit("error", handle.error.body())
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await self.publish(handle, "error", handle.error.body())
             if not isinstance(exc, Exception):
                 raise
         finally:
-            handle._send.close()
+            if handle._send is not None:
+                handle._send.close()
             handle.done.set()
 
     async def _streamed(self, handle: RunHandle, runtime: Runtime, message: str) -> RunResult:
@@ -359,6 +404,8 @@ class Gateway:
                 if name == "turn":
                     turn += 1
                 handle.emit(name, data)
+                if name != "text_delta":
+                    await self.publish(handle, name, data)
         assert result is not None
         return result
 
@@ -372,6 +419,7 @@ class Gateway:
             seen.add(record.id)
             if record.namespace == key:
                 handle.emit("tool_approval_request", approval_json(record))
+                await self.publish(handle, "tool_approval_request", approval_json(record))
 
     async def drain(self, grace: float) -> int:
         """Let the runs in flight end within ``grace`` seconds, then cancel the rest.

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from orra_di.gateway.auth import Caller, bearer
 from orra_di.gateway.core import Gateway, GatewayError, RunHandle, bad_request
+from orra_di.store import in_subtree
 
 __all__ = ["websocket_endpoint"]
 
@@ -36,6 +37,8 @@ class _Connection:
         self.lock = anyio.Lock()
         self.running: set[str] = set()
         self.approvals: dict[str, str] = {}  # call id -> approval id, from requests sent
+        self.own_runs: set[str] = set()  # runs this connection started: not echoed again
+        self.subscription: anyio.CancelScope | None = None
         self.closed = False
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -60,6 +63,8 @@ class _Connection:
             await self.chat(tg, message)
         elif kind == "tool_approval_response":
             await self.approval(message)
+        elif kind == "subscribe":
+            await self.subscribe(tg, message)
         elif kind == "auth":
             await self.error("already authenticated", "bad_request")
         else:
@@ -102,19 +107,59 @@ class _Connection:
             await self.error(exc.message, exc.code, chat_id)
             return
         self.running.add(key)
+        self.own_runs.add(handle.run)
         tg.start_soon(self.forward, chat_id, key, handle)
 
     async def forward(self, chat_id: Any, key: str, handle: RunHandle) -> None:
         try:
             async for name, data in handle.events():
                 out = _ws_message(name, data, chat_id)
-                if out is None:
+                if out is None or out["type"] == "run_started":
                     continue
                 if out["type"] == "tool_approval_request":
                     self.approvals[data["call_id"]] = data["id"]
                 await self.send(out)
         finally:
             self.running.discard(key)
+            self.own_runs.discard(handle.run)
+
+    async def subscribe(self, tg: anyio.abc.TaskGroup, message: dict[str, Any]) -> None:
+        """Events of the runs in a subtree, from every replica (replaces any earlier one)."""
+        raw = message.get("namespace")
+        if raw is None:
+            prefix = self.caller.tenant
+        else:
+            namespace = self.gateway.parse_namespace(raw)
+            if not self.caller.owns(namespace):
+                raise GatewayError(
+                    403, "namespace_forbidden",
+                    f"this key may only use namespaces under {self.caller.tenant!r}",
+                )  # fmt: skip
+            prefix = namespace.key
+        if self.subscription is not None:
+            self.subscription.cancel()
+        scope = self.subscription = anyio.CancelScope()
+        ready = anyio.Event()
+
+        async def relay() -> None:
+            with scope:
+                async with self.gateway.bus().subscribe() as messages:
+                    ready.set()
+                    async for published in messages:
+                        key = published.get("namespace")
+                        if not isinstance(key, str) or published.get("run") in self.own_runs:
+                            continue
+                        if prefix is not None and not in_subtree(key, prefix):
+                            continue
+                        data = published.get("data")
+                        out = _ws_message(str(published.get("event")), data or {}, None)
+                        if out is not None:
+                            await self.send({**out, "namespace": key})
+            ready.set()
+
+        tg.start_soon(relay)
+        await ready.wait()
+        await self.send({"type": "subscribed", "namespace": prefix})
 
     async def approval(self, message: dict[str, Any]) -> None:
         approved = message.get("approved")
@@ -160,6 +205,8 @@ def _ws_message(name: str, data: dict[str, Any], chat_id: Any) -> dict[str, Any]
         return {"type": "text_delta", "chat_id": chat_id, "content": data["text"]}
     if name in ("tool_call_started", "tool_call_completed"):
         return {"type": name, "chat_id": chat_id, **data}
+    if name == "start":
+        return {"type": "run_started", "chat_id": chat_id, **data}
     if name == "tool_approval_request":
         return {
             "type": "tool_approval_request",
@@ -182,7 +229,7 @@ def _ws_message(name: str, data: dict[str, Any], chat_id: Any) -> dict[str, Any]
         }
     if name == "error":
         return {"type": "error", "chat_id": chat_id, "error": data["error"], "code": data["code"]}
-    return None  # start, turn: not part of the WebSocket protocol
+    return None  # turn: not part of the WebSocket protocol
 
 
 GONE = "\x00gone"

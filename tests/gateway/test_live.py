@@ -10,6 +10,7 @@ import pytest
 import websockets
 from openai import AsyncOpenAI, NotFoundError
 
+from orra_di.gateway.messages import WsMessage
 from orra_di.testing import ScriptedProvider
 
 from .helpers import ALICE_KEY, auth, echo, make_container
@@ -126,6 +127,7 @@ async def test_websocket_runs_concurrent_chats_and_survives_garbage() -> None:
             seen: dict[str, list[dict[str, object]]] = {}
             while "a" not in {k for k, v in seen.items() if v[-1]["type"] == "response"}:
                 message = json.loads(await ws.recv())
+                WsMessage.validate_python(message)  # every message is of the documented shape
                 seen.setdefault(str(message["chat_id"]), []).append(message)
                 if message["chat_id"] == "b" and message["type"] == "response":
                     gate.set()  # b finished while a was still running
