@@ -44,6 +44,7 @@ from orra_di.settings import load_settings
 from orra_di.testing import ScriptedProvider, call, reply, tool_calls
 
 CHROMIUM = os.environ.get("ORRA_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+WAIT_MS = 15_000  # a hang guard for a loaded machine (the whole suite runs beside), not a target
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">'
 
 
@@ -158,6 +159,7 @@ def gateway(container: Container) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = _need_browser()
+    sync_api.expect.set_options(timeout=WAIT_MS)
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -172,7 +174,7 @@ def open_page(browser: Any, url: str, width: int = 1100, height: int = 760) -> I
     context = browser.new_context(viewport={"width": width, "height": height})
     try:
         tab = context.new_page()
-        tab.set_default_timeout(10_000)
+        tab.set_default_timeout(WAIT_MS)
         errors: list[str] = []
         tab.on("pageerror", lambda exc: errors.append(str(exc)))
         tab.goto(url)
