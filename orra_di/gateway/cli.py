@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -117,6 +117,8 @@ async def serve_gateway(
         )
     app = create_app(container, settings)
     gateway = app.state.gateway
+    if container.settings().cron.enabled:
+        announce_over_the_gateway(container, gateway)
     config = uvicorn.Config(
         app,
         host=host,
@@ -171,3 +173,34 @@ async def serve_gateway(
         if left:
             cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
         tg.cancel_scope.cancel()
+
+
+def announce_over_the_gateway(container: Container, gateway: Any) -> None:
+    """Cron announcements also reach WebSocket subscribers, on every replica.
+
+    Only when the application gave the cron service no ``deliver`` of its own: the
+    answer still goes into the job's home session, as without a gateway.
+    """
+    from orra_di.message import Message
+    from orra_di.namespace import Namespace
+
+    service = container.cron_service()
+    if service.deliver is not None:
+        return
+
+    async def deliver(job: Any, run: Any, text: str) -> None:
+        home = Namespace.parse(job.namespace)
+        async with service.sessions.lock(home):
+            await service.sessions.append(home, [Message.assistant(text)])
+        bus = gateway.bus(service.sessions)
+        await bus.publish(
+            {
+                "namespace": home.key,
+                "run": run.id,
+                "replica": bus.replica,
+                "event": "announcement",
+                "data": {"job_id": job.id, "job_name": job.name, "message": text},
+            }
+        )
+
+    service.deliver = deliver

@@ -6,7 +6,8 @@ optional so orra's JSON still validates: ``agent`` on a chat request, ``chat_id`
 WebSocket messages (to tell concurrent chats apart), ``code`` on a WebSocket error,
 ``approval_id`` on approval messages, and the message types orra did not have
 (``ready``, ``auth``, ``tool_call_started``, ``tool_call_completed``,
-``tool_approval_decided``, ``subscribe``, ``subscribed``, ``run_started``).
+``tool_approval_decided``, ``subscribe``, ``subscribed``, ``run_started``,
+``announcement``).
 ``WsMessage.validate_json(text)`` parses any of them by its ``type``.
 """
 
@@ -140,6 +141,15 @@ class WsRunStarted(_Wire):
     chat_id: ChatId = None
 
 
+class WsAnnouncement(_Wire):
+    type: Literal["announcement"] = "announcement"
+    job_id: str
+    job_name: str
+    message: str
+    namespace: str | None = None
+    chat_id: ChatId = None
+
+
 class WsPing(_Wire):
     type: Literal["ping"] = "ping"
 
@@ -180,6 +190,7 @@ WsMessage: TypeAdapter[Any] = TypeAdapter(
         | WsToolCallStarted
         | WsToolCallCompleted
         | WsRunStarted
+        | WsAnnouncement
         | WsPing
         | WsPong
         | WsAuth

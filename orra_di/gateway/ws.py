@@ -207,6 +207,8 @@ def _ws_message(name: str, data: dict[str, Any], chat_id: Any) -> dict[str, Any]
         return {"type": name, "chat_id": chat_id, **data}
     if name == "start":
         return {"type": "run_started", "chat_id": chat_id, **data}
+    if name == "announcement":  # a cron job's answer (orra-di serve with cron.enabled)
+        return {"type": "announcement", "chat_id": chat_id, **data}
     if name == "tool_approval_request":
         return {
             "type": "tool_approval_request",

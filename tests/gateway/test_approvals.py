@@ -115,3 +115,40 @@ async def test_a_websocket_client_answers_the_approval_it_is_shown() -> None:
         assert decided["status"] == "denied" and decided["call_id"] == message["call_id"]
         completed = next(m for m in rest if m["type"] == "tool_call_completed")
         assert completed["is_error"] is True and "denied" in completed["content"]
+
+
+async def test_a_cron_announcement_reaches_websocket_subscribers_and_the_home_session() -> None:
+    from orra_di.cron.model import AgentTurnPayload, CronJob
+    from orra_di.cron.schedule import EverySchedule
+    from orra_di.gateway.cli import announce_over_the_gateway
+    from orra_di.testing import ScriptedProvider
+
+    from .helpers import echo
+
+    container = make_container(ScriptedProvider(echo), cron={"enabled": True})
+    async with live_server(container) as (url, gateway):
+        announce_over_the_gateway(container, gateway)
+        service = container.cron_service()
+        job = await service.add_job(
+            CronJob(
+                name="daily", schedule=EverySchedule(interval_ms=3_600_000),
+                payload=AgentTurnPayload(prompt="summarise"), namespace="acme:team",
+            )
+        )  # fmt: skip
+        ws_url = url.replace("http", "ws") + "/v1/ws"
+        async with websockets.connect(ws_url, additional_headers=auth(ALICE_KEY)) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(json.dumps({"type": "subscribe"}))
+            assert json.loads(await ws.recv()) == {"type": "subscribed", "namespace": "acme"}
+            await service.run_now(job.id)
+            with anyio.fail_after(10):
+                while True:
+                    message = json.loads(await ws.recv())
+                    if message["type"] == "announcement":
+                        break
+        assert message == {
+            "type": "announcement", "chat_id": None, "namespace": "acme:team",
+            "job_id": job.id, "job_name": "daily", "message": "echo: summarise",
+        }  # fmt: skip
+        home = await container.store().load("acme:team")
+        assert home.messages[-1].content == "echo: summarise"
