@@ -736,6 +736,8 @@ app.command(name="usage")(importlib.import_module("orra_di.usage.cli").usage)
 app.add_typer(importlib.import_module("orra_di.cron.cli").cron_app, name="cron")
 app.add_typer(importlib.import_module("orra_di.gateway.cli").gateway_app, name="gateway")
 app.command(name="serve")(importlib.import_module("orra_di.gateway.cli").serve)
+app.add_typer(importlib.import_module("orra_di.channels.cli").channels_app, name="channels")
+app.add_typer(importlib.import_module("orra_di.mcp.cli").mcp_app, name="mcp")
 
 
 def main() -> None:

@@ -27,6 +27,9 @@ OrraError
 ├── PluginError                   a plugin failed to load, start or stop (.plugin names it)
 ├── ProjectError                  a project is missing, exists already, or is inactive
 ├── ApprovalError                 an approval id that is not one, or not answerable
+├── ChannelError                  a channel could not take or deliver a message (channels/):
+│                                 ChannelSendError, ChannelClosedError, ChannelTimeoutError,
+│                                 UnknownAgentError, NoChannelsError, GatewayRunError
 └── OrraRuntimeError              the agent loop gave up
     ├── MaxTurnsExceeded
     └── BudgetExceededError       a namespace's usage budget is spent; nothing was sent

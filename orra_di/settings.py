@@ -79,11 +79,13 @@ from pydantic_settings import (
 from orra_di.agent import DEFAULT_AGENT_NAME, AgentProfile
 from orra_di.approvals.settings import ApprovalSettings
 from orra_di.auth.settings import AuthSettings
+from orra_di.channels.settings import ChannelSettings
 from orra_di.context import CharEstimator, ContextBudget, Tokenizer
 from orra_di.cron.settings import CronSettings
 from orra_di.errors import ConfigurationError
 from orra_di.gateway.settings import GatewaySettings
 from orra_di.hooks.settings import LoggingSettings, WorkingDirectorySettings
+from orra_di.mcp.settings import McpSettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
 from orra_di.plugins.base import mask_secret_values
@@ -536,6 +538,10 @@ class OrraSettings(BaseSettings):
     gateway: GatewaySettings = Field(
         default_factory=GatewaySettings, description="a table of gateway settings"
     )
+    channels: ChannelSettings = Field(
+        default_factory=ChannelSettings, description="a table of channels settings"
+    )
+    mcp: McpSettings = Field(default_factory=McpSettings, description="a table of mcp settings")
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

@@ -70,8 +70,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the agents over HTTP (REST, SSE, WebSocket, OpenAI API, chat page) until
-    Ctrl-C or SIGTERM; with cron.enabled, run due cron jobs too (`orra-di cron serve` runs
-    only those). See docs/gateway.md."""
+    Ctrl-C or SIGTERM, with the configured channels (Discord); with cron.enabled, run due
+    cron jobs too (`orra-di cron serve` runs only those). See docs/gateway.md."""
     from orra_di import cli
 
     async def job(container: Container) -> None:
@@ -166,7 +166,10 @@ async def serve_gateway(
             )
 
         tg.start_soon(announce)
-        await server.serve()
+        from orra_di.channels.service import channels_running
+
+        async with channels_running(container, required=False):  # Discord etc. if configured
+            await server.serve()
         # runs outlive their requests: give them what is left of the grace, then cancel
         spent = anyio.current_time() - stopping[0] if stopping else 0.0
         left = await gateway.drain(max(settings.shutdown_grace - spent, 0.0))
