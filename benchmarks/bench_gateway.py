@@ -222,6 +222,71 @@ async def idle_websockets(base: str, pid: int, count: int) -> tuple[float, float
     return before, during, took
 
 
+async def asgi_call(app: Any, path: str, body: bytes) -> None:
+    """One request straight into the ASGI app: no socket, no HTTP parser, no client."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    given = False
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect while answering
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    assert status == [200], status
+
+
+async def in_process(count: int) -> dict[str, tuple[float, float]]:
+    """CPU and wall µs per request, one at a time, in this process: the runtime alone,
+    a bare Starlette route, the gateway's /v1/chat (best of 3 rounds each)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from orra_di.containers import lifespan
+    from orra_di.gateway import create_app
+
+    async def bare(request: Any) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"message": "The answer is forty-two, as always."})
+
+    container = make_container()
+    best: dict[str, tuple[float, float]] = {}
+    async with lifespan(container):
+        runtime = container.runtimes()["Atlas"]
+        apps = {"bare": Starlette(routes=[Route("/x", bare, methods=["POST"])]),
+                "gateway": create_app(container)}  # fmt: skip
+        for rnd in range(3):
+            for name in ("runtime.run", "bare", "gateway"):
+                cpu, wall = time.process_time(), time.perf_counter()
+                for i in range(count):
+                    key = f"{name}:{rnd}:{i}"
+                    if name == "runtime.run":
+                        await runtime.run(key, "What is the answer?")
+                    else:
+                        body = json.dumps({"message": "What is the answer?", "namespace": key})
+                        path = "/x" if name == "bare" else "/v1/chat"
+                        await asgi_call(apps[name], path, body.encode())
+                took = ((time.process_time() - cpu) / count * 1e6,
+                        (time.perf_counter() - wall) / count * 1e6)  # fmt: skip
+                best[name] = min(best.get(name, took), took)
+    return best
+
+
 def row(name: str, seconds: float, lat: list[float]) -> str:
     rate = len(lat) / seconds
     return f"{name:<34} {rate:>9.0f} {pct(lat, 0.5):>9.2f} {pct(lat, 0.99):>9.2f}"
@@ -231,6 +296,12 @@ async def bench(args: argparse.Namespace, base: str, pid: int) -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python "
           f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
     scale = 4 if args.quick else 1
+    costs = await in_process(2000 // scale)
+    print("\nin process, one request at a time (µs per request, best of 3 rounds):")
+    for name, (cpu, wall) in costs.items():
+        print(f"  {name:<12} CPU {cpu:7.0f}   wall {wall:7.0f}")
+    added = costs["gateway"][0] - costs["runtime.run"][0] - costs["bare"][0]
+    print(f"  the gateway's own cost (CPU): {added:.0f} µs = gateway - runtime.run - bare route")
     plan = [(1, 1000 // scale), (50, 4000 // scale), (200, 4000 // scale)]
     print(f"\n{'POST /v1/chat':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
     summary = []

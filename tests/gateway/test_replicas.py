@@ -34,7 +34,20 @@ from orra_di.containers import Container
 from orra_di.stores import open_store
 from orra_di.testing import ScriptedProvider
 
+from orra_di.testing import call, reply, tool_calls
+from orra_di.tool import tool
+
+@tool
+def add(a: int, b: int) -> str:
+    "Add two numbers."
+    return str(a + b)
+
 def echo(request):
+    last = request.messages[-1]
+    if last.tool_results:
+        return reply("the sum is " + last.tool_results[0].content)
+    if last.content == "add":
+        return tool_calls(call("add", {"a": 2, "b": 3}))
     users = [m.content for m in request.messages if m.role.value == "user" and not m.tool_results]
     return "echo: " + users[-1]
 
@@ -44,6 +57,7 @@ def make():
     url = os.environ["ORRA_STORE__URL"]
     container.store.override(providers.Singleton(open_store, url, **options))
     container.llm.override(providers.Object(ScriptedProvider(echo, delay=0.02)))
+    container.tool_factory.override(providers.Object(lambda profile: [add]))
     return container
 """
 
@@ -83,6 +97,8 @@ def replicas(tmp_path: Path, url: str, options: dict[str, Any], count: int) -> I
         PYTHONPATH=f"{Path(orra_di.__file__).resolve().parent.parent}{os.pathsep}{tmp_path}",
         ORRA_STORE__URL=url,
         ORRA_GATEWAY__PORT="0",
+        ORRA_APPROVAL__ENABLED="true",
+        ORRA_APPROVAL__TOOLS='["add"]',
         TEST_STORE_OPTIONS=json.dumps(options),
         NO_COLOR="1",
         COLUMNS="250",
@@ -157,3 +173,27 @@ async def test_two_replicas_share_one_session_and_their_events(
                         assert message["chat_id"] is None and message["namespace"] == "rep:one"
                         answered.add(message["message"])
             assert answered == {f"echo: q{i}" for i in range(12)}  # A's runs reached B's client
+
+            # a run on A waits for an approval; B's subscriber is told, B answers it
+            async with httpx.AsyncClient(timeout=BOUND) as client:
+                streamed: dict[str, str] = {}
+
+                async def chat_on_a() -> None:
+                    response = await client.post(
+                        f"{a}/v1/chat/stream", json={"message": "add", "namespace": "rep:two"}
+                    )
+                    streamed["text"] = response.text
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(chat_on_a)
+                    with anyio.fail_after(BOUND):
+                        while True:
+                            message = json.loads(await ws.recv())
+                            if message["type"] == "tool_approval_request":
+                                break
+                    assert message["namespace"] == "rep:two" and message["tool_name"] == "add"
+                    answer = await client.post(
+                        f"{b}/v1/approvals/{message['approval_id']}", json={"approved": True}
+                    )
+                    assert answer.json()["status"] == "approved"
+            assert "event: end" in streamed["text"] and "the sum is 5" in streamed["text"]
