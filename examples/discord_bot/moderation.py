@@ -72,6 +72,8 @@ class DiscordApprovals:
             raise RuntimeError(f"{request.namespace} is not a Discord conversation")
         channel_id, user_id = where[2], where[3]
         code = self.code(request)
+        if code in self._waiting:  # one in sixteen million: deny rather than mix them up
+            raise RuntimeError(f"another request waits under the code {code}; ask again")
         waiting = self._waiting[code] = _Waiting(request)
         try:
             names = ", ".join(sorted(self.moderators)) or "nobody is listed"
