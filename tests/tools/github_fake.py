@@ -2,7 +2,7 @@
 
 It keeps issues, pull requests (which GitHub also lists as issues) and comments
 in memory, checks the token, and answers the endpoints the tools use with
-GitHub's JSON shapes::
+GitHub's JSON shapes (and adding labels, for examples/github_issues)::
 
     with FakeGitHub(token="t0ken") as github:
         github.add_issue("Crash on start", labels=["bug"])
@@ -174,6 +174,11 @@ class FakeGitHub:
             if method == "PATCH":
                 item.update({k: v for k, v in body.items() if k in ("state", "state_reason")})
             return 200, item
+        if kind == "issues" and parts[2:] == ["labels"] and method == "POST":
+            names = [x["name"] for x in item["labels"]]
+            names += [n for n in body.get("labels", []) if n not in names]
+            item["labels"] = [{"name": n} for n in names]
+            return 200, item["labels"]
         if kind == "issues" and parts[2:] == ["comments"]:
             if method == "POST":
                 if self.fail_comment_posts:

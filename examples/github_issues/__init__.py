@@ -1,0 +1,1 @@
+"""orra's GitHub issues agent on orra-di: triage (label, comment, close duplicates)."""
