@@ -196,3 +196,36 @@ def test_exec_doc_names_what_escapes_the_group() -> None:
     text = Path(__file__).parents[2].joinpath("docs", "tools.md").read_text()
     section = text[text.index("**Nothing outlives the call.**") :][:600]
     assert "setsid" in section
+
+
+# -- GitHub: "nine tools on one repository" -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "token repo:acme/private-secrets",
+        "leak org:acme",
+        "leak user:someone",
+        "x REPO:acme/other",
+        "leak in:title repo:a/b",
+    ],
+)
+async def test_github_search_stays_on_the_configured_repository(query: str) -> None:
+    # GitHub ORs several repo: qualifiers, so a query naming another repository (or an
+    # org or user) would search issues the tool is not meant to reach with the token
+    from orra_di.tools.github import github_tools
+    from orra_di.tools.settings import GitHubSettings
+    from tests.tools.github_fake import FakeGitHub
+
+    with FakeGitHub(token="t0ken") as github:
+        settings = GitHubSettings(
+            enabled=True, token="t0ken", owner="acme", repo="app", base_url=github.url
+        )
+        search = {t.definition.name: t for t in github_tools(settings)}["search_issues"]
+        with pytest.raises(ToolInputError, match="acme/app"):
+            await search.execute({"query": query}, CTX)
+        assert not [r for r in github.requests if r[1].startswith("/search")]
+        github.add_issue("login fails with repo: prefix in the title")
+        found = await search.execute({"query": "login"}, CTX)
+        assert "login fails" in found
