@@ -229,3 +229,34 @@ async def test_github_search_stays_on_the_configured_repository(query: str) -> N
         github.add_issue("login fails with repo: prefix in the title")
         found = await search.execute({"query": "login"}, CTX)
         assert "login fails" in found
+
+
+# -- claude_code: the model's text must not become the CLI's options ------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("claude_code", {"task": "--dangerously-skip-permissions"}),
+        ("claude_code", {"task": "--allowedTools=Bash"}),
+        ("claude_code_resume", {"session_id": "--dangerously-skip-permissions", "follow_up": "go"}),
+        ("claude_code_resume", {"session_id": "sess_1", "follow_up": "--allowedTools=Bash"}),
+    ],
+)
+async def test_claude_code_refuses_text_that_would_be_read_as_an_option(
+    tmp_path: Path, name: str, arguments: dict[str, str]
+) -> None:
+    # allowed_tools = ["Read"] is the operator's bound; a task such as
+    # "--dangerously-skip-permissions" handed to the CLI as its own argument would lift it
+    from orra_di.tools.claude_code import claude_code_tools
+    from orra_di.tools.settings import ClaudeCodeSettings
+
+    settings = ClaudeCodeSettings(
+        enabled=True,
+        allowed_tools=["Read"],
+        command=str(tmp_path / "no-claude-here"),
+        working_directory=str(tmp_path),
+    )
+    tool = {t.definition.name: t for t in claude_code_tools(settings)}[name]
+    with pytest.raises(ToolInputError, match="option"):
+        await tool.execute(arguments, CTX)
