@@ -106,8 +106,8 @@ async def test_a_huge_memory_is_refused_with_the_limit_named() -> None:
 
 # -- erase ---------------------------------------------------------------------------
 
-HOSTILE = ["a_b", "a%b", "a*b", "a[b]", "a\\b"]
-NEIGHBOURS = ["aXb", "a_bc", "a%bc", "aXXb", "ab", "a", "a_b_", "aab"]
+HOSTILE = ["a_b", "a%b", "a*b", "a[b]", "a\\b", ".", ".."]
+NEIGHBOURS = ["aXb", "a_bc", "a%bc", "aXXb", "ab", "a", "a_b_", "aab", "...", ".x"]
 
 
 async def _fill(sessions: SessionStore, namespace: str) -> str:
