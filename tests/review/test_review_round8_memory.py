@@ -217,3 +217,19 @@ def test_memory_cli_refuses_a_bad_namespace_in_one_line() -> None:
     assert out.exit_code != 0
     assert "Traceback" not in out.output
     assert "namespace" in out.output
+
+
+async def test_erasing_a_projects_namespace_keeps_its_record_as_documented() -> None:
+    from orra_di.projects.model import Project
+    from orra_di.projects.stores import project_store_for
+    from orra_di.stores import InMemoryStore
+
+    sessions = InMemoryStore()
+    projects = project_store_for(sessions)
+    await projects.create(Project.new("apollo", "Apollo"))
+    await _fill(sessions, "project:apollo:user:bob")
+    report = await erase(sessions, "project:apollo")
+    assert report.counts["sessions"] == 1 and report.counts["memories"] == 1
+    assert await projects.load("apollo") is not None  # configuration: `projects delete`
+    text = Path(__file__).parents[2].joinpath("docs", "memory.md").read_text()
+    assert "orra-di projects delete" in text
