@@ -260,3 +260,16 @@ async def test_claude_code_refuses_text_that_would_be_read_as_an_option(
     tool = {t.definition.name: t for t in claude_code_tools(settings)}[name]
     with pytest.raises(ToolInputError, match="option"):
         await tool.execute(arguments, CTX)
+
+
+async def test_web_fetch_max_chars_and_a_calls_max_length(httpserver: HTTPServer) -> None:
+    # docs: max_chars is the text returned "unless the call asks for less"; a call may
+    # ask for more, up to four times max_chars, and never beyond
+    httpserver.expect_request("/").respond_with_data("x" * 5000, content_type="text/plain")
+    tool = fetcher(allow_networks=["127.0.0.0/8"], max_chars=100, timeout=3)
+    url = f"http://127.0.0.1:{httpserver.port}/"
+    assert (await tool.execute({"url": url}, CTX)).count("x") == 100
+    assert (await tool.execute({"url": url, "max_length": 50}, CTX)).count("x") == 50
+    assert (await tool.execute({"url": url, "max_length": 10_000}, CTX)).count("x") == 400
+    text = Path(__file__).parents[2].joinpath("docs", "tools.md").read_text()
+    assert "up to four times" in text
