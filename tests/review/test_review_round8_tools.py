@@ -196,6 +196,14 @@ def test_exec_doc_names_what_escapes_the_group() -> None:
     text = Path(__file__).parents[2].joinpath("docs", "tools.md").read_text()
     section = text[text.index("**Nothing outlives the call.**") :][:600]
     assert "setsid" in section
+    allowlist = text[text.index("**Allowlist by path.**") :][:600]
+    assert "`env`" in allowlist and "`xargs`" in allowlist
+
+
+async def test_an_allowed_program_that_runs_others_runs_them(tmp_path: Path) -> None:
+    # what the allowlist paragraph warns about, as it happens
+    out = await run_exec("env printf ran-through-env", tmp_path, allow=["env"])
+    assert out == "ran-through-env"
 
 
 # -- GitHub: "nine tools on one repository" -------------------------------------------
