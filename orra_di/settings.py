@@ -700,8 +700,10 @@ def _contains(data: Any, path: tuple[str, ...]) -> bool:
             data = getattr(data, key)
         elif isinstance(data, dict) and key in data:
             data = data[key]
-        else:
+        elif isinstance(data, dict | BaseModel):
             return False
+        else:
+            return data is not None  # the layer set a parent as a whole (tools = ["calculate"])
     return True
 
 
@@ -893,7 +895,13 @@ def _leaves(settings: OrraSettings) -> Iterator[tuple[str, tuple[str, ...], Any]
         value = getattr(settings, name)
         if isinstance(value, BaseModel):
             for sub in type(value).model_fields:
-                yield f"{name}.{sub}", (name, sub), getattr(value, sub)
+                item = getattr(value, sub)
+                if isinstance(item, BaseModel):  # a table in a section: tools.exec, ...
+                    for leaf in type(item).model_fields:
+                        path = (name, sub, leaf)
+                        yield ".".join(path), path, getattr(item, leaf)
+                else:
+                    yield f"{name}.{sub}", (name, sub), item
         elif isinstance(value, dict) and value:
             for key, item in value.items():
                 yield f"{name}[{key}]", (name, key), item

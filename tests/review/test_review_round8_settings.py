@@ -89,3 +89,24 @@ def test_a_server_secret_in_bad_json_stays_hidden(monkeypatch: pytest.MonkeyPatc
     out = CliRunner().invoke(app, ["config"])
     assert out.exit_code != 0
     assert "SECRET_TEN" not in out.output
+
+
+def test_config_shows_each_tools_options_and_their_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `orra-di config` shows the effective settings and where each came from: a tool's
+    # table was one opaque `{}` row ("tools.calculate {} default", though it is on), and
+    # the list form's choices were reported as defaults
+    from orra_di.settings import describe, load_settings
+
+    monkeypatch.setenv("ORRA_TOOLS", '["calculate"]')
+    rows = {name: (value, source) for name, value, source in describe(load_settings())}
+    assert rows["tools.calculate.enabled"] == ("true", "env ORRA_TOOLS")
+    assert rows["tools.current_time.enabled"] == ("false", "env ORRA_TOOLS")
+    monkeypatch.delenv("ORRA_TOOLS")
+    monkeypatch.setenv("ORRA_TOOLS__EXEC__ENABLED", "true")
+    monkeypatch.setenv("ORRA_TOOLS__EXEC__ALLOW", '["git"]')
+    rows = {name: (value, source) for name, value, source in describe(load_settings())}
+    assert rows["tools.calculate.enabled"] == ("true", "default")
+    assert rows["tools.exec.enabled"] == ("true", "env ORRA_TOOLS__EXEC__ENABLED")
+    assert rows["tools.exec.allow"] == ('["git"]', "env ORRA_TOOLS__EXEC__ALLOW")
+    assert rows["tools.exec.confine_paths"] == ("true", "default")
+    assert rows["channels.discord.filter"] == ('"mentions"', "default")
