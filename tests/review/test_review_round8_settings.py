@@ -110,3 +110,12 @@ def test_config_shows_each_tools_options_and_their_source(monkeypatch: pytest.Mo
     assert rows["tools.exec.allow"] == ('["git"]', "env ORRA_TOOLS__EXEC__ALLOW")
     assert rows["tools.exec.confine_paths"] == ("true", "default")
     assert rows["channels.discord.filter"] == ('"mentions"', "default")
+
+
+def test_auto_recall_alone_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORRA_MEMORY__AUTO_RECALL", "true")
+    out = CliRunner().invoke(app, ["config"])
+    assert out.exit_code != 0
+    assert "ORRA_MEMORY__ENABLED=true" in out.output
+    monkeypatch.setenv("ORRA_MEMORY__ENABLED", "true")
+    assert CliRunner().invoke(app, ["config"]).exit_code == 0
