@@ -524,6 +524,10 @@ def _agent_runtime(
         tools += _cron_tools(settings, cron_service)
     tools += _discord_tools(settings)
     mcp_tools: list[Tool] = list(mcp.tools()) if mcp is not None else []
+    if mcp_tools:  # a server's tool must not silently replace another of the agent's
+        from orra_di.mcp.client import refuse_shadowing
+
+        refuse_shadowing(mcp_tools, [*tools, *memory_tools])
     tools += mcp_tools
     tools += memory_tools
     agent_policies = policy_factory(profile, policies)
