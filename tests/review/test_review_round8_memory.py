@@ -233,3 +233,19 @@ async def test_erasing_a_projects_namespace_keeps_its_record_as_documented() -> 
     assert await projects.load("apollo") is not None  # configuration: `projects delete`
     text = Path(__file__).parents[2].joinpath("docs", "memory.md").read_text()
     assert "orra-di projects delete" in text
+
+
+async def test_owner_depth_over_discord_keys_shares_a_channel_as_documented() -> None:
+    from orra_di.channels.discord_text import discord_namespace
+    from orra_di.stores import InMemoryStore
+
+    alice = discord_namespace("discord", 1, 2, 100)
+    bob = discord_namespace("discord", 1, 2, 200)
+    shared = MemoryManager(memory_store_for(InMemoryStore()), owner_depth=3)
+    await shared.remember(alice, "alice's secret")
+    assert [e.content for e in await shared.list(bob)] == ["alice's secret"]
+    apart = MemoryManager(memory_store_for(InMemoryStore()))  # unset, as the page advises
+    await apart.remember(alice, "alice's secret")
+    assert await apart.list(bob) == []
+    text = Path(__file__).parents[2].joinpath("docs", "memory.md").read_text()
+    assert "Leave it unset for\nthe Discord bot" in text
