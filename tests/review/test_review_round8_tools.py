@@ -48,7 +48,18 @@ async def test_exec_program_in_working_directory_is_not_the_allowed_one(tmp_path
 
 @pytest.mark.parametrize(
     "argument",
-    ["/etc/passwd", "../..", "--file=/etc/passwd", "-f/etc/passwd", "-C/etc", "-I../.."],
+    [
+        "/etc/passwd",
+        "../..",
+        "--file=/etc/passwd",
+        "-f/etc/passwd",
+        "-C/etc",
+        "-I../..",
+        "if=/etc/passwd",  # dd
+        "@/etc/passwd",  # curl -d @file
+        "file=@/etc/passwd",  # curl -F
+        "of=../../x",
+    ],
 )
 async def test_exec_confine_paths_refuses_paths_outside(tmp_path: Path, argument: str) -> None:
     # docs: "an argument such as /etc/passwd, ../.. or --output=/tmp/x is refused"; a short
