@@ -895,13 +895,7 @@ def _leaves(settings: OrraSettings) -> Iterator[tuple[str, tuple[str, ...], Any]
         value = getattr(settings, name)
         if isinstance(value, BaseModel):
             for sub in type(value).model_fields:
-                item = getattr(value, sub)
-                if isinstance(item, BaseModel):  # a table in a section: tools.exec, ...
-                    for leaf in type(item).model_fields:
-                        path = (name, sub, leaf)
-                        yield ".".join(path), path, getattr(item, leaf)
-                else:
-                    yield f"{name}.{sub}", (name, sub), item
+                yield f"{name}.{sub}", (name, sub), getattr(value, sub)
         elif isinstance(value, dict) and value:
             for key, item in value.items():
                 yield f"{name}[{key}]", (name, key), item
