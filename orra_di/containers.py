@@ -574,13 +574,17 @@ def _agent_runtime(
         ("the plugins", plugins.tools(profile)),
         ("cron (cron.tool)", [] if cron_service is None else _cron_tools(settings, cron_service)),
         ("the Discord tools (channels.discord.tools)", _discord_tools(settings)),
-        ("the MCP servers (mcp.servers)", mcp_tools),
         ("memory (memory.tools)", memory_tools),
         (
             "the document tools (documents.tools)",
             [] if document_store is None else _document_tools(settings, document_store),
         ),
     )
+    if mcp_tools:  # a server's tool must not silently replace another of the agent's
+        from orra_di.mcp.client import refuse_shadowing
+
+        refuse_shadowing(mcp_tools, tools)  # names the server and its prefix setting
+        tools += mcp_tools
     agent_policies = policy_factory(profile, policies)
     hooks = [
         *_settings_hooks(settings, tools),

@@ -708,8 +708,10 @@ def _contains(data: Any, path: tuple[str, ...]) -> bool:
             data = getattr(data, key)
         elif isinstance(data, dict) and key in data:
             data = data[key]
-        else:
+        elif isinstance(data, dict | BaseModel):
             return False
+        else:
+            return data is not None  # the layer set a parent as a whole (tools = ["calculate"])
     return True
 
 

@@ -101,7 +101,10 @@ class DiscordChannel:
         intents.guild_messages = True
         intents.message_content = True
         intents.dm_messages = filter == "dms"
-        self.client = _Client(self, intents=intents)
+        # The model writes the answers, and users can steer it: it may mention users,
+        # never @everyone, @here or roles.
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=True)
+        self.client = _Client(self, intents=intents, allowed_mentions=mentions)
         self._send, self._receive = anyio.create_memory_object_stream[InboundMessage](max_queue)
         self._task: asyncio.Task[None] | None = None
 

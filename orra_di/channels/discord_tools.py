@@ -108,7 +108,11 @@ def _required(arguments: JsonValue, *names: str) -> list[str]:
         value = arguments.get(name)
         if not isinstance(value, str) or not value.strip():
             raise ToolInputError(f"missing required field: {name}")
-        values.append(value.strip())
+        value = value.strip()
+        if name.endswith("_id") and not (value.isascii() and value.isdigit()):
+            # ids go into the URL's path: "1/../../users/@me" would reach another endpoint
+            raise ToolInputError(f"{name} must be a Discord id (digits only), got {value!r}")
+        values.append(value)
     return values
 
 

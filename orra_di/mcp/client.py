@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mcp.types import CallToolResult
     from mcp.types import Tool as RemoteTool
 
-    from orra_di.tool import ToolRegistry
+    from orra_di.tool import Tool, ToolRegistry
 
 __all__ = ["McpClients", "McpServer", "McpServerError", "ServerStatus", "ServerView"]
 
@@ -591,6 +591,20 @@ def _sync_registry(registry: ToolRegistry, tools: Iterable[McpTool]) -> None:
                 registry.remove(tool.definition.name)
         elif current is None:
             registry.register(tool)
+
+
+def refuse_shadowing(mcp_tools: Iterable[Tool], others: Iterable[Tool]) -> None:
+    """:class:`ConfigurationError` when an MCP server's tool has the name of another tool
+    of the agent (the application's, a built-in): it would replace it without a word."""
+    taken = {t.definition.name for t in others}
+    for tool in mcp_tools:
+        name = tool.definition.name
+        if name in taken:
+            server = tool.server.name if isinstance(tool, McpTool) else "?"
+            raise ConfigurationError(
+                f"the MCP server {server!r} offers a tool named {name!r}, which the agent "
+                f"already has; give the server a prefix (mcp.servers.{server}.prefix)"
+            )
 
 
 @contextlib.asynccontextmanager

@@ -81,7 +81,12 @@ class McpSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    servers: dict[str, McpServerSettings] = Field(
+        default_factory=dict,
+        description='a table of servers by name, each with "command" (stdio) or "url" '
+        '(Streamable HTTP); JSON in an environment variable: {"files": {"command": "npx", '
+        '"args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv"]}}',
+    )
     """Servers by name, each with ``command`` (+ ``args``, ``env``, ``cwd``) or ``url``
     (+ ``headers``), and optionally ``prefix``, ``start_timeout``, ``call_timeout``,
     ``optional`` (JSON in an environment variable)."""

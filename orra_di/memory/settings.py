@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = ["MemorySettings"]
 
@@ -49,3 +49,11 @@ class MemorySettings(BaseModel):
     auto_max_tokens: int = Field(500, ge=16)
     """Token budget of the automatic memory section; the history's share of the context
     shrinks by as much, so the request still fits."""
+
+    @model_validator(mode="after")
+    def _auto_recall_needs_memory(self) -> MemorySettings:
+        if self.auto_recall and not self.enabled:  # it would do nothing, silently
+            raise ValueError(
+                "memory.auto_recall needs memory.enabled = true (ORRA_MEMORY__ENABLED=true)"
+            )
+        return self

@@ -228,7 +228,10 @@ class FileMemoryStore(_ScanStore):
         self._dir = os.path.join(os.path.abspath(base_dir), _DIR)
 
     def _folder(self, key: str) -> str:
-        return os.path.join(self._dir, quote(key, safe=""))
+        name = quote(key, safe="")
+        if name in (".", ".."):  # not a folder of its own: . is .memory, .. the sessions' base
+            name = name.replace(".", "%2E")
+        return os.path.join(self._dir, name)
 
     async def _thread(self, what: str, op: Any, *args: Any) -> Any:
         try:

@@ -107,12 +107,20 @@ def arithmetic_in(text: str) -> str | None:
     """The first arithmetic expression in ``text`` (``2+2`` in "What is 2+2?"), or ``None``.
 
     ``^``, ``×`` and ``÷`` are read as ``**``, ``*`` and ``/``; dates (2024-01-31) are not
-    arithmetic.
+    arithmetic, nor is a run glued to a letter, ``_``, ``,`` or ``:`` (``1e308*10``,
+    ``1,000+1``, ``sqrt(16)+1``, ``12:30+1``): computing a piece of it would answer
+    another question.
     """
     for match in _ARITHMETIC_RUN.finditer(text):
         candidate = match[0].strip().rstrip(".").strip()
         if not _HAS_OPERATOR.search(candidate) or _DATE.search(candidate):
             continue
+        start = match.start() + len(match[0]) - len(match[0].lstrip())
+        before = text[start - 1] if start > 0 else " "
+        end = match.end() - (len(match[0]) - len(match[0].rstrip()))
+        after = text[end] if end < len(text) else " "
+        if before.isalnum() or before in "_,:" or after.isalnum() or after == "_":
+            continue  # a piece of 1e308, 1,000, 0x10 or sqrt(16): not the user's expression
         expression = candidate.replace("^", "**").replace("×", "*").replace("÷", "/")
         while expression.count("(") > expression.count(")") and expression.startswith("("):
             expression = expression[1:].strip()  # "(2+2" inside a sentence's parenthesis

@@ -6,7 +6,9 @@ continue a session), in the call's working directory, else the session's (the
 working-directory hook), else ``tools.claude_code.working_directory``; orra's resume
 ignored every directory but the configured one (spec §5.6/32). It runs in its own
 process group, killed whole at the timeout, and its answer is cut on characters
-(bug 26). The CLI gets the server's environment: it needs its own credentials.
+(bug 26). A task, follow-up or session id starting with ``-`` is refused: the CLI
+would read it as one of its options. The CLI gets the server's environment: it needs
+its own credentials.
 """
 
 # No ``from __future__ import annotations``: see orra_di/tools/exec.py.
@@ -91,6 +93,12 @@ async def _run(settings: ClaudeCodeSettings, args: list[str], requested: str | N
 def _required(value: str, name: str) -> str:
     if not value.strip():
         raise ToolInputError(f"{name} cannot be empty")
+    if value.lstrip().startswith("-"):
+        # it is an argument of its own: the CLI would read it as an option, such as
+        # --dangerously-skip-permissions or --allowedTools, lifting the settings' bounds
+        raise ToolInputError(
+            f"{name} cannot start with '-': the claude CLI would read it as an option; reword it"
+        )
     return value
 
 

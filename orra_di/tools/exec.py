@@ -11,7 +11,8 @@ allowlist, so ``ls; rm -rf /`` passed, and its timeout left the child running
   allowing ``ls`` does not allow a ``./ls`` of the working directory, nor another
   name of a multi-call binary);
 - with ``confine_paths``, an argument that names a path outside the working
-  directory (``/etc/passwd``, ``../..``, ``--file=/x``) is refused;
+  directory (``/etc/passwd``, ``../..``, ``--file=/x``, ``-f/x``, ``if=/x``, ``@/x``) is
+  refused;
 - the command gets only the environment variables ``env_allow`` names (the
   server's API keys stay out) plus ``env``;
 - it runs in a new process group, killed whole on timeout, on cancellation, and
@@ -89,10 +90,17 @@ def directory_for(
 
 
 def _outside(argument: str, cwd: str) -> bool:
-    """True when ``argument`` (or the value of ``--opt=value``) names a path outside ``cwd``."""
+    """True when ``argument`` (or the value of ``--opt=value``, ``key=value`` as dd takes,
+    ``@file`` as curl takes) names a path outside ``cwd``."""
     values = [argument]
-    if argument.startswith("-") and "=" in argument:
+    if "=" in argument:
         values.append(argument.split("=", 1)[1])
+    values += [v[1:] for v in values if v.startswith("@")]
+    if argument.startswith("-") and not argument.startswith("--"):
+        # a short option with its value attached: -f/etc/passwd, -C/etc, -I../..
+        starts = [i for i in (argument.find("/"), argument.find(".")) if i > 0]
+        if starts:
+            values.append(argument[min(starts) :])
     for value in values:
         if "/" not in value and value != "..":
             continue

@@ -13,12 +13,13 @@ never appears in errors. Needs ``pip install "orra-di[github]"``.
 # No ``from __future__ import annotations``: see orra_di/tools/exec.py.
 
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from orra_di.errors import ConfigurationError, ToolExecutionError, install_hint
+from orra_di.errors import ConfigurationError, ToolExecutionError, ToolInputError, install_hint
 from orra_di.tool import FunctionTool, tool
 from orra_di.tools._text import clean
 from orra_di.tools.settings import GitHubSettings
@@ -26,6 +27,8 @@ from orra_di.tools.settings import GitHubSettings
 __all__ = ["GitHub", "github_tools"]
 
 _USER_AGENT = "orra-di"
+_SCOPE_QUALIFIER = re.compile(r"(?:^|[\s(-])(?:repo|org|user):", re.IGNORECASE)
+"""Search qualifiers that pick repositories; the tools work on the configured one only."""
 Number = Annotated[int, Field(description="The issue or pull request number", ge=1)]
 
 
@@ -226,6 +229,11 @@ def github_tools(settings: GitHubSettings) -> list[FunctionTool]:
     async def search_issues(query: str, state: Literal["open", "closed"] | None = None) -> str:
         from urllib.parse import quote
 
+        if _SCOPE_QUALIFIER.search(query):  # GitHub ORs them: other repositories would answer
+            raise ToolInputError(
+                f"search_issues searches {settings.owner}/{settings.repo} only: leave "
+                "repo:, org: and user: out of the query"
+            )
         q = f"{query} repo:{settings.owner}/{settings.repo} is:issue"
         if state:
             q += f" is:{state}"

@@ -145,7 +145,7 @@ async def test_channel_info_messages_and_guild_info(fake: FakeDiscord) -> None:
 
 async def test_discord_errors_are_tool_errors_without_the_token(fake: FakeDiscord) -> None:
     with pytest.raises(ToolExecutionError, match="Discord API 404") as missing:
-        await tools(fake)["get_channel_info"].execute({"channel_id": "nope"}, CTX)
+        await tools(fake)["get_channel_info"].execute({"channel_id": "404404"}, CTX)
     with pytest.raises(ToolExecutionError, match="Discord API 401") as refused:
         await tools(fake, "bad-token-xyz")["get_guild_info"].execute({"guild_id": "1"}, CTX)
     assert "bad-token" not in str(refused.value) and TOKEN not in str(missing.value)
