@@ -42,9 +42,9 @@ def new_key(
     with cli._one_line_errors():
         entry = ApiKeySettings(name=name, digest="sha256:" + "0" * 64, tenant=tenant)
     key = new_api_key()
-    entry = entry.model_copy(update={"digest": hash_api_key(key)})
+    digest = hash_api_key(key)
     cli._out().print(Text(key))
-    toml = f'[[gateway.api_keys]]\nname = {json.dumps(entry.name)}\ndigest = "{entry.digest}"\n' + (
+    toml = f'[[gateway.api_keys]]\nname = {json.dumps(entry.name)}\ndigest = "{digest}"\n' + (
         f"tenant = {json.dumps(entry.tenant)}\n" if entry.tenant else ""
     )
     cli._err().print(
@@ -52,7 +52,7 @@ def new_key(
             "Keep the key above secret; the server stores only its digest. Add to orra.toml:\n\n"
             + toml
             + "\n(or ORRA_GATEWAY__API_KEYS='"
-            + json.dumps([entry.model_dump(exclude={"revoked"})])
+            + json.dumps([{"name": entry.name, "digest": digest, "tenant": entry.tenant}])
             + "')"
         )
     )

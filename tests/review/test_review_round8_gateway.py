@@ -457,3 +457,36 @@ async def test_keys_never_reach_logs_errors_or_reprs(caplog: pytest.LogCaptureFi
     assert ROOT not in caplog.text and ACME + "wrong" not in caplog.text
     entry = ApiKeySettings(name="x", digest=hash_api_key(ACME), tenant="acme")
     assert ACME not in repr(entry)
+
+
+def test_a_digest_or_a_key_pasted_as_one_stays_out_of_config_and_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import os
+
+    from typer.testing import CliRunner
+
+    from orra_di.cli import app
+
+    for name in list(os.environ):
+        if name.startswith("ORRA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORRA_STORE__URL", "memory://")
+    digest = hash_api_key(ACME)
+    good = [{"name": "acme-admin", "digest": digest, "tenant": "acme"}]
+    monkeypatch.setenv("ORRA_GATEWAY__API_KEYS", json.dumps(good))
+    shown = CliRunner().invoke(app, ["config"])
+    assert shown.exit_code == 0, shown.output
+    assert "acme-admin" in shown.stdout
+    assert digest[7:23] not in shown.stdout.replace("\n", "").replace("│", "").replace(" ", "")
+    # the careless case: the key itself pasted where its digest goes
+    for entry in (
+        {"name": "a", "digest": ACME, "tenant": "acme"},
+        {"name": "a", "digest": ACME},  # and a missing tenant, which shows the whole entry
+    ):
+        monkeypatch.setenv("ORRA_GATEWAY__API_KEYS", json.dumps([entry]))
+        failed = CliRunner().invoke(app, ["config"])
+        assert failed.exit_code == 1
+        assert "gateway.api_keys" in failed.output
+        assert ACME not in failed.output.replace("\n", "")
