@@ -119,17 +119,7 @@ async def serve_gateway(
     gateway = app.state.gateway
     if container.settings().cron.enabled:
         announce_over_the_gateway(container, gateway)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="off",  # the container's lifespan is open around the server
-        log_level="warning",
-        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
-        ws_max_size=settings.max_body_bytes,
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings, host, port))
 
     @contextlib.contextmanager
     def no_signal_capture() -> Iterator[None]:  # the signals are ours (below), not re-raised
@@ -176,6 +166,27 @@ async def serve_gateway(
         if left:
             cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
         tg.cancel_scope.cancel()
+
+
+def uvicorn_config(app: Any, settings: Any, host: str, port: int) -> Any:
+    """How ``orra-di serve`` configures uvicorn for ``app``.
+
+    The protocol reads WebSocket frames of up to twice ``max_body_bytes``, so that a
+    message over the limit reaches the gateway and is answered with an ``error`` (the
+    connection stays open); a frame larger than that is not read at all (close 1009).
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",  # the container's lifespan is open around the server
+        log_level="warning",
+        timeout_graceful_shutdown=settings.shutdown_grace,
+        ws_max_size=2 * settings.max_body_bytes,
+        ws="websockets-sansio",
+    )
 
 
 def announce_over_the_gateway(container: Container, gateway: Any) -> None:

@@ -253,8 +253,8 @@ async def _receive(websocket: WebSocket, seconds: float) -> str | None:
 
 
 def _parse(text: str, limit: int) -> dict[str, Any]:
-    if len(text) > limit:
-        raise bad_request(f"message over {limit} bytes")
+    if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise GatewayError(413, "payload_too_large", f"message over {limit} bytes")
     try:
         message = json.loads(text)
     except ValueError:
@@ -282,7 +282,8 @@ async def websocket_endpoint(gateway: Gateway, websocket: WebSocket) -> None:
             except GatewayError:
                 first = {}
             key = first.get("api_key") if first.get("type") == "auth" else None
-            caller = gateway.keys.authenticate(key if isinstance(key, str) else None)
+            # surrounding whitespace is not part of a key (as in the HTTP Bearer header)
+            caller = gateway.keys.authenticate(key.strip() if isinstance(key, str) else None)
         if caller is None:
             await websocket.send_text(
                 json.dumps(

@@ -490,3 +490,99 @@ def test_a_digest_or_a_key_pasted_as_one_stays_out_of_config_and_errors(
         assert failed.exit_code == 1
         assert "gateway.api_keys" in failed.output
         assert ACME not in failed.output.replace("\n", "")
+
+
+# -- live: WebSocket and a stream left unread, on uvicorn as `orra-di serve` configures it ----
+
+
+@asynccontextmanager
+async def live(container: Container) -> AsyncIterator[str]:
+    import uvicorn
+
+    from orra_di.gateway.cli import uvicorn_config
+
+    async with lifespan(container):
+        app = create_app(container)
+        settings = container.settings().gateway
+        server = uvicorn.Server(uvicorn_config(app, settings, "127.0.0.1", 0))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server._serve)  # no signal capture inside a test
+            with anyio.fail_after(20):
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
+                    await anyio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            try:
+                yield f"127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+                await app.state.gateway.drain(10)
+
+
+async def next_of(ws: Any, kind: str) -> dict[str, Any]:
+    with anyio.fail_after(10):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == kind:
+                return message  # type: ignore[no-any-return]
+
+
+async def test_websocket_tenants_subscriptions_and_oversized_messages() -> None:
+    import websockets
+
+    container = container_with(ScriptedProvider(echo), gateway={"max_body_bytes": 2048})
+    async with live(container) as where:
+        url = f"ws://{where}/v1/ws"
+        async with (
+            websockets.connect(url, additional_headers=auth(GLOBEX)) as globex,
+            websockets.connect(url) as acme,
+            httpx.AsyncClient(base_url=f"http://{where}") as http,
+        ):
+            await acme.send(json.dumps({"type": "auth", "api_key": f"  {ACME} "}))
+            assert json.loads(await acme.recv()) == {"type": "ready", "tenant": "acme"}
+            assert json.loads(await globex.recv()) == {"type": "ready", "tenant": "globex"}
+            await globex.send(json.dumps({"type": "subscribe", "namespace": "acme"}))
+            refused = await next_of(globex, "error")
+            assert refused["code"] == "namespace_forbidden"
+            await globex.send(json.dumps({"type": "subscribe"}))
+            assert (await next_of(globex, "subscribed"))["namespace"] == "globex"
+            await acme.send(json.dumps({"type": "subscribe"}))
+            await next_of(acme, "subscribed")
+            await seed(http, ACME, "acme:x", "secret plans")
+            seen = await next_of(acme, "response")
+            assert seen["namespace"] == "acme:x" and seen["message"] == "echo: secret plans"
+            # a message over the limit is answered, and the connection stays open
+            await acme.send(json.dumps({"type": "ping", "pad": "é" * 1500}, ensure_ascii=False))
+            assert (await next_of(acme, "error"))["code"] == "payload_too_large"
+            await acme.send(json.dumps({"type": "ping"}))
+            await next_of(acme, "pong")
+            await seed(http, GLOBEX, "globex:y", "own")
+            mine = await next_of(globex, "response")
+            assert mine["namespace"] == "globex:y"  # acme's run never reached globex
+
+
+async def test_an_openai_stream_the_client_stops_reading_still_stores_the_run() -> None:
+    gate = anyio.Event()
+
+    async def slow(request: Any) -> str:
+        await gate.wait()
+        return "the long answer " * 50
+
+    container = container_with(ScriptedProvider(slow, chunk_size=4))
+    async with live(container) as where:
+        openai = AsyncOpenAI(base_url=f"http://{where}/v1", api_key=ACME, max_retries=0)
+        stream = await openai.chat.completions.create(
+            model="Atlas", messages=[{"role": "user", "content": "go"}], user="s1", stream=True
+        )
+        async for _chunk in stream:
+            break  # the role chunk, then the client walks away
+        await stream.close()
+        await openai.close()
+        gate.set()
+        gateway_done = anyio.fail_after(10)
+        with gateway_done:
+            while True:
+                session = await container.store().load("acme:s1")
+                if session is not None and len(session.messages) == 2:
+                    break
+                await anyio.sleep(0.02)
+        assert session.messages[1].content == "the long answer " * 50
