@@ -258,3 +258,36 @@ async def test_erasing_a_tenant_removes_its_documents_by_whole_segments(store: A
     assert await store.search("vacation", ["acme", "acme:alice", "acme:bob"], 10) == []
     left = {r.document_id for r in await store.search("vacation", ["acmeother", "globex"], 10)}
     assert left == {"other", "salaries"}
+
+
+# -- erasure ----------------------------------------------------------------------------------
+
+
+def test_orra_di_erase_takes_the_documents_with_everything_else(
+    shell: Any, tmp_path: Path
+) -> None:
+    write_corpus(tmp_path)
+    for namespace in ("acme", "acme:alice", "acmeother"):
+        assert shell("docs", "add", "handbook.md", "-n", namespace).exit_code == 0
+    assert shell("docs", "add", "policies/", "-n", "acme:alice:x").exit_code == 0
+    chat = shell("ask", "-n", "acme:alice", "hello")
+    assert chat.exit_code == 0, chat.output
+    erased = shell("erase", "acme", "--yes")
+    assert erased.exit_code == 0, erased.output
+    assert "3 documents" in erased.stdout and "1 sessions" in erased.stdout
+    listed = shell("docs", "list")
+    assert "acmeother" in listed.stdout
+    assert "acme:alice" not in listed.stdout and "policies/travel.md" not in listed.stdout
+    gone = shell("docs", "search", "vacation", "-n", "acme:alice")
+    assert "handbook.md" not in gone.stdout
+    again = shell("erase", "acme", "--yes")  # safe to run again: nothing left
+    assert again.exit_code == 0 and "0 documents" in again.stdout
+
+
+def test_erase_on_the_file_store_says_documents_were_not_reached(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORRA_STORE__URL", f"file://{tmp_path}/files")
+    erased = shell("erase", "acme", "--yes")
+    assert erased.exit_code == 0, erased.output
+    assert "not reached" in erased.stdout and "documents" in erased.stdout
