@@ -586,3 +586,51 @@ async def test_an_openai_stream_the_client_stops_reading_still_stores_the_run() 
                     break
                 await anyio.sleep(0.02)
         assert session.messages[1].content == "the long answer " * 50
+
+
+async def test_after_a_timeout_the_session_is_whole_and_takes_the_next_chat() -> None:
+    calls: list[str] = []
+
+    async def first_slow(request: Any) -> str:
+        calls.append("x")
+        if len(calls) == 1:
+            await anyio.sleep(5)
+        return echo(request)
+
+    container = container_with(ScriptedProvider(first_slow), gateway={"request_timeout": 0.3})
+    async with served(container) as client:
+        timed_out = await client.post(
+            "/v1/chat", json={"message": "slow", "namespace": "acme:t"}, headers=auth(ACME)
+        )
+        assert timed_out.status_code == 504 and timed_out.json()["code"] == "timeout"
+        nxt = await client.post(
+            "/v1/chat", json={"message": "fast", "namespace": "acme:t"}, headers=auth(ACME)
+        )
+        assert nxt.status_code == 200, nxt.text
+        assert nxt.json()["message"] == "echo: fast"
+        shown = (await client.get("/v1/sessions/acme:t", headers=auth(ACME))).json()
+        assert [m["content"] for m in shown["messages"]][-2:] == ["fast", "echo: fast"]
+
+
+async def test_a_plain_chat_whose_client_hangs_up_is_still_stored() -> None:
+    gate = anyio.Event()
+
+    async def slow(request: Any) -> str:
+        await gate.wait()
+        return "kept"
+
+    container = container_with(ScriptedProvider(slow))
+    async with live(container) as where:
+        async with httpx.AsyncClient(base_url=f"http://{where}", timeout=0.3) as http:
+            with pytest.raises(httpx.TimeoutException):
+                await http.post(
+                    "/v1/chat", json={"message": "hi", "namespace": "acme:gone"}, headers=auth(ACME)
+                )
+        gate.set()
+        with anyio.fail_after(10):
+            while True:
+                session = await container.store().load("acme:gone")
+                if session is not None and len(session.messages) == 2:
+                    break
+                await anyio.sleep(0.02)
+        assert session.messages[1].content == "kept"
