@@ -28,9 +28,9 @@ class ApiKeySettings(BaseModel):
     """``sha256:<hex>`` of the key, as ``orra-di gateway new-key`` prints it (kept out of
     reprs, errors and ``orra-di config``, like a secret: a key pasted here by mistake
     must not be echoed back)."""
-    tenant: str | None
+    tenant: str | None = None
     """The namespace prefix the key is bound to (``acme``: ``acme`` and ``acme:...``);
-    ``null`` gives the whole store (an operator key)."""
+    left out (TOML has no null) or ``null``, the whole store (an operator key)."""
     revoked: bool = False
     """A revoked key is refused like a wrong one (kept for the record)."""
 

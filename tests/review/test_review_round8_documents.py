@@ -263,9 +263,7 @@ async def test_erasing_a_tenant_removes_its_documents_by_whole_segments(store: A
 # -- erasure ----------------------------------------------------------------------------------
 
 
-def test_orra_di_erase_takes_the_documents_with_everything_else(
-    shell: Any, tmp_path: Path
-) -> None:
+def test_orra_di_erase_takes_the_documents_with_everything_else(shell: Any, tmp_path: Path) -> None:
     write_corpus(tmp_path)
     for namespace in ("acme", "acme:alice", "acmeother"):
         assert shell("docs", "add", "handbook.md", "-n", namespace).exit_code == 0

@@ -483,7 +483,7 @@ def test_a_digest_or_a_key_pasted_as_one_stays_out_of_config_and_errors(
     # the careless case: the key itself pasted where its digest goes
     for entry in (
         {"name": "a", "digest": ACME, "tenant": "acme"},
-        {"name": "a", "digest": ACME},  # and a missing tenant, which shows the whole entry
+        {"digest": ACME, "tenant": "acme"},  # a missing name: its error shows the entry
     ):
         monkeypatch.setenv("ORRA_GATEWAY__API_KEYS", json.dumps([entry]))
         failed = CliRunner().invoke(app, ["config"])
@@ -634,3 +634,30 @@ async def test_a_plain_chat_whose_client_hangs_up_is_still_stored() -> None:
                     break
                 await anyio.sleep(0.02)
         assert session.messages[1].content == "kept"
+
+
+def test_the_operator_key_entry_new_key_prints_is_accepted_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import os
+
+    from typer.testing import CliRunner
+
+    from orra_di.cli import app
+
+    for name in list(os.environ):
+        if name.startswith("ORRA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORRA_STORE__URL", "memory://")
+    made = CliRunner().invoke(app, ["gateway", "new-key", "ops"])  # no --tenant: operator
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+    entry = made.stderr[made.stderr.index("[[gateway.api_keys]]") :].split("\n\n")[0]
+    (tmp_path / "orra.toml").write_text(entry + "\n")
+    settings = load_settings()
+    assert [k.name for k in settings.gateway.api_keys] == ["ops"]
+    from orra_di.gateway.auth import KeyRing
+
+    caller = KeyRing(settings.gateway.api_keys).authenticate(key)
+    assert caller is not None and caller.tenant is None
