@@ -661,3 +661,37 @@ def test_the_operator_key_entry_new_key_prints_is_accepted_as_it_is(
 
     caller = KeyRing(settings.gateway.api_keys).authenticate(key)
     assert caller is not None and caller.tenant is None
+
+
+async def test_an_agent_over_the_gateway_searches_only_its_tenants_documents() -> None:
+    from orra_di.documents import Document
+    from orra_di.testing import call, reply, tool_calls
+
+    def model(request: Any) -> Any:
+        last = request.messages[-1]
+        if not last.tool_results:  # a model trying to widen its search
+            return tool_calls(call("search_documents", {"query": "vacation", "namespace": "*"}))
+        return reply(last.tool_results[0].content)
+
+    container = container_with(ScriptedProvider(model), documents={"tools": True})
+    async with served(container) as client:
+        store = container.document_store()
+        for namespace, text in (("acme", "Acme: 25 vacation days"), ("globex", "Globex: 40")):
+            await store.upsert(
+                Document(id="h", namespace=namespace, title="H", content=text + " vacation")
+            )
+        answer = await client.post(
+            "/v1/chat", json={"message": "days?", "namespace": "acme:alice"}, headers=auth(ACME)
+        )
+        assert answer.status_code == 200, answer.text
+        assert "Acme: 25" in answer.json()["message"]
+        assert "Globex" not in answer.json()["message"]
+
+
+async def test_whoami_names_the_callers_tenant_and_key() -> None:
+    async with served(container_with(ScriptedProvider(echo))) as client:
+        me = await client.get("/v1/whoami", headers=auth(ALICE))
+        assert me.json() == {"tenant": "acme:alice", "key": "alice"}
+        ops = await client.get("/v1/whoami", headers=auth(ROOT))
+        assert ops.json() == {"tenant": None, "key": "ops"}
+        assert (await client.get("/v1/whoami")).status_code == 401
