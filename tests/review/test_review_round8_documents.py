@@ -289,3 +289,32 @@ def test_erase_on_the_file_store_says_documents_were_not_reached(
     erased = shell("erase", "acme", "--yes")
     assert erased.exit_code == 0, erased.output
     assert "not reached" in erased.stdout and "documents" in erased.stdout
+
+
+def test_each_kind_of_unusable_file_is_reported_and_the_rest_added(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    (tmp_path / "good.md").write_text("# Good\n\nfine words")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "damaged.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf\n%%EOF")
+    blank = PdfWriter()
+    blank.add_blank_page(width=200, height=200)
+    with (tmp_path / "scanned.pdf").open("wb") as out:
+        blank.write(out)
+    locked = PdfWriter(clone_from=PdfReader(tmp_path / "scanned.pdf"))
+    locked.encrypt("pw")
+    with (tmp_path / "locked.pdf").open("wb") as out:
+        locked.write(out)
+    (tmp_path / "big.txt").write_text("x" * 5000)
+    monkeypatch.setenv("ORRA_DOCUMENTS__MAX_FILE_SIZE", "4096")
+    files = ["latin1.txt", "damaged.pdf", "scanned.pdf", "locked.pdf", "big.txt", "missing.md"]
+    added = shell("docs", "add", *files, "good.md", "-n", "acme")
+    assert added.exit_code == 1
+    assert "added good.md" in added.stdout
+    assert "Traceback" not in added.output
+    for name in files:
+        assert name in added.stderr, name
+    assert added.stderr.count("error:") == len(files)
+    assert shell("docs", "list", "-n", "acme").stdout.count("acme") == 1
