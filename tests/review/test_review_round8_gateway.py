@@ -50,7 +50,7 @@ def echo(request: Any) -> str:
 def container_with(llm: Any, **settings: Any) -> Container:
     container = Container()
     values: dict[str, Any] = {
-        "store": {"url": "memory://"},
+        "store": settings.pop("store", {"url": "memory://"}),
         "agents": [{"name": "Atlas"}, {"name": "Scribe"}],
         "gateway": {"api_keys": KEYS, **settings.pop("gateway", {})},
         **settings,
@@ -235,12 +235,16 @@ async def test_an_oversized_chunked_body_is_refused() -> None:
 # -- runs -------------------------------------------------------------------------------------
 
 
-async def test_concurrent_chats_on_one_session_wait_for_each_other_and_never_interleave() -> None:
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_concurrent_chats_on_one_session_wait_for_each_other_and_never_interleave(
+    backend: str, tmp_path: Any
+) -> None:
     async def slow(request: Any) -> str:
         await anyio.sleep(0.05)
         return echo(request)
 
-    container = container_with(ScriptedProvider(slow))
+    url = "memory://" if backend == "memory" else f"sqlite:///{tmp_path}/s.db"
+    container = container_with(ScriptedProvider(slow), store={"url": url})
     async with served(container) as client:
         answers: list[httpx.Response] = []
 
@@ -695,3 +699,70 @@ async def test_whoami_names_the_callers_tenant_and_key() -> None:
         ops = await client.get("/v1/whoami", headers=auth(ROOT))
         assert ops.json() == {"tenant": None, "key": "ops"}
         assert (await client.get("/v1/whoami")).status_code == 401
+
+
+async def test_a_websocket_answers_only_its_own_tenants_approvals() -> None:
+    import websockets
+
+    from orra_di.testing import call, reply, tool_calls
+    from orra_di.tool import tool
+
+    @tool
+    def wipe(target: str) -> str:
+        """Wipe something."""
+        return f"wiped {target}"
+
+    def model(request: Any) -> Any:
+        last = request.messages[-1]
+        if not last.tool_results:
+            return tool_calls(call("wipe", {"target": "disk"}, id="call-wipe-1"))
+        return reply(f"done: {last.tool_results[0].content}")
+
+    container = container_with(
+        ScriptedProvider(model), approval={"enabled": True, "tools": ["wipe"]}
+    )
+    container.tool_factory.override(providers.Object(lambda profile: [wipe]))
+    async with live(container) as where:
+        url = f"ws://{where}/v1/ws"
+        async with (
+            httpx.AsyncClient(base_url=f"http://{where}", timeout=20) as http,
+            websockets.connect(url, additional_headers=auth(GLOBEX)) as globex,
+            websockets.connect(url, additional_headers=auth(ACME)) as acme,
+            anyio.create_task_group() as tg,
+        ):
+            await next_of(globex, "ready")
+            await next_of(acme, "ready")
+            answers: list[httpx.Response] = []
+
+            async def run() -> None:
+                answers.append(
+                    await http.post(
+                        "/v1/chat",
+                        json={"message": "wipe", "namespace": "acme:ops"},
+                        headers=auth(ACME),
+                    )
+                )
+
+            tg.start_soon(run)
+            with anyio.fail_after(10):
+                while True:
+                    listed = await http.get("/v1/approvals", headers=auth(ACME))
+                    pending = listed.json()["approvals"]
+                    if pending:
+                        break
+                    await anyio.sleep(0.02)
+            approval_id = pending[0]["id"]
+            for attempt in ({"approval_id": approval_id}, {"call_id": "call-wipe-1"}):
+                await globex.send(
+                    json.dumps({"type": "tool_approval_response", "approved": True, **attempt})
+                )
+                assert (await next_of(globex, "error"))["code"] == "not_found"
+            # a call this connection never saw (the run was started over HTTP)
+            await acme.send(
+                json.dumps(
+                    {"type": "tool_approval_response", "approved": True, "call_id": "call-wipe-1"}
+                )
+            )
+            decided = await next_of(acme, "tool_approval_decided")
+            assert decided["status"] == "approved" and decided["decided_by"] == "gateway:acme-admin"
+        assert answers[0].json()["message"] == "done: wiped disk"
