@@ -92,7 +92,8 @@ async def test_another_tenants_session_is_a_404_indistinguishable_from_a_missing
         gone = await client.delete("/v1/sessions/acme:alice", headers=auth(GLOBEX))
         assert gone.status_code == 404
         # percent-encoded or dotted spellings reach no other tenant either
-        for path in ("/v1/sessions/acme%3Aalice", "/v1/sessions/globex/../acme:alice"):
+        dotted = ("/v1/sessions/globex/../acme:alice", "/v1/sessions/globex%2F..%2Facme:alice")
+        for path in ("/v1/sessions/acme%3Aalice", *dotted):
             probe = await client.get(path, headers=auth(GLOBEX))
             assert probe.status_code == 404, (path, probe.text)
         assert (await client.get("/v1/sessions/acme:alice", headers=auth(ACME))).status_code == 200
