@@ -767,3 +767,25 @@ async def test_a_websocket_answers_only_its_own_tenants_approvals() -> None:
             decided = await next_of(acme, "tool_approval_decided")
             assert decided["status"] == "approved" and decided["decided_by"] == "gateway:acme-admin"
         assert answers[0].json()["message"] == "done: wiped disk"
+
+
+async def test_a_run_that_fails_mid_stream_raises_in_the_openai_sdk() -> None:
+    from openai import APIError
+
+    from orra_di.errors import ProviderUnavailableError
+
+    down = ProviderUnavailableError("vendor down")
+    container = container_with(ScriptedProvider([down, down]))
+    async with served(container) as client:
+        openai = sdk(client, ACME)
+        stream = await openai.chat.completions.create(
+            model="Atlas", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        with pytest.raises(APIError, match="vendor down"):
+            async for _ in stream:
+                pass
+        with pytest.raises(APIError, match="vendor down") as plain:
+            await openai.chat.completions.create(
+                model="Atlas", messages=[{"role": "user", "content": "x"}]
+            )
+        assert getattr(plain.value, "status_code", None) == 502
