@@ -789,3 +789,63 @@ async def test_a_run_that_fails_mid_stream_raises_in_the_openai_sdk() -> None:
                 model="Atlas", messages=[{"role": "user", "content": "x"}]
             )
         assert getattr(plain.value, "status_code", None) == 502
+
+
+async def test_a_call_id_two_pending_runs_share_decides_neither_until_named() -> None:
+    import websockets
+
+    from orra_di.testing import call, reply, tool_calls
+    from orra_di.tool import tool
+
+    @tool
+    def wipe(target: str) -> str:
+        """Wipe something."""
+        return f"wiped {target}"
+
+    def model(request: Any) -> Any:
+        last = request.messages[-1]
+        if not last.tool_results:  # a model whose call ids repeat (a counter per process)
+            return tool_calls(call("wipe", {"target": last.content}, id="call_0"))
+        return reply(last.tool_results[0].content)
+
+    container = container_with(
+        ScriptedProvider(model), approval={"enabled": True, "tools": ["wipe"]}
+    )
+    container.tool_factory.override(providers.Object(lambda profile: [wipe]))
+    async with live(container) as where:
+        async with (
+            httpx.AsyncClient(base_url=f"http://{where}", timeout=20) as http,
+            websockets.connect(f"ws://{where}/v1/ws", additional_headers=auth(ACME)) as ws,
+            anyio.create_task_group() as tg,
+        ):
+            await next_of(ws, "ready")
+            answers: dict[str, str] = {}
+
+            async def run(target: str) -> None:
+                body = {"message": target, "namespace": f"acme:{target}"}
+                response = await http.post("/v1/chat", json=body, headers=auth(ACME))
+                answers[target] = response.json()["message"]
+
+            tg.start_soon(run, "prod")
+            tg.start_soon(run, "scratch")
+            with anyio.fail_after(10):
+                while True:
+                    listed = await http.get("/v1/approvals", headers=auth(ACME))
+                    pending = listed.json()["approvals"]
+                    if len(pending) == 2:
+                        break
+                    await anyio.sleep(0.02)
+            answer = {"type": "tool_approval_response", "approved": True, "call_id": "call_0"}
+            await ws.send(json.dumps(answer))
+            refused = await next_of(ws, "error")
+            assert refused["code"] == "bad_request" and "approval_id" in refused["error"]
+            assert (
+                len((await http.get("/v1/approvals", headers=auth(ACME))).json()["approvals"]) == 2
+            )
+            scratch = next(p for p in pending if p["namespace"] == "acme:scratch")
+            await ws.send(json.dumps({**answer, "approval_id": scratch["id"]}))
+            assert (await next_of(ws, "tool_approval_decided"))["approval_id"] == scratch["id"]
+            await ws.send(json.dumps({**answer, "approved": False}))  # one left: unambiguous
+            assert (await next_of(ws, "tool_approval_decided"))["status"] == "denied"
+        assert answers["scratch"] == "wiped scratch"
+        assert "wiped" not in answers["prod"]
