@@ -849,3 +849,17 @@ async def test_a_call_id_two_pending_runs_share_decides_neither_until_named() ->
             assert (await next_of(ws, "tool_approval_decided"))["status"] == "denied"
         assert answers["scratch"] == "wiped scratch"
         assert "wiped" not in answers["prod"]
+
+
+async def test_dotted_namespaces_stay_inside_the_file_store(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    base = Path(tmp_path) / "sessions"
+    container = container_with(ScriptedProvider(echo), store={"url": f"file://{base}"})
+    async with served(container) as client:
+        for name in ("acme:..", "acme:../../escape", "acme:.", "acme:a/../../b"):
+            await seed(client, ACME, name)
+            shown = await client.get("/v1/sessions/" + quote(name, safe=":"), headers=auth(ACME))
+            assert shown.json()["namespace"] == name
+    outside = [p for p in Path(tmp_path).rglob("*") if base not in p.parents and p != base]
+    assert outside == []
