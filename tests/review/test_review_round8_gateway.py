@@ -861,5 +861,26 @@ async def test_dotted_namespaces_stay_inside_the_file_store(tmp_path: Any) -> No
             await seed(client, ACME, name)
             shown = await client.get("/v1/sessions/" + quote(name, safe=":"), headers=auth(ACME))
             assert shown.json()["namespace"] == name
-    outside = [p for p in Path(tmp_path).rglob("*") if base not in p.parents and p != base]
-    assert outside == []
+    assert files_outside(Path(tmp_path), base) == []
+
+
+def files_outside(root: Any, base: Any) -> list[Any]:
+    return [p for p in root.rglob("*") if base not in p.parents and p != base]
+
+
+async def test_the_gateway_without_http_as_the_page_shows_it() -> None:
+    from orra_di.gateway import Gateway, GatewayError
+    from orra_di.gateway.auth import Caller
+
+    container = container_with(ScriptedProvider(echo))
+    async with lifespan(container):
+        gateway = Gateway(container)
+        caller = Caller(key="app", tenant="acme")
+        handle = gateway.start(caller, "hi", namespace="acme:alice", agent=None, stream=True)
+        names = [name async for name, _ in handle.events()]
+        assert names[0] == "start" and names[-1] == "end"
+        assert (await handle.outcome())["message"] == "echo: hi"
+        with pytest.raises(GatewayError) as outside:
+            gateway.start(caller, "hi", namespace="globex:x", agent=None, stream=False)
+        assert outside.value.code == "namespace_forbidden"
+        assert await container.store().load("globex:x") is None
