@@ -267,4 +267,6 @@ async def add_paths(
             outcomes.append(Outcome(shown, doc_id, status, chunks=chunks))
         except DocumentError as exc:
             outcomes.append(Outcome(shown, doc_id, "failed", str(exc)))
+        except ConfigurationError as exc:  # a PDF without the extra: the others go on
+            outcomes.append(Outcome(shown, doc_id, "failed", f"{shown}: {exc}"))
     return outcomes

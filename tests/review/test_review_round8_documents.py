@@ -318,3 +318,18 @@ def test_each_kind_of_unusable_file_is_reported_and_the_rest_added(
         assert name in added.stderr, name
     assert added.stderr.count("error:") == len(files)
     assert shell("docs", "list", "-n", "acme").stdout.count("acme") == 1
+
+
+def test_without_pypdf_a_pdf_is_reported_and_the_other_files_still_added(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    (tmp_path / "a.md").write_text("alpha words")
+    (tmp_path / "x.pdf").write_bytes(tiny_pdf("Badges open doors", "Security"))
+    (tmp_path / "b.md").write_text("beta words")
+    monkeypatch.setitem(sys.modules, "pypdf", None)  # the extra is not installed
+    added = shell("docs", "add", "a.md", "x.pdf", "b.md", "-n", "acme")
+    assert added.exit_code == 1
+    assert "added a.md" in added.stdout and "added b.md" in added.stdout
+    assert "x.pdf" in added.stderr and 'pip install "orra-di[documents]"' in added.stderr
