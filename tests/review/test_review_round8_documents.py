@@ -333,3 +333,17 @@ def test_without_pypdf_a_pdf_is_reported_and_the_other_files_still_added(
     assert added.exit_code == 1
     assert "added a.md" in added.stdout and "added b.md" in added.stdout
     assert "x.pdf" in added.stderr and 'pip install "orra-di[documents]"' in added.stderr
+
+
+def test_a_file_whose_name_cannot_be_an_id_is_one_failed_file(shell: Any, tmp_path: Path) -> None:
+    deep = tmp_path / "deep" / ("d" * 120) / ("e" * 90)
+    deep.mkdir(parents=True)
+    (deep / "long.md").write_text("too deep to name")
+    (tmp_path / "deep" / "ok.md").write_text("fine words")
+    (tmp_path / " lead.md").write_text("a leading space")
+    (tmp_path / "z.md").write_text("last words")
+    added = shell("docs", "add", "deep", " lead.md", "z.md", "-n", "acme")
+    assert added.exit_code == 1
+    assert isinstance(added.exception, SystemExit)  # an exit code, not a crash
+    assert "added deep/ok.md" in added.stdout and "added z.md" in added.stdout
+    assert "long.md" in added.stderr and "lead.md" in added.stderr
