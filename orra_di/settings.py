@@ -879,6 +879,8 @@ def _problem(
     else:
         accepted = _accepted(where.field) if where.field else ""
     given = mask_secret_values(error["input"]) if where.keyed_secrets else error["input"]
+    if error["type"] == "missing":  # the input is the enclosing table, secrets and all
+        where.secret = where.secret or _locate(tuple(error["loc"])[:-1], settings_cls).secret
     value = "<hidden>" if where.secret else _text(given, limit=120)
     origin = source_of(where.path)
     origin = "" if origin == "default" else f", from {origin}"

@@ -44,7 +44,8 @@ def docs_add(
 ) -> None:
     """Add files; a file added before is replaced if it changed, skipped if not.
 
-    A file's id is its name (inside a directory given: its path there). A bad file
+    A file's id is its name (inside a directory given: the directory's name and the
+    file's path there, e.g. policies/travel.md). A bad file
     (binary, too big, unreadable) is reported and the others are still added; the
     exit code is then 1.
     """

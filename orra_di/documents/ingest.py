@@ -197,14 +197,17 @@ def read_file(path: str | Path, max_size: int = 10_000_000) -> Extracted:
 
 def expand_paths(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     """``(file, id)`` pairs: a file is its own name; a directory gives its files with a
-    known suffix (recursively), each named by its path inside the directory."""
+    known suffix (recursively), each named by the directory's name and its path there
+    (``policies/travel.md``), so that two directories' ``index.md`` stay two documents."""
     found: list[tuple[Path, str]] = []
     for given in paths:
         p = Path(given)
         if p.is_dir():
+            folder = p.resolve().name  # "policies" for policies/, ./policies or "." inside it
             for child in sorted(p.rglob("*")):
                 if child.is_file() and child.suffix.lower() in KNOWN_SUFFIXES:
-                    found.append((child, child.relative_to(p).as_posix()))
+                    inside = child.relative_to(p).as_posix()
+                    found.append((child, f"{folder}/{inside}" if folder else inside))
         else:
             found.append((p, p.name))
     return found
@@ -264,4 +267,6 @@ async def add_paths(
             outcomes.append(Outcome(shown, doc_id, status, chunks=chunks))
         except DocumentError as exc:
             outcomes.append(Outcome(shown, doc_id, "failed", str(exc)))
+        except ConfigurationError as exc:  # a PDF without the extra: the others go on
+            outcomes.append(Outcome(shown, doc_id, "failed", f"{shown}: {exc}"))
     return outcomes

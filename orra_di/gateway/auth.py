@@ -63,11 +63,15 @@ class Caller:
 ANONYMOUS = Caller(key=None, tenant=None)
 
 
+def _digest_bytes(key: ApiKeySettings) -> bytes:
+    return bytes.fromhex(key.digest.get_secret_value().removeprefix("sha256:"))
+
+
 class KeyRing:
     """The configured keys; ``authenticate`` turns a presented key into a :class:`Caller`."""
 
     def __init__(self, keys: Sequence[ApiKeySettings]) -> None:
-        self._keys = [(bytes.fromhex(k.digest.removeprefix("sha256:")), k) for k in keys]
+        self._keys = [(_digest_bytes(k), k) for k in keys]
 
     @property
     def required(self) -> bool:

@@ -42,9 +42,9 @@ def new_key(
     with cli._one_line_errors():
         entry = ApiKeySettings(name=name, digest="sha256:" + "0" * 64, tenant=tenant)
     key = new_api_key()
-    entry = entry.model_copy(update={"digest": hash_api_key(key)})
+    digest = hash_api_key(key)
     cli._out().print(Text(key))
-    toml = f'[[gateway.api_keys]]\nname = {json.dumps(entry.name)}\ndigest = "{entry.digest}"\n' + (
+    toml = f'[[gateway.api_keys]]\nname = {json.dumps(entry.name)}\ndigest = "{digest}"\n' + (
         f"tenant = {json.dumps(entry.tenant)}\n" if entry.tenant else ""
     )
     cli._err().print(
@@ -52,7 +52,7 @@ def new_key(
             "Keep the key above secret; the server stores only its digest. Add to orra.toml:\n\n"
             + toml
             + "\n(or ORRA_GATEWAY__API_KEYS='"
-            + json.dumps([entry.model_dump(exclude={"revoked"})])
+            + json.dumps([{"name": entry.name, "digest": digest, "tenant": entry.tenant}])
             + "')"
         )
     )
@@ -119,17 +119,7 @@ async def serve_gateway(
     gateway = app.state.gateway
     if container.settings().cron.enabled:
         announce_over_the_gateway(container, gateway)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="off",  # the container's lifespan is open around the server
-        log_level="warning",
-        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
-        ws_max_size=settings.max_body_bytes,
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings, host, port))
 
     @contextlib.contextmanager
     def no_signal_capture() -> Iterator[None]:  # the signals are ours (below), not re-raised
@@ -176,6 +166,27 @@ async def serve_gateway(
         if left:
             cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
         tg.cancel_scope.cancel()
+
+
+def uvicorn_config(app: Any, settings: Any, host: str, port: int) -> Any:
+    """How ``orra-di serve`` configures uvicorn for ``app``.
+
+    The protocol reads WebSocket frames of up to twice ``max_body_bytes``, so that a
+    message over the limit reaches the gateway and is answered with an ``error`` (the
+    connection stays open); a frame larger than that is not read at all (close 1009).
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",  # the container's lifespan is open around the server
+        log_level="warning",
+        timeout_graceful_shutdown=settings.shutdown_grace,
+        ws_max_size=2 * settings.max_body_bytes,
+        ws="websockets-sansio",
+    )
 
 
 def announce_over_the_gateway(container: Container, gateway: Any) -> None:

@@ -32,7 +32,7 @@ from orra_di.gateway.auth import Caller, KeyRing
 from orra_di.gateway.bus import EventBus, bus_for
 from orra_di.gateway.settings import GatewaySettings
 from orra_di.message import Message, Role
-from orra_di.namespace import MAX_KEY_LENGTH, Namespace
+from orra_di.namespace import MAX_KEY_LENGTH, Namespace, NamespaceLike
 from orra_di.provider import TextDelta, Usage
 from orra_di.runtime import (
     RunFinished,
@@ -302,11 +302,22 @@ class Gateway:
         caller: Caller,
         message: str,
         *,
-        namespace: Namespace,
+        namespace: NamespaceLike,
         agent: str | None,
         stream: bool,
     ) -> RunHandle:
-        """Start a run as a gateway task; its handle gives the events and the outcome."""
+        """Start a run as a gateway task; its handle gives the events and the outcome.
+
+        ``namespace`` must lie in ``caller``'s subtree (403 ``namespace_forbidden``).
+        """
+        if not isinstance(namespace, Namespace):
+            namespace = self.parse_namespace(namespace)
+        if not caller.owns(namespace):
+            raise GatewayError(
+                403,
+                "namespace_forbidden",
+                f"this key may only use namespaces under {caller.tenant!r}",
+            )
         name, runtime = self.agent(agent)
         send: MemoryObjectSendStream[Event] | None = None
         receive: MemoryObjectReceiveStream[Event] | None = None

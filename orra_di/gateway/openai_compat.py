@@ -7,8 +7,9 @@ The mapping (also in docs/gateway.md):
   ``messages`` is taken; earlier messages, system messages and tool definitions the
   client sends are ignored (the agent has its own prompt and tools, run server-side).
 - The session is ``X-Orra-Session`` (header) or else the ``user`` field, placed under the
-  key's tenant (``<tenant>:<session>``); with neither, a one-off session is made. The
-  namespace used comes back in the ``X-Orra-Session`` response header.
+  key's tenant (``<tenant>:<session>``) unless it already lies there; with neither, a
+  one-off session is made. The namespace used comes back in the ``X-Orra-Session``
+  response header, and sending it back continues that session.
 - Sampling fields (``temperature``, ``max_tokens``...) are ignored: the agent's settings
   apply. ``stream_options.include_usage`` adds the usage chunk at the end of a stream.
 """
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from orra_di.gateway.core import Gateway, GatewayError, bad_request, last_user_text
+from orra_di.store import in_subtree
 
 __all__ = ["chat_completions"]
 
@@ -67,8 +69,11 @@ async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Re
         if session is not None and not isinstance(session, str):
             raise bad_request("user must be a string")
         if session:
-            relative = gateway.parse_namespace(session, "session")
-            raw = f"{caller.tenant}:{relative.key}" if caller.tenant else relative.key
+            relative = gateway.parse_namespace(session, "session").key
+            # the namespace the response header named is taken back as it is, so a
+            # client can continue a session by echoing that header
+            inside = caller.tenant is None or in_subtree(relative, caller.tenant)
+            raw = relative if inside else f"{caller.tenant}:{relative}"
             namespace = gateway.chat_namespace(caller, raw)
         else:
             namespace = gateway.chat_namespace(caller, None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from orra_di.namespace import Namespace
 
@@ -24,18 +24,20 @@ class ApiKeySettings(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     """Who holds the key; shown in approval audit trails as ``gateway:<name>``."""
-    digest: str
-    """``sha256:<hex>`` of the key, as ``orra-di gateway new-key`` prints it."""
-    tenant: str | None
+    digest: SecretStr
+    """``sha256:<hex>`` of the key, as ``orra-di gateway new-key`` prints it (kept out of
+    reprs, errors and ``orra-di config``, like a secret: a key pasted here by mistake
+    must not be echoed back)."""
+    tenant: str | None = None
     """The namespace prefix the key is bound to (``acme``: ``acme`` and ``acme:...``);
-    ``null`` gives the whole store (an operator key)."""
+    left out (TOML has no null) or ``null``, the whole store (an operator key)."""
     revoked: bool = False
     """A revoked key is refused like a wrong one (kept for the record)."""
 
     @field_validator("digest")
     @classmethod
-    def _digest(cls, value: str) -> str:
-        if not DIGEST_PATTERN.fullmatch(value):
+    def _digest(cls, value: SecretStr) -> SecretStr:
+        if not DIGEST_PATTERN.fullmatch(value.get_secret_value()):
             raise ValueError(
                 "digest must be 'sha256:' and 64 hex digits; `orra-di gateway new-key` "
                 "makes a key and prints its digest"

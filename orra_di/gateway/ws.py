@@ -36,7 +36,7 @@ class _Connection:
         self.caller = caller
         self.lock = anyio.Lock()
         self.running: set[str] = set()
-        self.approvals: dict[str, str] = {}  # call id -> approval id, from requests sent
+        self.approvals: dict[str, set[str]] = {}  # call id -> approval ids, from requests sent
         self.own_runs: set[str] = set()  # runs this connection started: not echoed again
         self.subscription: anyio.CancelScope | None = None
         self.closed = False
@@ -117,7 +117,7 @@ class _Connection:
                 if out is None or out["type"] == "run_started":
                     continue
                 if out["type"] == "tool_approval_request":
-                    self.approvals[data["call_id"]] = data["id"]
+                    self.approvals.setdefault(data["call_id"], set()).add(data["id"])
                 await self.send(out)
         finally:
             self.running.discard(key)
@@ -173,12 +173,20 @@ class _Connection:
             await self.error("reason must be a string", "bad_request")
             return
         if approval_id is None and isinstance(call_id, str):
-            approval_id = self.approvals.get(call_id)
-            if approval_id is None:  # a request this connection did not see (another replica)
+            # call ids come from the model: two runs may share one, and a guess must not
+            # decide the other run's call; the approval's id is never ambiguous
+            matches = self.approvals.get(call_id, set())
+            if not matches:  # a request this connection did not see (another replica)
                 store = self.gateway.approval_store()
-                for record in await store.pending(self.caller.tenant):
-                    if record.call_id == call_id:
-                        approval_id = record.id
+                pending = await store.pending(self.caller.tenant)
+                matches = {r.id for r in pending if r.call_id == call_id}
+            if len(matches) > 1:
+                await self.error(
+                    f"several approval requests have call_id {call_id!r}; give approval_id",
+                    "bad_request",
+                )
+                return
+            approval_id = next(iter(matches), None)
         if not isinstance(approval_id, str):
             await self.error("no pending approval for that call_id; give approval_id", "not_found")
             return
@@ -253,8 +261,8 @@ async def _receive(websocket: WebSocket, seconds: float) -> str | None:
 
 
 def _parse(text: str, limit: int) -> dict[str, Any]:
-    if len(text) > limit:
-        raise bad_request(f"message over {limit} bytes")
+    if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise GatewayError(413, "payload_too_large", f"message over {limit} bytes")
     try:
         message = json.loads(text)
     except ValueError:
@@ -282,7 +290,8 @@ async def websocket_endpoint(gateway: Gateway, websocket: WebSocket) -> None:
             except GatewayError:
                 first = {}
             key = first.get("api_key") if first.get("type") == "auth" else None
-            caller = gateway.keys.authenticate(key if isinstance(key, str) else None)
+            # surrounding whitespace is not part of a key (as in the HTTP Bearer header)
+            caller = gateway.keys.authenticate(key.strip() if isinstance(key, str) else None)
         if caller is None:
             await websocket.send_text(
                 json.dumps(

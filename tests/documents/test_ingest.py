@@ -93,9 +93,9 @@ async def test_add_paths_reports_each_file_and_goes_on(tmp_path: Path) -> None:
     assert [(o.id, o.status) for o in outcomes] == [
         ("a.md", "added"),
         ("bad.bin", "failed"),
-        ("b.txt", "added"),
+        ("sub/b.txt", "added"),
     ]
-    assert [s.id for s in await store.list(["acme"])] == ["a.md", "b.txt"]
+    assert [s.id for s in await store.list(["acme"])] == ["a.md", "sub/b.txt"]
 
 
 async def test_re_adding_skips_unchanged_and_replaces_changed(tmp_path: Path) -> None:
