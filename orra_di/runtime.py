@@ -16,9 +16,12 @@ The order of steps is orra 0.0.2's (spec §2A.9), with its bugs fixed:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
+import math
 import os
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -683,16 +686,31 @@ class _Scopes:
     every call (sniffio, then a dict); a run stays on one event loop, so the run
     asks once and calls the backend's own ``create_cancel_scope``: the very
     scope class anyio would have made, with its semantics.
+
+    On asyncio, a per-tool timeout is such a scope without a deadline, which
+    the loop's :class:`_Deadlines` cancels when it is due: anyio's own deadline
+    schedules a timer on the loop when the scope is entered and cancels it when
+    the scope is left, the cost of a timeout that almost never fires.
     """
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_deadlines")
 
     def __init__(self) -> None:
         self._backend: Any = None  # looked up on first use: a run without tools needs none
+        self._deadlines: _Deadlines | None = None
 
     def _lookup(self) -> Any:
         if self._backend is None and _get_async_backend is not None:
             self._backend = _get_async_backend()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not asyncio (trio): anyio's deadlines
+                pass
+            else:
+                deadlines = _deadlines.get(loop)
+                if deadlines is None:
+                    deadlines = _deadlines[loop] = _Deadlines(loop)
+                self._deadlines = deadlines
         return self._backend
 
     def shield(self) -> anyio.CancelScope:
@@ -702,14 +720,97 @@ class _Scopes:
         scope: anyio.CancelScope = backend.create_cancel_scope(shield=True)
         return scope
 
-    def move_on_after(self, delay: float) -> anyio.CancelScope:
+    def move_on_after(self, delay: float) -> anyio.CancelScope | _Timed:
         backend = self._lookup()
         if backend is None:
             return anyio.move_on_after(delay)
-        scope: anyio.CancelScope = backend.create_cancel_scope(
-            deadline=backend.current_time() + delay
-        )
-        return scope
+        deadlines = self._deadlines
+        if deadlines is None:
+            scope: anyio.CancelScope = backend.create_cancel_scope(
+                deadline=backend.current_time() + delay
+            )
+            return scope
+        return _Timed(backend.create_cancel_scope(), deadlines, delay)
+
+
+class _Timed:
+    """``move_on_after(delay)`` on asyncio: a deadline-less anyio scope that the
+    loop's :class:`_Deadlines` cancels once ``delay`` has passed since it was
+    entered. Being cancelled by its own ``cancel()``, the scope swallows the
+    cancellation and sets ``cancelled_caught``, exactly as with anyio's deadline;
+    an outer cancellation goes through it untouched."""
+
+    __slots__ = ("_deadlines", "_delay", "scope")
+
+    def __init__(self, scope: anyio.CancelScope, deadlines: _Deadlines, delay: float) -> None:
+        self.scope, self._deadlines, self._delay = scope, deadlines, delay
+
+    def __enter__(self) -> _Timed:
+        self.scope.__enter__()
+        self._deadlines.add(self.scope, self._delay)
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        self._deadlines.discard(self.scope)
+        return bool(self.scope.__exit__(*exc))
+
+    @property
+    def cancelled_caught(self) -> bool:
+        return self.scope.cancelled_caught
+
+
+class _Deadlines:
+    """The per-tool timeouts of async tools on one asyncio loop, one timer for all.
+
+    A scope's entry is a dict item (added when the tool starts, removed when it
+    ends); the loop holds one timer, for the earliest deadline known when it
+    was set, which cancels the scopes that are due and sets itself for the next.
+    A tool that ends in time leaves the timer alone: it fires later, finds
+    nothing or later deadlines, and moves on. The loop is held weakly.
+    """
+
+    __slots__ = ("__weakref__", "_due", "_loop", "_timer", "_timer_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)
+        self._due: dict[anyio.CancelScope, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def add(self, scope: anyio.CancelScope, delay: float) -> None:
+        loop = self._loop()
+        if loop is None:  # pragma: no cover - a run on a loop that is gone
+            return
+        deadline = self._due[scope] = loop.time() + delay
+        if deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = loop.call_at(deadline, self._expire_due)
+
+    def discard(self, scope: anyio.CancelScope) -> None:
+        self._due.pop(scope, None)
+
+    def _expire_due(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        loop = self._loop()
+        if loop is None or not self._due:
+            return
+        now, earliest = loop.time(), math.inf
+        for scope, deadline in list(self._due.items()):
+            if deadline <= now:
+                del self._due[scope]
+                scope.cancel()
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf:
+            self._timer_at = earliest
+            self._timer = loop.call_at(earliest, self._expire_due)
+
+
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _as_message(message: Message | str) -> Message:
