@@ -559,8 +559,19 @@ class Runtime:
             elif limit is None:
                 content = await tool.execute(call.arguments, context)
             else:
-                with scopes.move_on_after(limit) as scope:
-                    content = await tool.execute(call.arguments, context)
+                scope, deadlines = scopes.timeout_scope(limit)
+                with scope:
+                    if deadlines is None:  # anyio's own deadline (not asyncio)
+                        content = await tool.execute(call.arguments, context)
+                    else:
+                        deadlines.add(scope, limit)
+                        try:
+                            if isinstance(tool, FunctionTool):
+                                content = await tool.execute_within(call.arguments, context, None)
+                            else:
+                                content = await tool.execute(call.arguments, context)
+                        finally:
+                            deadlines.discard(scope)
                 if scope.cancelled_caught:
                     raise ToolTimedOut
             # Tool output enters the run here: cleaned once, before it is measured.
@@ -688,10 +699,11 @@ class _Scopes:
     ``anyio.CancelScope(...)`` and ``anyio.move_on_after`` look the backend up on
     every call (sniffio, then a dict); a run stays on one event loop, so the run
     asks once and calls the backend's own ``create_cancel_scope``: the very
-    scope class anyio would have made, with its semantics.
+    scope class anyio would have made, with its semantics. On asyncio the
+    backend is remembered per loop, with the loop's :class:`_Deadlines`.
 
-    On asyncio, a per-tool timeout is such a scope without a deadline, which
-    the loop's :class:`_Deadlines` cancels when it is due: anyio's own deadline
+    There, a per-tool timeout is such a scope without a deadline, which the
+    loop's :class:`_Deadlines` cancels when it is due: anyio's own deadline
     schedules a timer on the loop when the scope is entered and cancels it when
     the scope is left, the cost of a timeout that almost never fires.
     """
@@ -704,16 +716,15 @@ class _Scopes:
 
     def _lookup(self) -> Any:
         if self._backend is None and _get_async_backend is not None:
-            self._backend = _get_async_backend()
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # not asyncio (trio): anyio's deadlines
-                pass
-            else:
-                deadlines = _deadlines.get(loop)
-                if deadlines is None:
-                    deadlines = _deadlines[loop] = _Deadlines(loop)
-                self._deadlines = deadlines
+                self._backend = _get_async_backend()
+                return self._backend
+            deadlines = _deadlines.get(loop)
+            if deadlines is None:
+                deadlines = _deadlines[loop] = _Deadlines(loop, _get_async_backend())
+            self._backend, self._deadlines = deadlines.backend, deadlines
         return self._backend
 
     def shield(self) -> anyio.CancelScope:
@@ -723,43 +734,20 @@ class _Scopes:
         scope: anyio.CancelScope = backend.create_cancel_scope(shield=True)
         return scope
 
-    def move_on_after(self, delay: float) -> anyio.CancelScope | _Timed:
+    def timeout_scope(self, delay: float) -> tuple[anyio.CancelScope, _Deadlines | None]:
+        """A scope for a call that may take ``delay`` seconds, and the deadlines to
+        register it with once entered (then it has no deadline of its own); None
+        off asyncio, where the scope carries anyio's deadline."""
         backend = self._lookup()
         if backend is None:
-            return anyio.move_on_after(delay)
+            return anyio.move_on_after(delay), None
         deadlines = self._deadlines
         if deadlines is None:
             scope: anyio.CancelScope = backend.create_cancel_scope(
                 deadline=backend.current_time() + delay
             )
-            return scope
-        return _Timed(backend.create_cancel_scope(), deadlines, delay)
-
-
-class _Timed:
-    """``move_on_after(delay)`` on asyncio: a deadline-less anyio scope that the
-    loop's :class:`_Deadlines` cancels once ``delay`` has passed since it was
-    entered. Being cancelled by its own ``cancel()``, the scope swallows the
-    cancellation and sets ``cancelled_caught``, exactly as with anyio's deadline;
-    an outer cancellation goes through it untouched."""
-
-    __slots__ = ("_deadlines", "_delay", "scope")
-
-    def __init__(self, scope: anyio.CancelScope, deadlines: _Deadlines, delay: float) -> None:
-        self.scope, self._deadlines, self._delay = scope, deadlines, delay
-
-    def __enter__(self) -> _Timed:
-        self.scope.__enter__()
-        self._deadlines.add(self.scope, self._delay)
-        return self
-
-    def __exit__(self, *exc: Any) -> bool:
-        self._deadlines.discard(self.scope)
-        return bool(self.scope.__exit__(*exc))
-
-    @property
-    def cancelled_caught(self) -> bool:
-        return self.scope.cancelled_caught
+            return scope, None
+        return backend.create_cancel_scope(), deadlines
 
 
 class _Deadlines:
@@ -772,9 +760,10 @@ class _Deadlines:
     nothing or later deadlines, and moves on. The loop is held weakly.
     """
 
-    __slots__ = ("__weakref__", "_due", "_loop", "_timer", "_timer_at")
+    __slots__ = ("__weakref__", "_due", "_loop", "_timer", "_timer_at", "backend")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, backend: Any) -> None:
+        self.backend = backend  # anyio's backend class for this loop
         self._loop = weakref.ref(loop)
         self._due: dict[anyio.CancelScope, float] = {}
         self._timer: asyncio.TimerHandle | None = None
