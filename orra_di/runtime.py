@@ -16,9 +16,12 @@ The order of steps is orra 0.0.2's (spec §2A.9), with its bugs fixed:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
+import math
 import os
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -346,7 +349,10 @@ class Runtime:
         model = model or self.config.model
         tools, reserved = self._tools_for(policy)
         history = session.messages
-        messages = self._system + history if self._system else list(history)
+        if self._system:
+            messages = self._system + history
+        else:  # list.copy: list() walks a list subclass (a History) item by item, 2x slower
+            messages = list.copy(history) if isinstance(history, list) else list(history)
         used = self.window.history_tokens(session) + reserved
         if self._system:
             used += self.window.estimate_message_tokens(self._system[0])
@@ -553,8 +559,19 @@ class Runtime:
             elif limit is None:
                 content = await tool.execute(call.arguments, context)
             else:
-                with scopes.move_on_after(limit) as scope:
-                    content = await tool.execute(call.arguments, context)
+                scope, deadlines = scopes.timeout_scope(limit)
+                with scope:
+                    if deadlines is None:  # anyio's own deadline (not asyncio)
+                        content = await tool.execute(call.arguments, context)
+                    else:
+                        deadlines.add(scope, limit)
+                        try:
+                            if isinstance(tool, FunctionTool):
+                                content = await tool.execute_within(call.arguments, context, None)
+                            else:
+                                content = await tool.execute(call.arguments, context)
+                        finally:
+                            deadlines.discard(scope)
                 if scope.cancelled_caught:
                     raise ToolTimedOut
             # Tool output enters the run here: cleaned once, before it is measured.
@@ -682,17 +699,32 @@ class _Scopes:
     ``anyio.CancelScope(...)`` and ``anyio.move_on_after`` look the backend up on
     every call (sniffio, then a dict); a run stays on one event loop, so the run
     asks once and calls the backend's own ``create_cancel_scope``: the very
-    scope class anyio would have made, with its semantics.
+    scope class anyio would have made, with its semantics. On asyncio the
+    backend is remembered per loop, with the loop's :class:`_Deadlines`.
+
+    There, a per-tool timeout is such a scope without a deadline, which the
+    loop's :class:`_Deadlines` cancels when it is due: anyio's own deadline
+    schedules a timer on the loop when the scope is entered and cancels it when
+    the scope is left, the cost of a timeout that almost never fires.
     """
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_deadlines")
 
     def __init__(self) -> None:
         self._backend: Any = None  # looked up on first use: a run without tools needs none
+        self._deadlines: _Deadlines | None = None
 
     def _lookup(self) -> Any:
         if self._backend is None and _get_async_backend is not None:
-            self._backend = _get_async_backend()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not asyncio (trio): anyio's deadlines
+                self._backend = _get_async_backend()
+                return self._backend
+            deadlines = _deadlines.get(loop)
+            if deadlines is None:
+                deadlines = _deadlines[loop] = _Deadlines(loop, _get_async_backend())
+            self._backend, self._deadlines = deadlines.backend, deadlines
         return self._backend
 
     def shield(self) -> anyio.CancelScope:
@@ -702,14 +734,75 @@ class _Scopes:
         scope: anyio.CancelScope = backend.create_cancel_scope(shield=True)
         return scope
 
-    def move_on_after(self, delay: float) -> anyio.CancelScope:
+    def timeout_scope(self, delay: float) -> tuple[anyio.CancelScope, _Deadlines | None]:
+        """A scope for a call that may take ``delay`` seconds, and the deadlines to
+        register it with once entered (then it has no deadline of its own); None
+        off asyncio, where the scope carries anyio's deadline."""
         backend = self._lookup()
         if backend is None:
-            return anyio.move_on_after(delay)
-        scope: anyio.CancelScope = backend.create_cancel_scope(
-            deadline=backend.current_time() + delay
-        )
-        return scope
+            return anyio.move_on_after(delay), None
+        deadlines = self._deadlines
+        if deadlines is None:
+            scope: anyio.CancelScope = backend.create_cancel_scope(
+                deadline=backend.current_time() + delay
+            )
+            return scope, None
+        return backend.create_cancel_scope(), deadlines
+
+
+class _Deadlines:
+    """The per-tool timeouts of async tools on one asyncio loop, one timer for all.
+
+    A scope's entry is a dict item (added when the tool starts, removed when it
+    ends); the loop holds one timer, for the earliest deadline known when it
+    was set, which cancels the scopes that are due and sets itself for the next.
+    A tool that ends in time leaves the timer alone: it fires later, finds
+    nothing or later deadlines, and moves on. The loop is held weakly.
+    """
+
+    __slots__ = ("__weakref__", "_due", "_loop", "_timer", "_timer_at", "backend")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, backend: Any) -> None:
+        self.backend = backend  # anyio's backend class for this loop
+        self._loop = weakref.ref(loop)
+        self._due: dict[anyio.CancelScope, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def add(self, scope: anyio.CancelScope, delay: float) -> None:
+        loop = self._loop()
+        if loop is None:  # pragma: no cover - a run on a loop that is gone
+            return
+        deadline = self._due[scope] = loop.time() + delay
+        if deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = loop.call_at(deadline, self._expire_due)
+
+    def discard(self, scope: anyio.CancelScope) -> None:
+        self._due.pop(scope, None)
+
+    def _expire_due(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        loop = self._loop()
+        if loop is None or not self._due:
+            return
+        now, earliest = loop.time(), math.inf
+        for scope, deadline in list(self._due.items()):
+            if deadline <= now:
+                del self._due[scope]
+                scope.cancel()
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf:
+            self._timer_at = earliest
+            self._timer = loop.call_at(earliest, self._expire_due)
+
+
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _as_message(message: Message | str) -> Message:

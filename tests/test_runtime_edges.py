@@ -29,7 +29,7 @@ from orra_di.provider import (
     Usage,
 )
 from orra_di.run_context import current_run
-from orra_di.runtime import Runtime, RuntimeConfig
+from orra_di.runtime import INTERRUPTED, Runtime, RuntimeConfig
 from orra_di.runtime_set import RuntimeMap
 from orra_di.session import Session
 from orra_di.stores.memory import InMemoryStore
@@ -489,3 +489,74 @@ async def test_a_message_given_to_run_is_stored_as_it_is() -> None:
     stored = await store.load("u")
     assert stored is not None
     assert stored.messages[0] == message
+
+
+# -- async tools' timeouts share one timer per loop ------------------------------------
+
+
+@pytest.mark.anyio
+async def test_async_tool_timeouts_of_different_lengths_on_one_loop_each_fire_on_time() -> None:
+    """One timer serves every async tool's timeout on a loop: set for the earliest
+    deadline, it must still fire a shorter timeout that starts after a longer one,
+    and a call that ended in time must leave a later call's timeout working."""
+
+    @tool
+    async def hang() -> str:
+        """Hangs."""
+        await anyio.sleep_forever()
+        return ""
+
+    @tool
+    async def quick() -> str:
+        """Answers at once."""
+        return "done"
+
+    def agent(timeout: float, name: str) -> Runtime:
+        script = [tool_calls(call(name, id="c")), reply("over")]
+        config = RuntimeConfig(tool_timeout=timeout)
+        return Runtime(
+            ScriptedProvider(script), InMemoryStore(), tools=[hang, quick], config=config
+        )
+
+    # A quick call sets the loop's timer for its own deadline, 0.4 s out, then ends.
+    assert (await agent(0.4, "quick").run(NS, "go")).turns[0].tool_results[0].content == "done"
+    outcomes: dict[str, tuple[str, float]] = {}
+
+    async def timed(name: str, limit: float) -> None:
+        started = time.monotonic()
+        result = (await agent(limit, "hang").run(NS, "go")).turns[0].tool_results[0]
+        outcomes[name] = (result.content, time.monotonic() - started)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(timed, "long", 0.5)  # due after the timer already set
+        await anyio.sleep(0.01)
+        tg.start_soon(timed, "short", 0.05)  # due before it: the timer moves earlier
+    assert "timed out after 0.05s" in outcomes["short"][0]
+    assert "timed out after 0.5s" in outcomes["long"][0]
+    assert outcomes["short"][1] < 0.3  # not held to the earlier timer's 0.4 s
+    assert 0.45 < outcomes["long"][1] < 3
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_run_inside_a_timed_async_tool_records_it_interrupted() -> None:
+    """An outer cancellation goes through the tool's timeout scope, is not taken for a
+    timeout, and the call is answered as interrupted."""
+    started = anyio.Event()
+
+    @tool
+    async def hang() -> str:
+        """Hangs."""
+        started.set()
+        await anyio.sleep_forever()
+        return ""
+
+    store = InMemoryStore()
+    script = [tool_calls(call("hang", id="c")), reply("never")]
+    rt = Runtime(ScriptedProvider(script), store, tools=[hang], config=RuntimeConfig())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rt.run, NS, "go")
+        await started.wait()
+        tg.cancel_scope.cancel()
+    stored = await history(store)
+    assert stored[-1].tool_results[0].content == INTERRUPTED
+    assert unanswered(stored) == []
