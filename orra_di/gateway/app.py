@@ -200,6 +200,19 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
             raise not_found(f"no session {namespace.key!r}")
         return JSONResponse({"deleted": count, "cron_jobs_deleted": jobs})
 
+    async def erase_namespace(request: Request) -> Response:
+        """Everything stored under a namespace of the caller's subtree, in every store
+        (the GDPR erasure of ``orra_di.erasure``); counts per kind, zero when nothing was
+        there, so a retry after a failure is safe."""
+        from orra_di.erasure import erase
+
+        caller = authenticate(gateway, request)
+        namespace = gateway.owned_namespace(caller, request.path_params["namespace"])
+        report = await erase(container, namespace)
+        return JSONResponse(
+            {"namespace": namespace.key, "erased": report.counts, "skipped": report.skipped}
+        )
+
     async def list_agents(request: Request) -> Response:
         authenticate(gateway, request)
         agents = gateway.agents
@@ -304,6 +317,7 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
         Route("/v1/sessions", guarded(list_sessions), methods=["GET"]),
         Route("/v1/sessions/{namespace:path}", guarded(get_session), methods=["GET"]),
         Route("/v1/sessions/{namespace:path}", guarded(delete_session), methods=["DELETE"]),
+        Route("/v1/namespaces/{namespace:path}", guarded(erase_namespace), methods=["DELETE"]),
         Route("/v1/agents", guarded(list_agents), methods=["GET"]),
         Route("/v1/whoami", guarded(whoami), methods=["GET"]),
         Route("/v1/approvals", guarded(list_approvals), methods=["GET"]),

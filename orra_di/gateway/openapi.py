@@ -130,6 +130,17 @@ OPENAPI: dict[str, Any] = {
                 ],
             },
         },
+        "/v1/namespaces/{namespace}": {
+            "delete": {
+                **_op(
+                    "Erase everything under a namespace: sessions, memories, documents, "
+                    "cron jobs and runs, approvals, usage",
+                    {},
+                    404,
+                ),
+                "parameters": [_NS_PARAM],
+            }
+        },
         "/v1/agents": {"get": _op("The agents", {})},
         "/v1/approvals": {"get": _op("Pending approvals in the key's tenant", {})},
         "/v1/approvals/{approval_id}": {

@@ -147,6 +147,33 @@ async def test_sessions_are_listed_shown_and_deleted_within_the_tenant() -> None
         assert [ns.key for ns in await container.store().list()] == ["globex:carol"]
 
 
+async def test_a_namespace_is_erased_in_every_store_within_the_tenant_only() -> None:
+    from orra_di.memory import MemoryManager, memory_store_for
+
+    container = make_container(ScriptedProvider(echo))
+    async with client_for(container) as client:
+        for ns, key in [("acme:alice", ALICE_KEY), ("acme:bob", ALICE_KEY)]:
+            ok = await client.post(
+                "/v1/chat", json={"message": "x", "namespace": ns}, headers=auth(key)
+            )
+            assert ok.status_code == 200
+        memories = MemoryManager(memory_store_for(container.store()))
+        await memories.remember("acme:alice", "alice likes tea")
+        await memories.remember("acme:bob", "bob likes coffee")
+        # another tenant's namespace reads as missing, and nothing of it goes
+        other = await client.delete("/v1/namespaces/acme:alice", headers=auth(BOB_KEY))
+        assert other.status_code == 404 and other.json()["code"] == "not_found"
+        erased = await client.delete("/v1/namespaces/acme:alice", headers=auth(ALICE_KEY))
+        assert erased.status_code == 200
+        body = erased.json()
+        assert body["namespace"] == "acme:alice"
+        assert body["erased"]["sessions"] == 1 and body["erased"]["memories"] == 1
+        assert [ns.key for ns in await container.store().list()] == ["acme:bob"]
+        assert [e.content for e in await memories.list("acme:bob")] == ["bob likes coffee"]
+        again = await client.delete("/v1/namespaces/acme:alice", headers=auth(ALICE_KEY))
+        assert again.status_code == 200 and sum(again.json()["erased"].values()) == 0
+
+
 @pytest.mark.parametrize(
     ("headers", "why"),
     [
