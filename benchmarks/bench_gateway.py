@@ -28,10 +28,13 @@ import asyncio
 import json
 import os
 import platform
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -292,6 +295,58 @@ def row(name: str, seconds: float, lat: list[float]) -> str:
     return f"{name:<34} {rate:>9.0f} {pct(lat, 0.5):>9.2f} {pct(lat, 0.99):>9.2f}"
 
 
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"message": "hello", "namespace": "bench:wrk:%d"}', counter)
+  return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, body)
+end
+"""
+WRK_THINK = "delay = function() return %d end\n"
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(
+    base: str, path: str, clients: int, seconds: int, think_ms: int
+) -> tuple[float, float, float]:
+    """``wrk`` (a C load generator, so the client costs little of the 2 cores) with
+    ``clients`` connections, each waiting ``think_ms`` between its requests: req/s, p50 ms,
+    p99 ms. A session per request, as in the httpx rows."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT + (WRK_THINK % think_ms if think_ms else ""))
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script.name,
+               base + path]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+
+    def latency(q: str) -> float:
+        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert found, out
+        return float(found[1]) * _UNITS[found[2]]
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rate, out
+    return float(rate[1]), latency("50"), latency("99")
+
+
+def wrk_rows(base: str, floor_p50: float) -> None:
+    """50 clients through wrk: closed loop (throughput) and each client pausing 100 ms
+    between requests (latency below saturation, which is what "added p50" means)."""
+    print("\nwith wrk, 50 clients (10 s each)                req/s    p50 ms    p99 ms")
+    for think in (0, 100):
+        how = "closed loop" if not think else f"{think} ms between requests"
+        results = {name: wrk(base, path, 50, 10, think) for name, path in
+                   (("bare HTTP floor", "/bare"), ("gateway", "/v1/chat"))}  # fmt: skip
+        for name, (rate, p50, p99) in results.items():
+            print(f"  {how + ': ' + name:<44} {rate:9.0f} {p50:9.2f} {p99:9.2f}")
+        g50, b50 = results["gateway"][1], results["bare HTTP floor"][1]
+        print(
+            f"  added p50 over runtime.run ({floor_p50:.2f} ms): {g50 - floor_p50:.2f} ms; "
+            f"over bare HTTP: {g50 - b50:.2f} ms" + ("  (target <= 2 ms)" if think else "")
+        )
+
+
 async def bench(args: argparse.Namespace, base: str, pid: int) -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python "
           f"{platform.python_version()}, load {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -320,6 +375,11 @@ async def bench(args: argparse.Namespace, base: str, pid: int) -> None:
     for clients, added, over_bare in summary:
         target = "  (target <= 2 ms)" if clients == 50 else ""
         print(f"  {clients:>3} clients: {added:7.2f} / {over_bare:7.2f}{target}")
+    if shutil.which("wrk"):
+        f50 = pct((await floor(50, 4000 // scale))[1], 0.5)
+        wrk_rows(base, f50)
+    else:
+        print("\n(wrk is not installed: apt-get install wrk for the rows below saturation)")
     to_start, to_text = await first_event(base, 205 if not args.quick else 55)
     print(f"\ntime to first SSE event (start): p50 {statistics.median(to_start):.2f} ms, "
           f"p99 {pct(to_start, .99):.2f} ms; to first text delta: p50 "

@@ -63,6 +63,12 @@ def words(text: str) -> list[str]:
     return list(seen)
 
 
+def word_list(text: str) -> list[str]:
+    """Every word of ``text``, lower-cased, in order, repeats kept: what a full-text index
+    holds (BM25 counts how often a word occurs and how long the text is)."""
+    return _WORD.findall(text.replace("\x00", " ").lower())
+
+
 def all_words(text: str) -> set[str]:
     """Every word of ``text`` (no cap): what a stored memory can be found by."""
     return set(_WORD.findall(text.lower()))

@@ -6,7 +6,8 @@ the keys whose memories are visible (``scope``), and the
 namespace and the visibility rule. Ranking:
 
 - keywords: whole words only (:func:`~orra_di.memory.model.words`). SQLite ranks with
-  FTS5's ``bm25()`` (the query is each word quoted, joined with ``OR``); PostgreSQL with
+  FTS5's ``bm25()`` over words indexed per namespace (``<scope token>_<word>``; the query
+  is each visible namespace's form of each word, quoted, joined with ``OR``); PostgreSQL with
   ``ts_rank_cd`` over a ``tsvector`` of the ``simple`` configuration (no stemming,
   language-neutral); both report scores relative to the search's best hit (1.0). The
   in-memory, file and Redis stores count the query's words an entry has, divided by the
@@ -53,6 +54,7 @@ from orra_di.memory.model import (
     pack_vector,
     rank_by_cosine,
     unpack_vector,
+    word_list,
     words,
 )
 from orra_di.namespace import Namespace, NamespaceLike
@@ -353,22 +355,49 @@ _SQLITE_SCHEMA = (
         body TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS memories_v1_namespace ON memories_v1 (namespace, created_at)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts_v1 USING fts5("
-    "text, scope, tokenize = \"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    # Each indexed word is written as ``<scope token>_<word>``: FTS5 then keeps one posting
+    # list per namespace and word, and a search reads only the matches in the caller's
+    # scope. (A ``scope`` column ANDed with the words read the whole tenant's list per
+    # query: 6-9 ms at 100,000 memories, against about 1 ms this way.)
+    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts_v2 USING fts5("
+    "text, tokenize = \"unicode61 remove_diacritics 0 tokenchars '_'\")",
 )
 
 
 def scope_token(namespace: str) -> str:
-    """The one token standing for a namespace in the FTS index (a digest: no word clashes)."""
-    return "ns" + hashlib.sha256(namespace.encode()).hexdigest()[:24]
+    """The prefix standing for a namespace in the FTS index (a digest: no word clashes)."""
+    return "ns" + hashlib.sha256(namespace.encode()).hexdigest()[:20]
+
+
+def index_text(namespace: str, text: str) -> str:
+    """What the FTS index holds for a memory: every word of ``text``, repeats kept (BM25
+    counts them), each bound to the memory's namespace."""
+    scope = scope_token(namespace)
+    return " ".join(f"{scope}_{word}" for word in word_list(text))
 
 
 def fts_query(terms: Sequence[str], keys: Sequence[str]) -> str:
-    """An FTS5 query: any of ``terms`` in the text, in one of the ``keys`` namespaces. Every
-    term is a quoted string, so no FTS operator in the user's text survives."""
-    words = " OR ".join('text : "' + t.replace('"', '""') + '"' for t in terms)
-    scopes = " OR ".join(f'scope : "{scope_token(k)}"' for k in keys)
-    return f"({scopes}) AND ({words})"
+    """An FTS5 query: any of ``terms`` in one of the ``keys`` namespaces. Every term is a
+    quoted string, so no FTS operator in the user's text survives."""
+    scopes = [scope_token(k) for k in keys]
+    return " OR ".join('"' + f"{s}_{t}".replace('"', '""') + '"' for s in scopes for t in terms)
+
+
+def _migrate_fts_v1(conn: sqlite3.Connection) -> None:
+    """Databases written before the v2 index had a ``scope`` column: index their memories
+    again the v2 way (the bodies hold everything needed), then drop the old index."""
+    old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memories_fts_v1'").fetchone()
+    if old is None:
+        return
+    conn.execute("DELETE FROM memories_fts_v2")
+    rows = conn.execute("SELECT rowid, namespace, body FROM memories_v1").fetchall()
+    for rowid, namespace, body in rows:
+        text = MemoryEntry.from_json(body).searchable_text()
+        conn.execute(
+            "INSERT INTO memories_fts_v2 (rowid, text) VALUES (?, ?)",
+            (rowid, index_text(namespace, text)),
+        )
+    conn.execute("DROP TABLE memories_fts_v1")
 
 
 def _marks(n: int) -> str:
@@ -399,6 +428,7 @@ class SQLiteMemoryStore(MemoryStore):
             def create(conn: sqlite3.Connection) -> None:
                 for statement in _SQLITE_SCHEMA:
                     conn.execute(statement)
+                _migrate_fts_v1(conn)
 
             await self._sessions.run_in_connection("create the memory tables", create, write=True)
             self._ready = True
@@ -408,7 +438,7 @@ class SQLiteMemoryStore(MemoryStore):
     def _upsert(conn: sqlite3.Connection, entry: MemoryEntry) -> None:
         old = conn.execute("SELECT rowid FROM memories_v1 WHERE id = ?", (entry.id,)).fetchone()
         if old is not None:
-            conn.execute("DELETE FROM memories_fts_v1 WHERE rowid = ?", old)
+            conn.execute("DELETE FROM memories_fts_v2 WHERE rowid = ?", old)
             conn.execute("DELETE FROM memories_v1 WHERE rowid = ?", old)
         cursor = conn.execute(
             "INSERT INTO memories_v1 (id, namespace, created_at, embedding, body) "
@@ -422,8 +452,8 @@ class SQLiteMemoryStore(MemoryStore):
             ),
         )
         conn.execute(
-            "INSERT INTO memories_fts_v1 (rowid, text, scope) VALUES (?, ?, ?)",
-            (cursor.lastrowid, entry.searchable_text(), scope_token(entry.namespace)),
+            "INSERT INTO memories_fts_v2 (rowid, text) VALUES (?, ?)",
+            (cursor.lastrowid, index_text(entry.namespace, entry.searchable_text())),
         )
 
     async def store(self, entry: MemoryEntry) -> str:
@@ -455,7 +485,7 @@ class SQLiteMemoryStore(MemoryStore):
             ).fetchone()
             if old is None:
                 return False
-            conn.execute("DELETE FROM memories_fts_v1 WHERE rowid = ?", old)
+            conn.execute("DELETE FROM memories_fts_v2 WHERE rowid = ?", old)
             conn.execute("DELETE FROM memories_v1 WHERE rowid = ?", old)
             return True
 
@@ -483,25 +513,26 @@ class SQLiteMemoryStore(MemoryStore):
         if not keys or not terms or limit <= 0:
             return []
 
-        query = fts_query(terms, keys)
+        query, visible = fts_query(terms, keys), set(keys)
 
         def select(conn: sqlite3.Connection) -> builtins.list[Any]:
-            # The namespace is a token of the index's ``scope`` column, so FTS5 intersects
-            # posting lists; the ranking reads only rowids, the bodies of the best alone.
+            # The ranking reads only the scope's posting lists and rowids; the bodies of the
+            # best alone, their namespace checked again (a digest is not a proof).
             best = conn.execute(
-                "SELECT rowid, bm25(memories_fts_v1, 1.0, 0.0) AS rank FROM memories_fts_v1 "
-                "WHERE memories_fts_v1 MATCH ? ORDER BY rank LIMIT ?",
+                "SELECT rowid, bm25(memories_fts_v2) AS rank FROM memories_fts_v2 "
+                "WHERE memories_fts_v2 MATCH ? ORDER BY rank LIMIT ?",
                 (query, limit),
             ).fetchall()
             if not best:
                 return []
             bodies = {
-                r[0]: r[1:]
+                r[0]: r[2:]
                 for r in conn.execute(
-                    "SELECT rowid, body, embedding FROM memories_v1 "
+                    "SELECT rowid, namespace, body, embedding FROM memories_v1 "
                     f"WHERE rowid IN ({_marks(len(best))})",
                     [rowid for rowid, _ in best],
                 )
+                if r[1] in visible
             }
             return [(*bodies[rowid], rank) for rowid, rank in best if rowid in bodies]
 
@@ -545,7 +576,7 @@ class SQLiteMemoryStore(MemoryStore):
 
         def delete(conn: sqlite3.Connection) -> int:
             conn.execute(
-                "DELETE FROM memories_fts_v1 WHERE rowid IN "
+                "DELETE FROM memories_fts_v2 WHERE rowid IN "
                 f"(SELECT rowid FROM memories_v1 WHERE {where})",
                 (prefix, low, high),
             )

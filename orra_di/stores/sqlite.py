@@ -92,12 +92,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    suppress,
+)
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -176,6 +182,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 
 _INLINE_APPEND_BYTES = 64 * 1024
 _CHECKPOINT_EVERY = 256
+_CHECKPOINT_WAL_BYTES = 4 << 20
+"""A write through ``run_in_connection`` that leaves the WAL larger than this (about
+SQLite's own auto-checkpoint of 1,000 pages) starts a checkpoint at once."""
 
 _SELECT_VERSION = "SELECT id, revision FROM sessions WHERE key = ?"
 _SELECT_SESSION = (
@@ -649,7 +658,13 @@ class SQLiteStore:
 
         def in_transaction(conn: sqlite3.Connection) -> _T:
             with self._writing(conn):
-                return op(conn)
+                result = op(conn)
+            # A bulk write (memories, documents) is one transaction but many pages: count
+            # it by the WAL's size, or the WAL grows unchecked and every read slows down.
+            with suppress(OSError):
+                if os.stat(self._path + "-wal").st_size > _CHECKPOINT_WAL_BYTES:
+                    self._writes = _CHECKPOINT_EVERY
+            return result
 
         return await self._run(what, in_transaction)
 
@@ -912,6 +927,8 @@ class SQLiteStore:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # A WAL that grew past this is cut back to it when it restarts (see above).
+            conn.execute(f"PRAGMA journal_size_limit = {_CHECKPOINT_WAL_BYTES}")
             _migrate(conn, self._path)
             conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -286,3 +287,39 @@ async def test_store_many(sessions: SessionStore) -> None:
     assert [r.entry.content for r in await store.search_text(["u"], "replaced", 5)] == [
         "bulk fact replaced"
     ]
+
+
+async def test_a_database_with_the_old_keyword_index_is_indexed_again(tmp_path: Path) -> None:
+    """Databases written before the per-namespace index (``memories_fts_v1`` with a
+    ``scope`` column) are searchable after the upgrade, and the old index is gone."""
+    import sqlite3
+
+    from orra_di.stores import SQLiteStore
+
+    path = tmp_path / "old.db"
+    old = entry("acme:alice", "I drink green tea every morning", tags=["drinks"])
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE memories_v1 (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+            "namespace TEXT NOT NULL, created_at REAL NOT NULL, embedding BLOB, "
+            "body TEXT NOT NULL)"
+        )
+        conn.execute("CREATE VIRTUAL TABLE memories_fts_v1 USING fts5(text, scope)")
+        conn.execute(
+            "INSERT INTO memories_v1 (rowid, id, namespace, created_at, body) "
+            "VALUES (7, ?, 'acme:alice', 0, ?)",
+            (old.id, old.model_copy(update={"embedding": None}).to_json()),
+        )
+        conn.execute("INSERT INTO memories_fts_v1 (rowid, text, scope) VALUES (7, 'x', 'y')")
+    sessions = SQLiteStore(path)
+    try:
+        store = memory_store_for(sessions)
+        assert [r.entry.id for r in await store.search_text(["acme:alice"], "drinks", 5)] == [
+            old.id
+        ]
+        assert await store.search_text(["acme:bob"], "tea", 5) == []
+    finally:
+        await sessions.aclose()
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "memories_fts_v1" not in names and "memories_fts_v2" in names
