@@ -19,7 +19,9 @@ W1  200 sessions x 5 messages (SQLite: 100, at FULL 40) one after another: µs p
     in memory with a sync ``def`` tool (in a worker thread), the same declared
     ``blocking=False`` (inline; no target of its own in the issue, held to the
     async tool's) and an ``async def`` tool, and on a
-    SQLite file at synchronous=FULL (floor and orra-di alike) and NORMAL (the default)
+    SQLite file at synchronous=FULL (floor and orra-di alike), the floor at FULL and
+    orra-di at RUN (each step without an fsync, the run's last write with one: the floor's
+    durability, a finished message survives a power cut), and NORMAL (the default)
 W2  500 sessions x 3 messages at once, the model awaiting 5 ms per call, in
     memory: messages/s (orra-di's as a share of the floor's) and peak RSS
 W3  one session of 1,000 messages: the median time of messages 901-1000 / that of
@@ -244,7 +246,12 @@ def memory_sides(kind: str, delay: float = 0.0) -> tuple[Side, Side]:
     return Side(floor), Side(orra)
 
 
-def sqlite_sides(directory: Path, synchronous: Literal["NORMAL", "FULL"]) -> tuple[Side, Side]:
+def sqlite_sides(
+    directory: Path, synchronous: Literal["NORMAL", "FULL"], orra_di: Literal["RUN"] | None = None
+) -> tuple[Side, Side]:
+    """The floor at ``synchronous``; orra-di at the same, or at ``orra_di`` (RUN: its steps
+    without an fsync, the run's last write with one, as durable as the floor's message)."""
+
     def floor(r: int) -> tuple[Run, Callable[[], Awaitable[None]]]:
         store = FloorStore(directory / f"floor{r}.sqlite3", synchronous)
 
@@ -254,7 +261,9 @@ def sqlite_sides(directory: Path, synchronous: Literal["NORMAL", "FULL"]) -> tup
         return Floor(model(), "sync", store).run, close
 
     def orra(r: int) -> tuple[Run, Callable[[], Awaitable[None]]]:
-        store: SessionStore = SQLiteStore(directory / f"orra{r}.sqlite3", synchronous=synchronous)
+        store: SessionStore = SQLiteStore(
+            directory / f"orra{r}.sqlite3", synchronous=orra_di or synchronous
+        )
         rt = Runtime(model(), store, tools=[orra_tool("sync")])
         return _by_key(rt), store.aclose
 
@@ -358,9 +367,9 @@ async def child(workload: str) -> dict[str, float]:
             sides = memory_sides(workload.rsplit("-", 1)[1])
             floor, orra = await alternate(*sides, lambda s, r: sequential(s, r, 200, 5), min)
             return _w1(floor, orra, *sides)
-        elif workload in ("w1-sqlite-full", "w1-sqlite-normal"):
-            sync: Literal["NORMAL", "FULL"] = "FULL" if workload.endswith("full") else "NORMAL"
-            sides = sqlite_sides(directory, sync)
+        elif workload in ("w1-sqlite-full", "w1-sqlite-run", "w1-sqlite-normal"):
+            sync: Literal["NORMAL", "FULL"] = "NORMAL" if workload.endswith("normal") else "FULL"
+            sides = sqlite_sides(directory, sync, "RUN" if workload.endswith("run") else None)
             sessions = 40 if sync == "FULL" else 100  # an fsync per commit is slow
             floor, orra = await alternate(*sides, lambda s, r: sequential(s, r, sessions, 5), min)
             return _w1(floor, orra, *sides)
@@ -410,6 +419,7 @@ WORKLOADS: dict[str, Workload] = {
     "w1-memory-inline": Workload("W1 memory, def tool blocking=False", "µs/msg", "cost", 8),
     "w1-memory-async": Workload("W1 memory, async tool", "µs/msg", "cost", 8),
     "w1-sqlite-full": Workload("W1 SQLite synchronous=FULL", "µs/msg", "cost", 2),
+    "w1-sqlite-run": Workload("W1 SQLite FULL, orra-di at RUN", "µs/msg", "cost", 2),
     "w1-sqlite-normal": Workload("W1 SQLite synchronous=NORMAL", "µs/msg", "cost", 2),
     "w2": Workload("W2 memory 500x3, 5 ms model", "msg/s", "rate", 0.30),
     "w3-sqlite": Workload("W3 SQLite growth 901-1000/1-100", "ratio", "growth", 1.2),
@@ -523,12 +533,19 @@ def record(row: dict[str, Any]) -> None:
             columns += [f"{name}_cpu_floor", f"{name}_cpu_orra"]
         if name == "w2":
             columns += ["w2_rss_floor_mb", "w2_rss_orra_mb"]
-    new = not HISTORY.exists()
-    with HISTORY.open("a", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        if new:
+    rows: list[dict[str, Any]] = []
+    if HISTORY.exists():
+        with HISTORY.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != columns:  # a workload was added: rewrite the header
+                rows = list(reader)
+    if rows or not HISTORY.exists():
+        with HISTORY.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
             writer.writeheader()
-        writer.writerow(row)
+            writer.writerows(rows)
+    with HISTORY.open("a", newline="") as f:
+        csv.DictWriter(f, columns).writerow(row)
     print(f"appended a row to {HISTORY.relative_to(HERE.parent)}")
 
 

@@ -193,7 +193,7 @@ def _sqlite_store(settings: StoreSettings) -> SQLiteStore:
     return SQLiteStore(
         path,
         lease_seconds=settings.lease_seconds,
-        synchronous="FULL" if settings.sqlite_synchronous == "full" else "NORMAL",
+        synchronous=settings.sqlite_synchronous,
     )
 
 

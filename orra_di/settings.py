@@ -286,10 +286,12 @@ class StoreSettings(_Section):
     lease_seconds: float = Field(30.0, gt=0)
     """How long a crashed process keeps its sessions locked (SQLite, PostgreSQL, Redis);
     a live holder renews its lease well within it."""
-    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    sqlite_synchronous: Literal["normal", "full", "run"] = "normal"
     """SQLite only: ``normal`` (a commit survives a process crash; a power cut may lose
-    the last commits) or ``full`` (an fsync per commit of session data, so each stored
-    step survives a power cut too; lease bookkeeping is not synced)."""
+    the last commits), ``full`` (an fsync per commit of session data, so each stored
+    step survives a power cut too; lease bookkeeping is not synced) or ``run`` (each
+    step survives a process crash as it is written, and a finished run a power cut: one
+    fsync per run, at its last write)."""
 
     @field_validator("url")
     @classmethod

@@ -192,6 +192,15 @@ async def test_the_sqlite_durability_setting_reaches_the_store(tmp_path: Path) -
 
 
 @pytest.mark.anyio
+async def test_the_run_durability_setting_reaches_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    store = make_container(store={"url": url, "sqlite_synchronous": "run"}).store()
+    assert isinstance(store, SQLiteStore)
+    assert store._synchronous == "RUN"
+    await store.aclose()
+
+
+@pytest.mark.anyio
 async def test_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: Path) -> None:
     store = make_container(store={"url": "sqlite:///relative.db"}).store()
     await store.append(Namespace("a"), [])

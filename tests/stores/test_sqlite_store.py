@@ -125,7 +125,7 @@ def _synchronous(store: SQLiteStore) -> int:
     return level
 
 
-@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("NORMAL", 1), ("full", 2)])
+@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("NORMAL", 1), ("full", 2), ("run", 2)])
 async def test_durability_is_a_store_setting(db: Path, setting: Any, level: int) -> None:
     store = SQLiteStore(db) if setting is None else SQLiteStore(db, synchronous=setting)
     await store.append(ALICE, [Message.user("hi")])
@@ -134,7 +134,7 @@ async def test_durability_is_a_store_setting(db: Path, setting: Any, level: int)
 
 
 def test_an_unknown_durability_is_refused(db: Path) -> None:
-    with pytest.raises(ConfigurationError, match="synchronous must be 'NORMAL' or 'FULL'"):
+    with pytest.raises(ConfigurationError, match="synchronous must be 'NORMAL', 'FULL' or 'RUN'"):
         SQLiteStore(db, synchronous="OFF")  # type: ignore[arg-type]
 
 
@@ -360,6 +360,66 @@ async def test_a_run_writes_once_per_step_and_fsyncs_only_its_steps(db: Path) ->
     with raw(db) as conn:
         assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
     assert contents(await store.load(ALICE)) == ["first", "", "", "done", "second", "", "", "done"]
+    await store.aclose()
+
+
+async def test_at_run_durability_a_run_fsyncs_once_with_its_last_write(db: Path) -> None:
+    """At ``RUN`` the steps commit without an fsync (each is in the WAL before the next
+    model call, so a process crash loses none) and the answer's write with one, which
+    makes the earlier frames durable too."""
+    from orra_di.runtime import Runtime
+    from orra_di.testing import ScriptedProvider, call, reply, tool_calls
+    from orra_di.tool import tool
+
+    @tool(blocking=False)
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        return key.upper()
+
+    store = SQLiteStore(db, synchronous="RUN")
+    script = [tool_calls(call("lookup", {"key": "k"}, id="c1")), reply("done")]
+    runtime = Runtime(ScriptedProvider(script * 2), store, tools=[lookup])
+    await runtime.run(ALICE, "first")
+    statements = _trace(store)
+    await runtime.run(ALICE, "second")
+    assert _commits(statements) == (5, 1)  # the claim, three steps, the answer: one fsync
+    last = statements[len(statements) - statements[::-1].index("BEGIN IMMEDIATE") :]
+    assert any(s.startswith("DELETE FROM leases") for s in last)
+    assert _synchronous(store) == 2  # writes outside a run stay durable at once
+    assert contents(await store.load(ALICE)) == ["first", "", "", "done", "second", "", "", "done"]
+    await store.aclose()
+
+
+async def test_at_run_durability_a_run_that_fails_fsyncs_with_its_unlock(db: Path) -> None:
+    """A run that stops before its last write (the model failed) still gets its fsync:
+    the unlock commits durably when the holder wrote steps without one."""
+    from orra_di.errors import ProviderError
+    from orra_di.runtime import Runtime
+    from orra_di.testing import ScriptedProvider
+
+    def broken(_request: object) -> object:
+        raise ProviderError("the model is down")
+
+    store = SQLiteStore(db, synchronous="RUN")
+    await store.append(ALICE, [Message.user("before")])
+    statements = _trace(store)
+    with pytest.raises(ProviderError):
+        await Runtime(ScriptedProvider(broken), store).run(ALICE, "hello")
+    transactions, durable = _commits(statements)
+    assert durable == 1 and transactions >= 3  # claim, the question, the unlock (durable)
+    assert contents(await store.load(ALICE)) == ["before", "hello"]
+    async with store.lock(ALICE, timeout=0):  # unlocked
+        pass
+    await store.aclose()
+
+
+async def test_at_run_durability_an_unlock_without_writes_needs_no_fsync(db: Path) -> None:
+    store = SQLiteStore(db, synchronous="RUN")
+    await store.append(ALICE, [Message.user("before")])
+    statements = _trace(store)
+    async with store.lock(ALICE):
+        await store.load(ALICE)
+    assert _commits(statements) == (2, 0)  # claim and release, lease rows only
     await store.aclose()
 
 
