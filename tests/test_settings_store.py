@@ -96,11 +96,13 @@ def test_sqlite_durability_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None
     assert load_settings().store.sqlite_synchronous == "normal"
     monkeypatch.setenv("ORRA_STORE__SQLITE_SYNCHRONOUS", "full")
     assert load_settings().store.sqlite_synchronous == "full"
+    monkeypatch.setenv("ORRA_STORE__SQLITE_SYNCHRONOUS", "run")
+    assert load_settings().store.sqlite_synchronous == "run"
     monkeypatch.setenv("ORRA_STORE__SQLITE_SYNCHRONOUS", "off")
     with pytest.raises(ConfigurationError) as error:
         load_settings()
     assert "store.sqlite_synchronous" in str(error.value)
-    assert "'normal' or 'full'" in str(error.value)
+    assert "'normal', 'full' or 'run'" in str(error.value)
 
 
 def test_repr_shows_what_was_set_with_the_password_masked() -> None:
