@@ -145,6 +145,26 @@ def test_a_tool_using_run_is_answered_and_every_step_stored() -> None:
     assert [t.name for t in llm.requests[0].tools] == ["order_status"]
 
 
+def test_the_mounted_gateway_serves_the_same_agents_and_sessions() -> None:
+    """The example mounts orra-di's gateway at /agents on its own container: a chat there
+    is a session the app's own routes show, and the chat page is served under the prefix."""
+    app, _ = make_app(ScriptedProvider(lambda request: reply("hello from Atlas")))
+    with TestClient(app) as client:
+        response = client.post(
+            "/agents/v1/chat", json={"namespace": "acme:alice", "message": "Hi there"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["message"] == "hello from Atlas"
+        assert [m["content"] for m in history(client, "acme:alice")] == [
+            "Hi there",
+            "hello from Atlas",
+        ]
+        agents = client.get("/agents/v1/agents")
+        assert agents.status_code == 200 and "Atlas" in agents.text
+        page = client.get("/agents/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
 def test_two_namespaces_are_kept_apart() -> None:
     llm = ScriptedProvider(order_desk)
     app, _ = make_app(llm)

@@ -4,6 +4,9 @@ The container is built here, the entry point, and nowhere else. The routes
 module is wired to it, the application's tool is registered by overriding the
 container's ``tool_factory`` provider, and the FastAPI lifespan opens and
 closes the store and the LLM client through :func:`orra_di.containers.lifespan`.
+orra-di's own gateway (extra ``[gateway]``) is mounted at ``/agents`` on the same
+container: its REST, SSE, WebSocket and OpenAI-compatible endpoints and the chat
+page serve the same agents and sessions as this app's routes.
 Tests pass in a container whose ``llm`` (and settings) they have overridden.
 """
 
@@ -17,6 +20,7 @@ from fastapi import FastAPI
 
 from orra_di import ConfigurationError
 from orra_di.containers import Container, lifespan
+from orra_di.gateway import create_app as create_gateway
 
 from . import routes
 from .errors import install_error_handlers
@@ -50,6 +54,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.include_router(routes.router)
     install_error_handlers(app)
+    # The gateway opens nothing itself: this app's lifespan has opened the container.
+    app.mount("/agents", create_gateway(container))  # POST /agents/v1/chat, page at /agents/
     return app
 
 
