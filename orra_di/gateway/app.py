@@ -297,11 +297,17 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
             }
         )
 
-    from orra_di.gateway.openai_compat import chat_completions
+    from orra_di.gateway.openai_compat import chat_completions, get_model, list_models
     from orra_di.gateway.ws import websocket_endpoint
 
     async def completions(request: Request) -> Response:
         return await chat_completions(gateway, request, limit)
+
+    async def models(request: Request) -> Response:
+        return await list_models(gateway, request)
+
+    async def model(request: Request) -> Response:
+        return await get_model(gateway, request)
 
     async def ws(websocket: Any) -> None:
         await websocket_endpoint(gateway, websocket)
@@ -314,6 +320,8 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
         Route("/v1/chat", guarded(chat), methods=["POST"]),
         Route("/v1/chat/stream", guarded(chat_stream), methods=["POST"]),
         Route("/v1/chat/completions", guarded(completions), methods=["POST"]),
+        Route("/v1/models", guarded(models), methods=["GET"]),
+        Route("/v1/models/{model}", guarded(model), methods=["GET"]),
         Route("/v1/sessions", guarded(list_sessions), methods=["GET"]),
         Route("/v1/sessions/{namespace:path}", guarded(get_session), methods=["GET"]),
         Route("/v1/sessions/{namespace:path}", guarded(delete_session), methods=["DELETE"]),

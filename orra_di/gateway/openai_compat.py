@@ -12,6 +12,8 @@ The mapping (also in docs/gateway.md):
   response header, and sending it back continues that session.
 - Sampling fields (``temperature``, ``max_tokens``...) are ignored: the agent's settings
   apply. ``stream_options.include_usage`` adds the usage chunk at the end of a stream.
+- ``GET /v1/models`` lists the agents as models (``GET /v1/models/{name}`` one of them),
+  so clients that pick a model from the server's list find the agents there.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from orra_di.gateway.core import Gateway, GatewayError, bad_request, last_user_text
 from orra_di.store import in_subtree
 
-__all__ = ["chat_completions"]
+__all__ = ["chat_completions", "get_model", "list_models"]
 
 
 def openai_error(exc: GatewayError) -> JSONResponse:
@@ -43,6 +45,34 @@ def _usage(usage: dict[str, int]) -> dict[str, int]:
         "completion_tokens": usage["output_tokens"],
         "total_tokens": usage["total_tokens"],
     }
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "orra-di"}
+
+
+async def list_models(gateway: Gateway, request: Request) -> Response:
+    """The agents in OpenAI's model-list shape (``created`` is 0: agents have no date)."""
+    from orra_di.gateway.app import authenticate
+
+    try:
+        authenticate(gateway, request)
+    except GatewayError as exc:
+        return openai_error(exc)
+    data = [_model(p.name) for p in gateway.agents.profiles]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def get_model(gateway: Gateway, request: Request) -> Response:
+    """One agent as a model; an unknown name is OpenAI's 404 error shape."""
+    from orra_di.gateway.app import authenticate
+
+    try:
+        authenticate(gateway, request)
+        name, _ = gateway.agent(request.path_params["model"])
+    except GatewayError as exc:
+        return openai_error(exc)
+    return JSONResponse(_model(name))
 
 
 async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Response:

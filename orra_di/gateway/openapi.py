@@ -114,6 +114,21 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "an OpenAI chat.completion or its stream"}},
             }
         },
+        "/v1/models": {
+            "get": {
+                "summary": "The agents as OpenAI models (id = agent name)",
+                "responses": {"200": {"description": "an OpenAI model list"}},
+            }
+        },
+        "/v1/models/{model}": {
+            "get": {
+                "summary": "One agent as an OpenAI model; 404 for an unknown name",
+                "parameters": [
+                    {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "an OpenAI model"}},
+            }
+        },
         "/v1/sessions": {
             "get": {
                 **_op("Session keys at or below prefix (within the key's tenant)", {}),

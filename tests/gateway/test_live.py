@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 import websockets
-from openai import AsyncOpenAI, NotFoundError
+from openai import AsyncOpenAI, AuthenticationError, NotFoundError
 
 from orra_di.gateway.messages import WsMessage
 from orra_di.testing import ScriptedProvider
@@ -81,6 +81,16 @@ async def test_the_openai_sdk_chats_with_an_agent_and_the_server_keeps_the_histo
                 model="nobody", messages=[{"role": "user", "content": "x"}]
             )
         assert missing.value.code == "unknown_agent"
+        # clients with a model picker list the agents first
+        listed = [m.id async for m in client.models.list()]
+        assert listed == ["Atlas", "Scribe"]
+        assert (await client.models.retrieve("scribe")).id == "Scribe"
+        with pytest.raises(NotFoundError):
+            await client.models.retrieve("nobody")
+        anonymous = AsyncOpenAI(base_url=f"{url}/v1", api_key="orra_wrong", max_retries=0)
+        with pytest.raises(AuthenticationError):
+            await anonymous.models.list()
+        await anonymous.close()
         await client.close()
         session = await container.store().load("acme:chat-1")
         assert [m.content for m in session.messages] == ["one", "echo: one", "two", "echo: two"]
