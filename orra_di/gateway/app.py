@@ -6,6 +6,7 @@ Routes are thin: they authenticate, parse and check the JSON, and hand the work 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import logging
@@ -87,6 +88,27 @@ async def read_json(request: Request, limit: int) -> Any:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc}") from None
+
+
+SESSIONS_PAGE = 1000
+"""Session keys per ``GET /v1/sessions`` page unless ``limit`` says otherwise."""
+SESSIONS_PAGE_MAX = 10_000
+
+
+def page_of(request: Request) -> tuple[int, str | None]:
+    """``limit`` and ``after`` of a session listing (keys come sorted; ``after`` is the last
+    key of the previous page, as ``next`` gave it)."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        limit = SESSIONS_PAGE
+    else:
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= SESSIONS_PAGE_MAX:
+            raise bad_request(f"limit must be a whole number from 1 to {SESSIONS_PAGE_MAX}")
+    return limit, request.query_params.get("after") or None
 
 
 def chat_fields(body: Any) -> tuple[str, Any, str | None]:
@@ -171,9 +193,13 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
             if prefix is None or in_subtree(tenant, prefix):
                 prefix = tenant
             elif not in_subtree(prefix, tenant):
-                return JSONResponse({"sessions": []})
-        found = await gateway.store().list(prefix)
-        return JSONResponse({"sessions": [ns.key for ns in found]})
+                return JSONResponse({"sessions": [], "next": None})
+        limit, after = page_of(request)
+        keys = [ns.key for ns in await gateway.store().list(prefix)]
+        if after is not None:
+            keys = keys[bisect.bisect_right(keys, after) :]
+        page, more = keys[:limit], len(keys) > limit
+        return JSONResponse({"sessions": page, "next": page[-1] if more else None})
 
     async def get_session(request: Request) -> Response:
         caller = authenticate(gateway, request)

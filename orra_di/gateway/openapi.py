@@ -132,7 +132,11 @@ OPENAPI: dict[str, Any] = {
         "/v1/sessions": {
             "get": {
                 **_op("Session keys at or below prefix (within the key's tenant)", {}),
-                "parameters": [{"name": "prefix", "in": "query", "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                ],
             }
         },
         "/v1/sessions/{namespace}": {

@@ -127,11 +127,27 @@ async def test_sessions_are_listed_shown_and_deleted_within_the_tenant() -> None
             )
             assert ok.status_code == 200
         listed = await client.get("/v1/sessions", headers=auth(ALICE_KEY))
-        assert listed.json() == {"sessions": ["acme:alice", "acme:alice:work", "acme:bob"]}
+        assert listed.json() == {
+            "sessions": ["acme:alice", "acme:alice:work", "acme:bob"],
+            "next": None,
+        }
+        first = await client.get("/v1/sessions?limit=2", headers=auth(ALICE_KEY))
+        assert first.json() == {
+            "sessions": ["acme:alice", "acme:alice:work"],
+            "next": "acme:alice:work",
+        }
+        rest = await client.get(
+            "/v1/sessions?limit=2&after=acme:alice:work", headers=auth(ALICE_KEY)
+        )
+        assert rest.json() == {"sessions": ["acme:bob"], "next": None}
+        for bad in ("0", "10001", "ten"):
+            refused = await client.get(f"/v1/sessions?limit={bad}", headers=auth(ALICE_KEY))
+            assert refused.status_code == 400 and refused.json()["code"] == "bad_request"
+            assert "limit must be" in refused.json()["error"]
         below = await client.get("/v1/sessions?prefix=acme:alice", headers=auth(ALICE_KEY))
         assert below.json()["sessions"] == ["acme:alice", "acme:alice:work"]
         wider = await client.get("/v1/sessions?prefix=globex", headers=auth(ALICE_KEY))
-        assert wider.json() == {"sessions": []}
+        assert wider.json() == {"sessions": [], "next": None}
         # another tenant's session is "not found", exactly like a missing one
         other = await client.get("/v1/sessions/globex:carol", headers=auth(ALICE_KEY))
         missing = await client.get("/v1/sessions/acme:nobody", headers=auth(ALICE_KEY))
@@ -304,7 +320,7 @@ async def test_without_keys_everyone_sees_the_whole_store() -> None:
     async with client_for(container) as client:
         response = await client.post("/v1/chat", json={"message": "hi", "namespace": "any:one"})
         assert response.status_code == 200
-        assert (await client.get("/v1/sessions")).json() == {"sessions": ["any:one"]}
+        assert (await client.get("/v1/sessions")).json() == {"sessions": ["any:one"], "next": None}
 
 
 async def test_cors_is_off_by_default_and_on_for_listed_origins() -> None:
