@@ -16,6 +16,7 @@ or its key, as httpx takes a URL or a string) and turns it into a
 from __future__ import annotations
 
 import functools
+import hashlib
 import unicodedata
 from collections.abc import Iterator
 from typing import Any, TypeAlias
@@ -25,11 +26,21 @@ from pydantic_core import core_schema
 
 from orra_di.errors import NamespaceError
 
-__all__ = ["MAX_KEY_LENGTH", "SEPARATOR", "Namespace", "NamespaceLike"]
+__all__ = ["MAX_KEY_LENGTH", "SEPARATOR", "Namespace", "NamespaceLike", "index_token"]
 
 SEPARATOR = ":"
 MAX_KEY_LENGTH = 1024
 """Longest key accepted, in characters: keys end up in file paths and index columns."""
+
+
+def index_token(key: str) -> str:
+    """A word standing for the namespace ``key`` in a full-text index: ``ns`` and 20 hex
+    digits of its SHA-256 (letters and digits only, so every tokenizer keeps it whole).
+
+    The SQLite memory and document indexes write each word as ``<token>_<word>``, so a
+    search reads only the posting lists of the namespaces it may see.
+    """
+    return "ns" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def _check_segment(segment: object) -> str:

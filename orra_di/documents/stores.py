@@ -8,8 +8,9 @@ Backends, picked by :func:`document_store_for` from the session store object:
 - in memory: dicts beside the :class:`~orra_di.stores.memory.InMemoryStore`, ranked by
   :class:`~orra_di.documents.text.Bm25` over the chunks of the namespaces searched;
 - SQLite: the ``documents_v1`` and ``document_chunks_v1`` tables and the FTS5 table
-  ``document_fts_v1`` in the sessions' database, ranked by FTS5's ``bm25()`` (whose
-  statistics cover the whole table, every tenant's chunks);
+  ``document_fts_v2`` in the sessions' database, ranked by FTS5's ``bm25()``; each term is
+  indexed bound to its namespace, so a term's document frequency is its namespace's own
+  (the average chunk length still covers the whole table);
 - PostgreSQL: :mod:`orra_di.documents.postgres` (a ``tsvector`` column with a GIN
   index, ranked by ``ts_rank_cd``);
 - Redis: :mod:`orra_di.documents.redis` (hashes per document; the search reads the
@@ -41,7 +42,7 @@ from orra_di.documents.text import (
     tokenize,
 )
 from orra_di.errors import ConfigurationError
-from orra_di.namespace import Namespace, NamespaceLike
+from orra_di.namespace import Namespace, NamespaceLike, index_token
 from orra_di.store import SessionStore, in_subtree, subtree_bounds
 from orra_di.stores.memory import InMemoryStore
 from orra_di.stores.sqlite import SQLiteStore
@@ -314,17 +315,47 @@ _SQLITE_SCHEMA = (
         seq INTEGER NOT NULL, chunk TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS document_chunks_v1_doc ON document_chunks_v1 (namespace, doc_id)",
-    # The terms are already our tokens joined by spaces (text.index_text): the tokenizer
-    # only splits on the spaces, keeping spacing marks (Mc) inside words as ours does.
-    """CREATE VIRTUAL TABLE IF NOT EXISTS document_fts_v1 USING fts5(
-        terms, tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co Mc'"
+    # The terms are already our tokens joined by spaces (text.index_text), each bound to
+    # its namespace as ``<scope token>_<term>`` (our tokens never hold ``_``): the tokenizer
+    # only splits on the spaces, keeping spacing marks (Mc) inside words as ours does. One
+    # posting list per namespace and term: a search reads only its scope's matches, and
+    # BM25's document frequencies are the tenant's own, not every tenant's.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS document_fts_v2 USING fts5(
+        terms, tokenize = "unicode61 remove_diacritics 0 categories 'L* N* Co Mc' tokenchars '_'"
     )""",
 )
 
+
+def scoped_terms(namespace: str, text: str) -> str:
+    """What the FTS index holds for a chunk: its terms, each bound to ``namespace``."""
+    scope = index_token(namespace)
+    return " ".join(f"{scope}_{term}" for term in index_text(text).split())
+
+
+def _migrate_fts_v1(conn: sqlite3.Connection) -> None:
+    """Databases written before the per-namespace index: index their chunks again the v2
+    way from the chunks and titles kept beside it, then drop the old index."""
+    if (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'document_fts_v1'").fetchone()
+        is None
+    ):
+        return
+    conn.execute("DELETE FROM document_fts_v2")
+    rows = conn.execute(
+        "SELECT c.rowid, c.namespace, d.title, c.chunk FROM document_chunks_v1 c "
+        "JOIN documents_v1 d ON d.namespace = c.namespace AND d.id = c.doc_id"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO document_fts_v2 (rowid, terms) VALUES (?, ?)",
+        [(rowid, scoped_terms(ns, chunk_source(title, chunk))) for rowid, ns, title, chunk in rows],
+    )
+    conn.execute("DROP TABLE document_fts_v1")
+
+
 _SQLITE_SEARCH = """
 WITH matched AS (
-    SELECT rowid AS rid, -bm25(document_fts_v1) AS score
-    FROM document_fts_v1 WHERE document_fts_v1 MATCH ?
+    SELECT rowid AS rid, -bm25(document_fts_v2) AS score
+    FROM document_fts_v2 WHERE document_fts_v2 MATCH ?
 ), ranked AS (
     SELECT c.namespace, c.doc_id, c.seq, matched.rid, matched.score, ROW_NUMBER() OVER (
         PARTITION BY c.namespace, c.doc_id ORDER BY matched.score DESC, c.seq) AS rn
@@ -339,10 +370,13 @@ WHERE r.rn = 1 ORDER BY r.score DESC, r.namespace, r.doc_id LIMIT ?
 """
 
 
-def fts_query(terms: Sequence[str]) -> str:
-    """An FTS5 query matching any of ``terms``, each a quoted string (nothing else of
-    the user's text reaches FTS5's syntax)."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+def fts_query(terms: Sequence[str], keys: Sequence[str]) -> str:
+    """An FTS5 query matching any of ``terms`` in any of the ``keys`` namespaces, each a
+    quoted string (nothing else of the user's text reaches FTS5's syntax)."""
+    scopes = [index_token(key) for key in keys]
+    return " OR ".join(
+        '"' + f"{scope}_{term}".replace('"', '""') + '"' for scope in scopes for term in terms
+    )
 
 
 def _stamp(moment: datetime) -> float:
@@ -373,6 +407,7 @@ class SQLiteDocumentStore(DocumentStore):
             def create(conn: sqlite3.Connection) -> None:
                 for statement in _SQLITE_SCHEMA:
                     conn.execute(statement)
+                _migrate_fts_v1(conn)
 
             await self._sessions.run_in_connection("create the document tables", create, write=True)
             self._ready = True
@@ -381,7 +416,7 @@ class SQLiteDocumentStore(DocumentStore):
     @staticmethod
     def _drop(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> None:
         conn.execute(
-            f"DELETE FROM document_fts_v1 WHERE rowid IN "
+            f"DELETE FROM document_fts_v2 WHERE rowid IN "
             f"(SELECT rowid FROM document_chunks_v1 WHERE {where})",
             args,
         )
@@ -413,8 +448,8 @@ class SQLiteDocumentStore(DocumentStore):
                     (ns, document.id, seq, chunk),
                 ).lastrowid
                 conn.execute(
-                    "INSERT INTO document_fts_v1 (rowid, terms) VALUES (?, ?)",
-                    (rowid, index_text(chunk_source(title, chunk))),
+                    "INSERT INTO document_fts_v2 (rowid, terms) VALUES (?, ?)",
+                    (rowid, scoped_terms(ns, chunk_source(title, chunk))),
                 )
 
         await self._run(f"store document {document.id}", write, write=True)
@@ -484,7 +519,7 @@ class SQLiteDocumentStore(DocumentStore):
         sql = _SQLITE_SEARCH.format(marks=", ".join("?" * len(keys)))
 
         def select(conn: sqlite3.Connection) -> builtins.list[Any]:
-            return conn.execute(sql, (fts_query(terms), *keys, limit)).fetchall()
+            return conn.execute(sql, (fts_query(terms, keys), *keys, limit)).fetchall()
 
         rows = await self._run("search documents", select)
         return [

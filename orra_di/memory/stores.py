@@ -30,7 +30,6 @@ the :class:`~orra_di.stores.memory.InMemoryStore`; one JSON file per memory unde
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -57,7 +56,7 @@ from orra_di.memory.model import (
     word_list,
     words,
 )
-from orra_di.namespace import Namespace, NamespaceLike
+from orra_di.namespace import Namespace, NamespaceLike, index_token
 from orra_di.store import SessionStore, in_subtree, subtree_bounds
 from orra_di.stores.file import FileStore
 from orra_di.stores.memory import InMemoryStore
@@ -364,22 +363,17 @@ _SQLITE_SCHEMA = (
 )
 
 
-def scope_token(namespace: str) -> str:
-    """The prefix standing for a namespace in the FTS index (a digest: no word clashes)."""
-    return "ns" + hashlib.sha256(namespace.encode()).hexdigest()[:20]
-
-
 def index_text(namespace: str, text: str) -> str:
     """What the FTS index holds for a memory: every word of ``text``, repeats kept (BM25
     counts them), each bound to the memory's namespace."""
-    scope = scope_token(namespace)
+    scope = index_token(namespace)
     return " ".join(f"{scope}_{word}" for word in word_list(text))
 
 
 def fts_query(terms: Sequence[str], keys: Sequence[str]) -> str:
     """An FTS5 query: any of ``terms`` in one of the ``keys`` namespaces. Every term is a
     quoted string, so no FTS operator in the user's text survives."""
-    scopes = [scope_token(k) for k in keys]
+    scopes = [index_token(k) for k in keys]
     return " OR ".join('"' + f"{s}_{t}".replace('"', '""') + '"' for s in scopes for t in terms)
 
 

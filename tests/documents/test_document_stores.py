@@ -155,3 +155,51 @@ def test_one_document_store_per_session_store_and_chunking() -> None:
 def test_a_file_store_has_no_document_backend(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no backend beside a FileStore"):
         document_store_for(FileStore(tmp_path))
+
+
+async def test_a_database_with_the_old_index_is_indexed_again(tmp_path: Path) -> None:
+    """A database written before the per-namespace index (``document_fts_v1``, plain
+    terms) is searchable after the upgrade, each tenant's chunks in its own scope."""
+    import sqlite3
+
+    from orra_di.documents.stores import chunk_source
+    from orra_di.documents.text import index_text
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE documents_v1 (namespace TEXT NOT NULL, id TEXT NOT NULL, "
+            "title TEXT NOT NULL, source TEXT NOT NULL, metadata TEXT NOT NULL, "
+            "content_hash TEXT NOT NULL, updated_at REAL NOT NULL, content TEXT NOT NULL, "
+            "PRIMARY KEY (namespace, id)) WITHOUT ROWID"
+        )
+        conn.execute(
+            "CREATE TABLE document_chunks_v1 (rowid INTEGER PRIMARY KEY, namespace TEXT NOT "
+            "NULL, doc_id TEXT NOT NULL, seq INTEGER NOT NULL, chunk TEXT NOT NULL)"
+        )
+        conn.execute("CREATE VIRTUAL TABLE document_fts_v1 USING fts5(terms)")
+        for rowid, ns in ((1, "acme"), (2, "globex")):
+            chunk = f"Vacation policy of {ns}: twenty days."
+            conn.execute(
+                "INSERT INTO documents_v1 VALUES (?, 'policy', 'Policy', 'policy.md', '{}', "
+                "'h', 0, ?)",
+                (ns, chunk),
+            )
+            conn.execute(
+                "INSERT INTO document_chunks_v1 VALUES (?, ?, 'policy', 0, ?)", (rowid, ns, chunk)
+            )
+            conn.execute(
+                "INSERT INTO document_fts_v1 (rowid, terms) VALUES (?, ?)",
+                (rowid, index_text(chunk_source("Policy", chunk))),
+            )
+    sessions = SQLiteStore(path)
+    try:
+        store = document_store_for(sessions)
+        found = await store.search("vacation days", ["acme"], 5)
+        assert [(r.namespace.key, r.document_id) for r in found] == [("acme", "policy")]
+        assert "acme" in found[0].chunk
+    finally:
+        await sessions.aclose()
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "document_fts_v1" not in names and "document_fts_v2" in names
