@@ -447,6 +447,8 @@ class SQLiteStore:
                 conn.execute("DELETE FROM messages WHERE session_id = ?", (row[0],))
                 conn.executemany(_INSERT_MESSAGE, ((row[0], s, b) for s, b in enumerate(bodies)))
             _wrote(held, row[0])
+            if held is not None:  # this commit's fsync covered the run's earlier steps
+                held.unsynced = False
             self._cache.put(key, (row[0], row[1]), cached)
 
         await self._run(what, write, inline=False)
