@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from memory.backends import BACKENDS, open_sessions
 
 from orra_di.memory import MemoryManager
 from orra_di.memory.model import MemoryEntry
@@ -37,8 +38,16 @@ async def sqlite_sessions(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 
 
 @pytest.fixture
-def store(sqlite_sessions: SQLiteStore) -> MemoryStore:
+def sqlite_store(sqlite_sessions: SQLiteStore) -> MemoryStore:
     return memory_store_for(sqlite_sessions)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryStore]:
+    """The memory store beside each session backend (SQLite's FTS index, PostgreSQL's
+    tsvector, the stores that score in Python)."""
+    async for sessions in open_sessions(request.param, tmp_path):
+        yield memory_store_for(sessions)
 
 
 HOSTILE_NAMESPACES = [
@@ -165,21 +174,21 @@ async def test_hostile_queries_neither_fail_nor_widen_the_scope(
 
 
 async def test_another_tenant_cannot_push_a_users_memories_out_of_recall(
-    store: MemoryStore,
+    sqlite_store: MemoryStore,
 ) -> None:
     """A tenant writes words that the FTS tokenizer splits where Python does not (U+19B0,
     a letter for Python, a mark for SQLite's Unicode 6.1 tables) so that a piece of its
     memory reads as alice's ``<scope>_tea``. It must not cost alice her own recall."""
     mine = MemoryEntry(namespace="acme:alice", content="alice likes green tea")
-    await store.store(mine)
+    await sqlite_store.store(mine)
     forged = f"x\u19b0{scope_token('acme:alice')}_tea " * 50
     for _ in range(10):
-        await store.store(MemoryEntry(namespace="evil", content=forged))
-    found = await store.search_text(["acme:alice", "acme"], "tea", 5)
+        await sqlite_store.store(MemoryEntry(namespace="evil", content=forged))
+    found = await sqlite_store.search_text(["acme:alice", "acme"], "tea", 5)
     assert [r.entry.id for r in found] == [mine.id]
 
 
-async def test_sqlite_agrees_with_the_reference_over_many_scopes(store: MemoryStore) -> None:
+async def test_every_backend_agrees_with_the_reference_over_many_scopes(store: MemoryStore) -> None:
     reference = InMemoryMemoryStore()
     namespaces = ["t", "t:u", "t:u:c", "t:v", "s", "s:u"]
     vocabulary = ["red", "green", "blue", "tea", "milk", "river", "stone", "über"]
