@@ -181,3 +181,36 @@ async def test_writes_outside_a_run_are_durable_at_once(tmp_path: Path) -> None:
     found = transactions(statements)
     assert found and all(full for data, full in found if data), found
     await store.aclose()
+
+
+@pytest.mark.parametrize(("usage", "fsyncs"), [(False, 1), (True, 3)])
+async def test_in_the_container_a_runs_session_costs_one_fsync_and_usage_its_own(
+    tmp_path: Path, usage: bool, fsyncs: int
+) -> None:
+    """The container records usage per model call (on by default): those records commit
+    durably each, as the setting's docs say; the session's steps wait for the run's one
+    fsync."""
+    from dependency_injector import providers
+
+    from orra_di.containers import Container, lifespan
+    from orra_di.settings import load_settings
+
+    container = Container()
+    settings = load_settings(
+        store={"url": f"sqlite:///{tmp_path}/c.db", "sqlite_synchronous": "run"},
+        agents=[{"name": "Atlas"}],
+        usage={"enabled": usage},
+    )
+    container.settings.override(providers.Object(settings))
+    script = [tool_calls(call("calculate", {"expression": "1+1"}, id="c1")), reply("done")]
+    container.llm.override(providers.Object(ScriptedProvider(script * 2)))
+    async with lifespan(container):
+        runtime = container.runtimes().default
+        await runtime.run(ALICE, "first")
+        store = container.store()
+        assert isinstance(store, SQLiteStore)
+        statements = trace(store)
+        await runtime.run(ALICE, "second")
+    found = transactions(statements)
+    assert every_step_covered(found), found
+    assert sum(full for _, full in found) == fsyncs, found
