@@ -528,6 +528,25 @@ class SQLiteMemoryStore(MemoryStore):
                 )
                 if r[1] in visible
             }
+            if len(bodies) < len(best):
+                # A row of another namespace matched: SQLite's tokenizer split one of its
+                # words where ours did not (its Unicode tables are older), and a piece
+                # reads as a visible namespace's token. Rank again with the namespace
+                # checked before the LIMIT, so such rows cannot push the scope's out.
+                best = conn.execute(
+                    "SELECT f.rowid, bm25(memories_fts_v2) AS rank FROM memories_fts_v2 f "
+                    "JOIN memories_v1 m ON m.rowid = f.rowid WHERE memories_fts_v2 MATCH ? "
+                    f"AND m.namespace IN ({_marks(len(keys))}) ORDER BY rank LIMIT ?",
+                    (query, *keys, limit),
+                ).fetchall()
+                bodies = {
+                    r[0]: r[1:]
+                    for r in conn.execute(
+                        "SELECT rowid, body, embedding FROM memories_v1 "
+                        f"WHERE rowid IN ({_marks(len(best))})",
+                        [rowid for rowid, _ in best],
+                    )
+                }
             return [(*bodies[rowid], rank) for rowid, rank in best if rowid in bodies]
 
         rows = await self._run("search memories", select)

@@ -11,8 +11,8 @@ allowlist, so ``ls; rm -rf /`` passed, and its timeout left the child running
   allowing ``ls`` does not allow a ``./ls`` of the working directory, nor another
   name of a multi-call binary);
 - with ``confine_paths``, an argument that names a path outside the working
-  directory (``/etc/passwd``, ``../..``, ``--file=/x``, ``-f/x``, ``if=/x``, ``@/x``) is
-  refused;
+  directory (``/etc/passwd``, ``../..``, ``--file=/x``, ``-f/x``, ``if=/x``, ``@/x``,
+  ``file:///x``) is refused;
 - the command gets only the environment variables ``env_allow`` names (the
   server's API keys stay out) plus ``env``;
 - it runs in a new process group, killed whole on timeout, on cancellation, and
@@ -89,13 +89,22 @@ def directory_for(
     return str(resolved)
 
 
+def _file_url_path(url: str) -> str:
+    """The path a ``file:`` URL names (``file:///etc/passwd``, ``file://host/x``: ``/x``)."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path) or "/"
+
+
 def _outside(argument: str, cwd: str) -> bool:
     """True when ``argument`` (or the value of ``--opt=value``, ``key=value`` as dd takes,
-    ``@file`` as curl takes) names a path outside ``cwd``."""
+    ``@file`` as curl takes, the path of a ``file:`` URL) names a path outside ``cwd``."""
     values = [argument]
     if "=" in argument:
         values.append(argument.split("=", 1)[1])
     values += [v[1:] for v in values if v.startswith("@")]
+    # a file URL names a path too (git clone file:///srv/repo, curl file:///etc/passwd)
+    values += [_file_url_path(v) for v in values if v[:5].lower() == "file:"]
     if argument.startswith("-") and not argument.startswith("--"):
         # a short option with its value attached: -f/etc/passwd, -C/etc, -I../..
         starts = [i for i in (argument.find("/"), argument.find(".")) if i > 0]
