@@ -23,8 +23,8 @@ from orra_di.memory.stores import (
     MemoryStore,
     SQLiteMemoryStore,
     memory_store_for,
-    scope_token,
 )
+from orra_di.namespace import index_token
 from orra_di.stores import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -181,7 +181,7 @@ async def test_another_tenant_cannot_push_a_users_memories_out_of_recall(
     memory reads as alice's ``<scope>_tea``. It must not cost alice her own recall."""
     mine = MemoryEntry(namespace="acme:alice", content="alice likes green tea")
     await sqlite_store.store(mine)
-    forged = f"x\u19b0{scope_token('acme:alice')}_tea " * 50
+    forged = f"x\u19b0{index_token('acme:alice')}_tea " * 50
     for _ in range(10):
         await sqlite_store.store(MemoryEntry(namespace="evil", content=forged))
     found = await sqlite_store.search_text(["acme:alice", "acme"], "tea", 5)
