@@ -291,9 +291,8 @@ class StoreSettings(_Section):
     the last commits), ``full`` (an fsync per commit of session data, so each stored
     step survives a power cut too; lease bookkeeping is not synced) or ``run`` (each
     step survives a process crash as it is written, and a finished run a power cut: one
-    fsync per run for its session, at its last write; what else the run writes beside
-    the sessions, such as the usage ledger's record of each model call, commits with an
-    fsync of its own)."""
+    fsync per run, at its last write, which also covers the usage ledger's record of each
+    model call; memories and approvals a run writes commit with an fsync of their own)."""
 
     @field_validator("url")
     @classmethod

@@ -13,9 +13,10 @@ a locked run's steps commit as at NORMAL (each survives a process crash as it is
 written, before the next model call) and its last write, or its unlock, commits
 with an fsync, which makes the run's earlier WAL frames durable with it; a power
 cut can then lose only the steps of a run that had not finished, and a finished
-run's session costs one fsync instead of one per step. Other data written through
-:meth:`SQLiteStore.run_in_connection` during the run (the usage ledger records each
-model call, memories, approvals) still commits with an fsync of its own.
+run costs one fsync instead of one per step. The usage ledger's record of each
+model call rides on the same fsync (``run_in_connection(deferrable=True)``); other
+data written through :meth:`SQLiteStore.run_in_connection` during the run
+(memories, approvals) still commits with an fsync of its own.
 
 Measured on a 2-vCPU VM, a hop to a worker thread costs 100-170 µs while an
 append is about 35 µs of SQLite work. Persisting one user message (lock,
@@ -666,7 +667,12 @@ class SQLiteStore:
     # -- other kinds of data in the same database -----------------------------------
 
     async def run_in_connection(
-        self, what: str, op: Callable[[sqlite3.Connection], _T], *, write: bool = False
+        self,
+        what: str,
+        op: Callable[[sqlite3.Connection], _T],
+        *,
+        write: bool = False,
+        deferrable: bool = False,
     ) -> _T:
         """Run ``op`` on this store's connection, for data kept beside the sessions.
 
@@ -674,13 +680,25 @@ class SQLiteStore:
         they share its connection, its worker thread and its busy handling rather
         than opening their own. ``write=True`` runs ``op`` inside one write
         transaction. A ``sqlite3.Error`` becomes a :class:`StoreError` naming ``what``.
+
+        ``deferrable=True`` (bookkeeping a run writes, such as the usage ledger's
+        record of a model call): at ``synchronous="RUN"``, while this store holds a
+        run's lock, the write commits without an fsync and the runs in progress owe
+        one, which their last write (or unlock) pays; with no run in progress it
+        commits durably as any other write.
         """
         if not write:
             return await self._run(what, op)
+        runs = [held for held in self._held.values() if not held.released]
+        deferred = deferrable and self._synchronous == "RUN" and bool(runs)
+        writing = self._unsynced_writing if deferred else self._writing
 
         def in_transaction(conn: sqlite3.Connection) -> _T:
-            with self._writing(conn):
+            with writing(conn):
                 result = op(conn)
+            if deferred:
+                for held in runs:
+                    held.unsynced = True
             # A bulk write (memories, documents) is one transaction but many pages: count
             # it by the WAL's size, or the WAL grows unchecked and every read slows down.
             with suppress(OSError):

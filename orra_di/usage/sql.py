@@ -136,7 +136,7 @@ class SQLiteUsageBackend:
             for key in release.keys if release else ():
                 conn.execute(sql.drop, (key_digest(key), release.id))  # type: ignore[union-attr]
 
-        await self.store.run_in_connection("record usage", op, write=True)
+        await self.store.run_in_connection("record usage", op, write=True, deferrable=True)
 
     async def totals(self, key: str, since_hour: int | None, until_hour: int | None) -> UsageTotals:
         await self._ensure()
@@ -183,7 +183,7 @@ class SQLiteUsageBackend:
                 )
             return None
 
-        return await self.store.run_in_connection("reserve usage", op, write=True)
+        return await self.store.run_in_connection("reserve usage", op, write=True, deferrable=True)
 
     async def release(self, reservation: Reservation) -> None:
         await self._ensure()
@@ -192,7 +192,9 @@ class SQLiteUsageBackend:
             for key in reservation.keys:
                 conn.execute(self._sql.drop, (key_digest(key), reservation.id))
 
-        await self.store.run_in_connection("release a usage reservation", op, write=True)
+        await self.store.run_in_connection(
+            "release a usage reservation", op, write=True, deferrable=True
+        )
 
     async def delete_tree(self, prefix: str) -> int:
         """Erase the counters and reservations of ``prefix`` and every key below it;

@@ -183,13 +183,12 @@ async def test_writes_outside_a_run_are_durable_at_once(tmp_path: Path) -> None:
     await store.aclose()
 
 
-@pytest.mark.parametrize(("usage", "fsyncs"), [(False, 1), (True, 3)])
-async def test_in_the_container_a_runs_session_costs_one_fsync_and_usage_its_own(
-    tmp_path: Path, usage: bool, fsyncs: int
+@pytest.mark.parametrize("usage", [False, True])
+async def test_in_the_container_a_run_costs_one_fsync_with_its_usage_records(
+    tmp_path: Path, usage: bool
 ) -> None:
-    """The container records usage per model call (on by default): those records commit
-    durably each, as the setting's docs say; the session's steps wait for the run's one
-    fsync."""
+    """The container records usage per model call (on by default): at ``run`` those records
+    wait for the run's one fsync with its steps, as the setting's docs say."""
     from dependency_injector import providers
 
     from orra_di.containers import Container, lifespan
@@ -213,4 +212,4 @@ async def test_in_the_container_a_runs_session_costs_one_fsync_and_usage_its_own
         await runtime.run(ALICE, "second")
     found = transactions(statements)
     assert every_step_covered(found), found
-    assert sum(full for _, full in found) == fsyncs, found
+    assert sum(full for _, full in found) == 1, found
