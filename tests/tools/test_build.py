@@ -81,3 +81,17 @@ def test_config_masks_the_tools_secrets(monkeypatch: pytest.MonkeyPatch) -> None
     assert "ghp_secret_value_123" not in result.stdout + result.stderr
     assert "BSA_secret_value_456" not in result.stdout + result.stderr
     assert "tools.github" in result.stdout and "**********" in result.stdout
+
+
+def test_the_list_form_beside_options_inside_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ORRA_TOOLS as a list replaces the section: an ORRA_TOOLS__EXEC__... beside it would be
+    dropped silently (exec left off), so it is an error naming both and the form to use."""
+    monkeypatch.setenv("ORRA_TOOLS", '["calculate"]')
+    monkeypatch.setenv("ORRA_TOOLS__EXEC__ENABLED", "true")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "ORRA_TOOLS is given as a list" in message
+    assert "ORRA_TOOLS__EXEC__ENABLED" in message and "__<NAME>__ENABLED=true" in message
+    monkeypatch.delenv("ORRA_TOOLS__EXEC__ENABLED")
+    assert load_settings().tools.enabled() == ["calculate"]
