@@ -67,7 +67,8 @@ def docs_add(
         elif o.status == "unchanged":
             cli._out().print(Text(f"unchanged {o.id} (skipped: {o.detail})"))
         else:
-            cli._out().print(Text(f"{o.status} {o.id} ({o.chunks} chunks) from {o.path}"))
+            chunks = f"{o.chunks} chunk" + ("" if o.chunks == 1 else "s")
+            cli._out().print(Text(f"{o.status} {o.id} ({chunks}) from {o.path}"))
     if not outcomes:
         cli._err().print(Text("no files found in the paths given"))
         raise typer.Exit(1)

@@ -38,7 +38,7 @@ def test_add_search_show_list_remove(tmp_path: Path) -> None:
     (tmp_path / "page.html").write_text("<title>Parking</title><p>Parking is free.</p>")
     added = run("docs", "add", "handbook.md", "policy.pdf", "page.html", "-n", "acme")
     assert added.exit_code == 0, added.output
-    assert "added handbook.md (1 chunks)" in added.output
+    assert "added handbook.md (1 chunk)" in added.output
     assert "added policy.pdf" in added.output and "added page.html" in added.output
 
     found = run("docs", "search", "vacation", "-n", "acme:alice")
