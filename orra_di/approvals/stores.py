@@ -73,6 +73,9 @@ class ApprovalStore(ABC):
                 f"poll_interval must be a positive number, got {poll_interval}"
             )
         self.poll_interval = poll_interval
+        self._stir: anyio.Event | None = None
+        """Set by this object's own writes: a waiter in this process wakes at once
+        instead of at its next poll (one ``orra-di serve`` on SQLite is the default)."""
 
     # -- what backends implement ---------------------------------------------------------
 
@@ -101,12 +104,33 @@ class ApprovalStore(ABC):
         """Up to ``limit`` decided records (of ``namespace``'s subtree), newest decision first."""
 
     async def _changed(self, request_id: str) -> None:
-        """Return when the record may have changed; by default after ``poll_interval``."""
-        await anyio.sleep(self.poll_interval)
+        """Return when the record may have changed; by default after ``poll_interval``, or
+        at once when this very object wrote meanwhile."""
+        await self._poll()
 
     async def _added(self) -> None:
-        """Return when a request may have been added; by default after ``poll_interval``."""
-        await anyio.sleep(self.poll_interval)
+        """Return when a request may have been added; by default after ``poll_interval``,
+        or at once when this very object wrote meanwhile."""
+        await self._poll()
+
+    # -- waking this process's waiters -----------------------------------------------------
+
+    def _arm(self) -> None:
+        """Before reading: a write from now on wakes the wait that may follow the read."""
+        if self._stir is None:
+            self._stir = anyio.Event()
+
+    def _stirred(self) -> None:
+        """After a write through this object: wake the waiters armed before it."""
+        stir, self._stir = self._stir, None
+        if stir is not None:
+            stir.set()
+
+    async def _poll(self) -> None:
+        self._arm()
+        assert self._stir is not None
+        with anyio.move_on_after(self.poll_interval):
+            await self._stir.wait()
 
     # -- the API -----------------------------------------------------------------------
 
@@ -114,6 +138,7 @@ class ApprovalStore(ABC):
         """Keep a new request (pending) or an already decided one (auto-approvals)."""
         check_request_id(record.id)
         await self._insert(record)
+        self._stirred()
 
     async def get(self, request_id: str) -> ApprovalRecord | None:
         return await self._load(check_request_id(request_id))
@@ -126,6 +151,7 @@ class ApprovalStore(ABC):
         """
         check_request_id(request_id)
         while True:
+            self._arm()
             record = await self._load(request_id)
             if record is None:
                 raise ApprovalError(f"no approval request {request_id}")
@@ -161,6 +187,7 @@ class ApprovalStore(ABC):
         else:
             decided = current.decide(approved=approved, by=by.strip(), reason=reason)
         stored = await self._replace_if_pending(decided)
+        self._stirred()
         if stored is None:
             raise ApprovalError(f"approval request {request_id} vanished while being decided")
         return stored
@@ -195,6 +222,7 @@ class ApprovalStore(ABC):
         """The oldest pending request (of ``namespace``'s subtree) whose id is not in ``seen``,
         waiting for one to be added if there is none (bound the wait yourself)."""
         while True:
+            self._arm()
             for record in await self.pending(namespace):
                 if record.id not in seen:
                     return record
@@ -210,7 +238,11 @@ class ApprovalStore(ABC):
         prefix = Namespace.coerce(namespace).key
         ids = [r.id for r in await self._pending() if in_subtree(r.namespace, prefix)]
         ids += [r.id for r in await self._decided(prefix, 2**31 - 1)]
-        return await self._delete(list(dict.fromkeys(ids))) if ids else 0
+        if not ids:
+            return 0
+        count = await self._delete(list(dict.fromkeys(ids)))
+        self._stirred()
+        return count
 
     async def history(
         self, namespace: NamespaceLike | None = None, *, limit: int = 100

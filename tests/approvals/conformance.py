@@ -228,6 +228,37 @@ class ApprovalStoreConformance:
         with pytest.raises(ValueError, match="limit"):
             await approvals.history(limit=0)
 
+    async def test_writes_through_the_same_object_wake_its_waiters_at_once(
+        self, new_sessions: SessionsFactory
+    ) -> None:
+        """One process answering its own requests (one ``orra-di serve`` on SQLite, the
+        default) needs no polling: a request added or decided through the store object the
+        waiters use wakes them at once, on every backend."""
+        sessions = new_sessions()
+        try:
+            store = approval_store_for(sessions, poll_interval=3600)
+            announced: list[str] = []
+            decided: list[bool] = []
+
+            async def watch() -> None:
+                announced.append((await store.next_pending("acme")).id)
+
+            async def wait(record: ApprovalRecord) -> None:
+                decided.append(bool((await store.wait(record.id)).approved))
+
+            record = request(call_id="c-local")
+            with anyio.fail_after(BOUND):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch)
+                    await anyio.sleep(0.05)  # watching, with nothing pending yet
+                    await store.add(record)
+                    tg.start_soon(wait, record)
+                    await anyio.sleep(0.05)  # waiting on the decision
+                    await store.approve(record.id, by="alice")
+            assert announced == [record.id] and decided == [True]
+        finally:
+            await sessions.aclose()
+
 
 class NotifyingConformance:
     """For backends that notify (PostgreSQL, Redis): a decision wakes waiters without polling."""
