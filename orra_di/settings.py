@@ -648,39 +648,11 @@ class _KeepUndecodable(PydanticBaseSettingsSource):
             return value
 
 
-class _NoShadowedOptions(EnvSettingsSource):
-    """Refuse a section given as a list (``ORRA_TOOLS='["calculate"]'``) beside variables
-    setting options inside it (``ORRA_TOOLS__EXEC__ENABLED``): the list replaces the whole
-    section, and pydantic-settings would drop those variables without a word."""
-
-    def prepare_field_value(
-        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
-    ) -> Any:
-        prepared = super().prepare_field_value(field_name, field, value, value_is_complex)
-        if value is None or isinstance(prepared, dict):
-            return prepared
-        stem = f"{self.env_prefix}{field_name}{self.env_nested_delimiter}"
-        inside = sorted(k for k in self.env_vars if k.lower().startswith(stem.lower()))
-        if inside and self.env_nested_delimiter:
-            whole = f"{self.env_prefix}{field_name}".upper()
-            raise ConfigurationError(
-                f"invalid configuration: {whole} is given as a list, which replaces the whole "
-                f"{field_name} section, and {', '.join(k.upper() for k in inside)} set options "
-                "inside it, which would be ignored; use one form: drop the list and "
-                + (
-                    f"switch each tool on with {whole}__<NAME>__ENABLED=true"
-                    if field_name == "tools"
-                    else f"set each option as {whole}__<NAME>__<OPTION>"
-                )
-            )
-        return prepared
-
-
-class _Env(_KeepUndecodable, _NoShadowedOptions):
+class _Env(_KeepUndecodable, EnvSettingsSource):
     pass
 
 
-class _DotEnv(_KeepUndecodable, DotEnvSettingsSource, _NoShadowedOptions):
+class _DotEnv(_KeepUndecodable, DotEnvSettingsSource):
     pass
 
 

@@ -40,6 +40,7 @@ MODULE_LEVEL_ONLY = {
     "History",
     "ToolTimedOut",
     "in_subtree",
+    "index_token",
     "parse_tool_arguments",
     "response_events",
     "subtree_bounds",

@@ -11,6 +11,7 @@ Examples: ``ORRA_TOOLS__EXEC__ENABLED=true``, ``ORRA_TOOLS__EXEC__ALLOW='["git",
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any, Literal
 
@@ -318,6 +319,14 @@ class ToolsSettings(_Table):
     def _from_names(cls, value: Any) -> Any:
         if not isinstance(value, list | tuple):
             return value
+        # pydantic-settings drops ORRA_TOOLS__* variables when ORRA_TOOLS is a list: say so
+        # rather than start without them (exec left off, say).
+        nested = sorted(k for k in os.environ if k.upper().startswith("ORRA_TOOLS__"))
+        if nested:
+            raise ValueError(
+                f"ORRA_TOOLS is a list, so {', '.join(nested)} would be ignored; drop the list "
+                "and switch each tool on with ORRA_TOOLS__<NAME>__ENABLED=true instead"
+            )
         tables: dict[str, Any] = {
             "calculate": {"enabled": False},
             "current_time": {"enabled": False},

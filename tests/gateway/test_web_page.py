@@ -185,6 +185,12 @@ def open_page(browser: Any, url: str, width: int = 1100, height: int = 760) -> I
 
 
 def send(page: Any, text: str) -> None:
+    """Type and send, once the page takes a message: while a run streams it is busy (Send
+    disabled) and ignores Enter, as a user would see; on a loaded machine the last events
+    of the previous run can come after the answer the test saw."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
     page.get_by_label("Message").fill(text)
     page.get_by_label("Message").press("Enter")
 

@@ -91,7 +91,7 @@ def test_the_list_form_beside_options_inside_it_is_refused(monkeypatch: pytest.M
     with pytest.raises(ConfigurationError) as error:
         load_settings()
     message = str(error.value)
-    assert "ORRA_TOOLS is given as a list" in message
+    assert "ORRA_TOOLS is a list" in message and "tools" in message
     assert "ORRA_TOOLS__EXEC__ENABLED" in message and "__<NAME>__ENABLED=true" in message
     monkeypatch.delenv("ORRA_TOOLS__EXEC__ENABLED")
     assert load_settings().tools.enabled() == ["calculate"]
