@@ -141,7 +141,9 @@ def cron_add(
         return await _service(container).add_job(new)
 
     added = cli._run(job)
-    cli._out().print(f"added {added.id} ({added.name}); next run {_when(added.next_run)}")
+    cli._out().print(
+        f"added {added.id} ({added.name}); next run {_when(added.next_run)}", markup=False
+    )
 
 
 def _reason(exc: Exception) -> str:
@@ -188,7 +190,7 @@ def cron_pause(job_id: JobId) -> None:
     from orra_di import cli
 
     _one(job_id, "pause")
-    cli._out().print(f"paused {job_id}")
+    cli._out().print(f"paused {job_id}", markup=False)
 
 
 @cron_app.command("resume")
@@ -197,7 +199,7 @@ def cron_resume(job_id: JobId) -> None:
     from orra_di import cli
 
     _one(job_id, "resume")
-    cli._out().print(f"resumed {job_id}")
+    cli._out().print(f"resumed {job_id}", markup=False)
 
 
 @cron_app.command("delete")
@@ -206,7 +208,7 @@ def cron_delete(job_id: JobId) -> None:
     from orra_di import cli
 
     _one(job_id, "delete")
-    cli._out().print(f"deleted {job_id}")
+    cli._out().print(f"deleted {job_id}", markup=False)
 
 
 @cron_app.command("run")
@@ -216,7 +218,8 @@ def cron_run(job_id: JobId) -> None:
 
     run: CronRun = _one(job_id, "run")
     cli._out().print(
-        json.dumps(run.model_dump(mode="json", exclude={"usage"}), indent=2, ensure_ascii=False)
+        json.dumps(run.model_dump(mode="json", exclude={"usage"}), indent=2, ensure_ascii=False),
+        markup=False,
     )
     if run.outcome != "ok":
         raise typer.Exit(1)
