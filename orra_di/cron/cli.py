@@ -244,6 +244,8 @@ def cron_history(
         cli._out().print("no runs recorded")
         return
     table = Table("due", "started", "outcome", "attempts", "tokens", "error / answer")
+    for column in table.columns:  # as in `cron list`: a narrow terminal wraps, never cuts
+        column.overflow = "fold"
     for r in runs:
         tokens = str(r.usage.input_tokens + r.usage.output_tokens)
         detail = (r.error or r.output or "").replace("\n", " ")[:200]
