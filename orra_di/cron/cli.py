@@ -121,7 +121,14 @@ def cron_add(
                 schedule = EverySchedule(interval_ms=max(int(every * 1000), 1))
             else:
                 assert at is not None
-                schedule = AtSchedule(datetime=datetime.fromisoformat(at.replace("Z", "+00:00")))
+                try:
+                    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+                except ValueError:
+                    raise CronError(
+                        f"--at {at!r} is not an ISO time; give one with a zone, e.g. "
+                        "'2025-06-15T09:00:00Z' or '2025-06-15T11:00:00+02:00'"
+                    ) from None
+                schedule = AtSchedule(datetime=moment)
         except ValueError as exc:
             raise CronError(_reason(exc)) from None
         payload: Any = (
