@@ -462,7 +462,11 @@ def _cron_tools(settings: OrraSettings, cron_service: Callable[[], CronService])
         return []
     from orra_di.cron.tool import CronTool
 
-    return [CronTool(cron_service(), default_timezone=settings.cron.default_timezone)]
+    section = settings.cron
+    tool = CronTool(
+        cron_service(), default_timezone=section.default_timezone, missed=section.missed_runs
+    )
+    return [tool]
 
 
 def _memory_parts(

@@ -121,7 +121,14 @@ def cron_add(
                 schedule = EverySchedule(interval_ms=max(int(every * 1000), 1))
             else:
                 assert at is not None
-                schedule = AtSchedule(datetime=datetime.fromisoformat(at.replace("Z", "+00:00")))
+                try:
+                    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+                except ValueError:
+                    raise CronError(
+                        f"--at {at!r} is not an ISO time; give one with a zone, e.g. "
+                        "'2025-06-15T09:00:00Z' or '2025-06-15T11:00:00+02:00'"
+                    ) from None
+                schedule = AtSchedule(datetime=moment)
         except ValueError as exc:
             raise CronError(_reason(exc)) from None
         payload: Any = (
@@ -141,7 +148,9 @@ def cron_add(
         return await _service(container).add_job(new)
 
     added = cli._run(job)
-    cli._out().print(f"added {added.id} ({added.name}); next run {_when(added.next_run)}")
+    cli._out().print(
+        f"added {added.id} ({added.name}); next run {_when(added.next_run)}", markup=False
+    )
 
 
 def _reason(exc: Exception) -> str:
@@ -188,7 +197,7 @@ def cron_pause(job_id: JobId) -> None:
     from orra_di import cli
 
     _one(job_id, "pause")
-    cli._out().print(f"paused {job_id}")
+    cli._out().print(f"paused {job_id}", markup=False)
 
 
 @cron_app.command("resume")
@@ -197,7 +206,7 @@ def cron_resume(job_id: JobId) -> None:
     from orra_di import cli
 
     _one(job_id, "resume")
-    cli._out().print(f"resumed {job_id}")
+    cli._out().print(f"resumed {job_id}", markup=False)
 
 
 @cron_app.command("delete")
@@ -206,7 +215,7 @@ def cron_delete(job_id: JobId) -> None:
     from orra_di import cli
 
     _one(job_id, "delete")
-    cli._out().print(f"deleted {job_id}")
+    cli._out().print(f"deleted {job_id}", markup=False)
 
 
 @cron_app.command("run")
@@ -216,7 +225,8 @@ def cron_run(job_id: JobId) -> None:
 
     run: CronRun = _one(job_id, "run")
     cli._out().print(
-        json.dumps(run.model_dump(mode="json", exclude={"usage"}), indent=2, ensure_ascii=False)
+        json.dumps(run.model_dump(mode="json", exclude={"usage"}), indent=2, ensure_ascii=False),
+        markup=False,
     )
     if run.outcome != "ok":
         raise typer.Exit(1)
@@ -241,6 +251,8 @@ def cron_history(
         cli._out().print("no runs recorded")
         return
     table = Table("due", "started", "outcome", "attempts", "tokens", "error / answer")
+    for column in table.columns:  # as in `cron list`: a narrow terminal wraps, never cuts
+        column.overflow = "fold"
     for r in runs:
         tokens = str(r.usage.input_tokens + r.usage.output_tokens)
         detail = (r.error or r.output or "").replace("\n", " ")[:200]

@@ -6,13 +6,14 @@ calling session's (:class:`~orra_di.tool.ToolContext`); a ``namespace`` argument
 accepted only at or below it, and ``list``/``get``/``pause``/``resume``/``delete``/
 ``run`` see only the jobs of the caller's subtree (another tenant's job is "not
 found"). Outputs and error texts are orra's; ``cron`` schedules take a
-``timezone`` (default: the tool's ``default_timezone``), and ``run`` runs a job now.
+``timezone`` (default: the tool's ``default_timezone``), new jobs get the tool's
+``missed`` policy (the container's ``cron.missed_runs``), and ``run`` runs a job now.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -84,9 +85,16 @@ def _schema() -> dict[str, Any]:
 class CronTool:
     """orra's ``CronTool`` over a :class:`CronService`, bound to the caller's namespace."""
 
-    def __init__(self, service: CronService, *, default_timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        service: CronService,
+        *,
+        default_timezone: str = "UTC",
+        missed: Literal["skip", "run_once"] = "run_once",
+    ) -> None:
         self.service = service
         self.default_timezone = default_timezone
+        self.missed: Literal["skip", "run_once"] = missed
         self._definition = ToolDefinition(
             name="cron", description=DESCRIPTION, input_schema=_schema()
         )
@@ -189,7 +197,11 @@ class CronTool:
         payload = self._payload(args.get("payload"))
         try:
             job = CronJob(
-                name=name.strip(), schedule=schedule, payload=payload, namespace=namespace
+                name=name.strip(),
+                schedule=schedule,
+                payload=payload,
+                namespace=namespace,
+                missed=self.missed,
             )
         except ValidationError as exc:
             raise ToolInputError(_first(exc)) from None

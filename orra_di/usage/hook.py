@@ -111,10 +111,17 @@ class UsageHook(Hook):
                 cost = price.cost_nanousd(prompt, answer)
             elif any(budget.has_cost_limit for _, budget in applying):
                 key = next(k for k, b in applying if b.has_cost_limit)
+                if not model:  # no price can name it: the price table is keyed by model
+                    raise ConfigurationError(
+                        f"namespace {key!r} has a cost budget but the model in use has no "
+                        "name to price: set ORRA_LLM__MODEL (or the agent's model) and give "
+                        "that model a price in ORRA_PRICES, e.g. "
+                        '\'{"gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10}}\''
+                    )
                 raise ConfigurationError(
-                    f"namespace {key!r} has a cost budget but model {model or '(default)'!r} "
+                    f"namespace {key!r} has a cost budget but model {model!r} "
                     "has no price: add it to ORRA_PRICES, e.g. "
-                    "'{\"" + (model or "model") + '": {"input_per_mtok": 2.5, '
+                    "'{\"" + model + '": {"input_per_mtok": 2.5, '
                     '"output_per_mtok": 10}}\''
                 )
             reservation = await self.ledger.reserve(
