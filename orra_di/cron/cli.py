@@ -220,7 +220,7 @@ def cron_delete(job_id: JobId) -> None:
 
 @cron_app.command("run")
 def cron_run(job_id: JobId) -> None:
-    """Run a job now, here (its schedule is kept), and print how it went."""
+    """Run a job now, here (its schedule is kept; a one-shot is then done); print the run."""
     from orra_di import cli
 
     run: CronRun = _one(job_id, "run")

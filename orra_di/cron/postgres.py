@@ -176,16 +176,29 @@ class PostgresCronStore(CronStore):
         return [job_from_columns(*row) for row in await self._run("list cron jobs", select)]
 
     async def claim(
-        self, now: datetime, owner: str, until: datetime, limit: int = 100
+        self,
+        now: datetime,
+        owner: str,
+        until: datetime,
+        limit: int = 100,
+        *,
+        only: str | None = None,
     ) -> builtins.list[Claim]:
         async def claim(conn: AsyncConnection[Any]) -> builtins.list[Any]:
             cursor = await conn.execute(
                 f"WITH due AS (SELECT id, claimed_by FROM {self._jobs} "
-                "WHERE wake_at IS NOT NULL AND wake_at <= %s ORDER BY wake_at, id LIMIT %s "
-                f"FOR UPDATE SKIP LOCKED) UPDATE {self._jobs} AS j "
-                "SET claimed_by = %s, wake_at = %s FROM due WHERE j.id = due.id "
+                "WHERE wake_at IS NOT NULL AND wake_at <= %(now)s "
+                "AND (%(only)s::text IS NULL OR id = %(only)s) ORDER BY wake_at, id "
+                f"LIMIT %(limit)s FOR UPDATE SKIP LOCKED) UPDATE {self._jobs} AS j "
+                "SET claimed_by = %(owner)s, wake_at = %(until)s FROM due WHERE j.id = due.id "
                 "RETURNING due.claimed_by, j.body, j.status, j.next_run, j.last_run, j.run_count",
-                (now.timestamp(), limit, owner, until.timestamp()),
+                {
+                    "now": now.timestamp(),
+                    "limit": limit,
+                    "only": only,
+                    "owner": owner,
+                    "until": until.timestamp(),
+                },
             )
             return await cursor.fetchall()
 

@@ -57,7 +57,14 @@ return 1
 """
 
 _CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+local ids
+if ARGV[6] ~= '' then
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[6])
+    ids = {}
+    if score and tonumber(score) <= tonumber(ARGV[1]) then ids[1] = ARGV[6] end
+else
+    ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+end
 local out = {}
 for _, id in ipairs(ids) do
     local key = ARGV[5] .. id
@@ -218,7 +225,13 @@ class RedisCronStore(CronStore):
         return sorted(found, key=lambda j: (j.created_at, j.id))
 
     async def claim(
-        self, now: datetime, owner: str, until: datetime, limit: int = 100
+        self,
+        now: datetime,
+        owner: str,
+        until: datetime,
+        limit: int = 100,
+        *,
+        only: str | None = None,
     ) -> builtins.list[Claim]:
         args: builtins.list[str | int] = [
             repr(now.timestamp()),
@@ -226,6 +239,7 @@ class RedisCronStore(CronStore):
             repr(until.timestamp()),
             limit,
             self._job_prefix,
+            only or "",
         ]
         flat: Any = await self._run(
             "claim due cron jobs", lambda: self._claim_script(keys=[self._wake], args=args)

@@ -225,7 +225,8 @@ class CronService:
         return await self.store.update(job)
 
     async def run_now(self, job_id: str) -> CronRun | None:
-        """Run an active job at once (its regular schedule is kept); None if not found.
+        """Run an active job at once (its regular schedule is kept; a one-shot ``at`` job
+        has then had its one run and completes); None if not found.
 
         The job is made due now and claimed like any due job, so a service running
         elsewhere cannot run it at the same time.
@@ -238,7 +239,7 @@ class CronService:
         now = self.clock()
         job.next_run = now
         await self.store.update(job)
-        for run in await self.run_due(now):
+        for run in await self.run_due(now, only=job_id):  # other due jobs wait their turn
             if run.job_id == job_id:
                 return run
         return None
@@ -287,17 +288,21 @@ class CronService:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def run_due(self, now: datetime | None = None) -> list[CronRun]:
+    async def run_due(
+        self, now: datetime | None = None, *, only: str | None = None
+    ) -> list[CronRun]:
         """Claim every job due at ``now`` (the clock's time) and run them; their runs.
 
         This is orra's manual ``tick``: a job runs at most once per due time however
-        often it is called, since a run moves the job's next due time on.
+        often it is called, since a run moves the job's next due time on. ``only``
+        restricts it to that one job (``run_now``: a tenant's "run it now" runs nobody
+        else's due jobs, nor waits for them).
         """
         moment = now or self.clock()
         runs: list[CronRun] = []
         while True:
             until = moment + timedelta(seconds=self.lease)
-            claims = await self.store.claim(moment, self.owner, until, self.batch)
+            claims = await self.store.claim(moment, self.owner, until, self.batch, only=only)
             if not claims:
                 return runs
             async with anyio.create_task_group() as tg:

@@ -166,9 +166,16 @@ class CronStore(ABC):
 
     @abstractmethod
     async def claim(
-        self, now: datetime, owner: str, until: datetime, limit: int = 100
+        self,
+        now: datetime,
+        owner: str,
+        until: datetime,
+        limit: int = 100,
+        *,
+        only: str | None = None,
     ) -> builtins.list[Claim]:
-        """Atomically claim up to ``limit`` jobs due at ``now`` for ``owner`` until ``until``."""
+        """Atomically claim up to ``limit`` jobs due at ``now`` for ``owner`` until ``until``
+        (with ``only``, that one job if it is due: ``run_now`` claims nobody else's)."""
 
     @abstractmethod
     async def renew(self, job_id: str, owner: str, until: datetime) -> bool:
@@ -324,13 +331,20 @@ class _RowStore(CronStore):
         return sorted(jobs, key=lambda j: (j.created_at, j.id))
 
     async def claim(
-        self, now: datetime, owner: str, until: datetime, limit: int = 100
+        self,
+        now: datetime,
+        owner: str,
+        until: datetime,
+        limit: int = 100,
+        *,
+        only: str | None = None,
     ) -> builtins.list[Claim]:
         moment, lease = now.timestamp(), until.timestamp()
 
         def claim() -> builtins.list[Claim]:
+            rows = self._rows() if only is None else [r for r in [self._row(only)] if r]
             due = sorted(
-                (r for r in self._rows() if r.wake_at is not None and r.wake_at <= moment),
+                (r for r in rows if r.wake_at is not None and r.wake_at <= moment),
                 key=lambda r: (r.wake_at or 0.0, r.job.id),
             )[:limit]
             claims = []
@@ -678,7 +692,13 @@ class SQLiteCronStore(CronStore):
         return [job_from_columns(*row) for row in await self._run("list cron jobs", select)]
 
     async def claim(
-        self, now: datetime, owner: str, until: datetime, limit: int = 100
+        self,
+        now: datetime,
+        owner: str,
+        until: datetime,
+        limit: int = 100,
+        *,
+        only: str | None = None,
     ) -> builtins.list[Claim]:
         def claim(conn: sqlite3.Connection) -> builtins.list[tuple[Any, ...]]:
             # One BEGIN IMMEDIATE transaction: no other process writes between the two,
@@ -686,16 +706,17 @@ class SQLiteCronStore(CronStore):
             # held each before: RETURNING would give the new holder). Two statements
             # whatever the number of due jobs, both on the wake_at index.
             due = (
-                "FROM cron_jobs_v1 WHERE wake_at IS NOT NULL AND wake_at <= ?1 "
-                "ORDER BY wake_at, id LIMIT ?2"
+                "FROM cron_jobs_v1 WHERE wake_at IS NOT NULL AND wake_at <= :now "
+                "AND (:only IS NULL OR id = :only) ORDER BY wake_at, id LIMIT :limit"
             )
-            args = (now.timestamp(), limit)
+            args = {"now": now.timestamp(), "limit": limit, "only": only,
+                    "owner": owner, "until": until.timestamp()}  # fmt: skip
             rows = conn.execute(f"SELECT id, claimed_by, {_SQL_COLUMNS} {due}", args).fetchall()
             if rows:
                 conn.execute(
-                    f"UPDATE cron_jobs_v1 SET claimed_by = ?3, wake_at = ?4 "
+                    f"UPDATE cron_jobs_v1 SET claimed_by = :owner, wake_at = :until "
                     f"WHERE id IN (SELECT id {due})",
-                    (*args, owner, until.timestamp()),
+                    args,
                 )
             return rows
 

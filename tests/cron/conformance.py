@@ -121,6 +121,22 @@ class CronStoreConformance:
         assert await store.claim(NOW + timedelta(seconds=30), "two", lease) == []
         assert await store.next_wake() == lease  # the claim's end, then the later job
 
+    async def test_a_claim_for_one_job_claims_no_other(self, sessions: SessionStore) -> None:
+        """``only`` (run_now): that job if it is due, and nobody else's due job."""
+        store = cron_store_for(sessions)
+        mine = make_job("acme:alice", name="mine")
+        theirs = make_job("globex:bob", name="theirs", due=NOW - timedelta(minutes=5))
+        later = make_job("acme:alice", name="later", due=NOW + timedelta(hours=1))
+        for job in (mine, theirs, later):
+            await store.add(job)
+        lease = NOW + timedelta(minutes=1)
+        assert await store.claim(NOW, "one", lease, only=later.id) == []  # not due
+        assert await store.claim(NOW, "one", lease, only="no-such-job") == []
+        (claim,) = await store.claim(NOW, "one", lease, only=mine.id)
+        assert claim.job.id == mine.id
+        (other,) = await store.claim(NOW, "two", lease)  # the other due job is still there
+        assert other.job.id == theirs.id
+
     async def test_finish_releases_with_the_next_due_time(self, sessions: SessionStore) -> None:
         store = cron_store_for(sessions)
         job = make_job()

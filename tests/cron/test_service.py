@@ -322,6 +322,20 @@ async def test_run_now_keeps_the_schedule() -> None:
         await service.run_now(job.id)
 
 
+async def test_run_now_runs_that_job_only() -> None:
+    """Another tenant's overdue job is not run (nor waited for) by a "run it now"; it runs
+    at the next tick as usual."""
+    service, _, clock = make_service()
+    mine = await service.add_job(weekday_job(namespace="acme:alice"))
+    theirs = await service.add_job(weekday_job(namespace="globex:bob"))
+    clock.now = theirs.next_run  # type: ignore[assignment]
+    clock.move(minutes=5)  # theirs is overdue now
+    run = await service.run_now(mine.id)
+    assert run is not None and run.job_id == mine.id
+    assert await service.store.runs(theirs.id) == []
+    assert [r.job_id for r in await service.run_due()] == [theirs.id]
+
+
 async def test_a_lapsed_claim_is_recorded_as_abandoned_not_run_again() -> None:
     service, _, clock = make_service(lease=60)
     job = await service.add_job(weekday_job())
