@@ -260,14 +260,22 @@ def test_plugin_settings_come_as_a_table_and_their_secrets_are_masked(
         json.dumps(
             {
                 "enabled": ["weather"],
-                "config": {"weather": {"units": "C", "api_key": "sk-12345678"}},
+                "config": {
+                    "weather": {
+                        "units": "C",
+                        "api_key": "sk-12345678",
+                        "bearer": "b-secret-1",
+                        "upstream": {"auth": "a-secret-2", "dsn": "postgres://u:p@h/db"},
+                    }
+                },
             }
         ),
     )
     settings = load_settings()
-    assert settings.plugins.options("weather") == {"units": "C", "api_key": "sk-12345678"}
+    assert settings.plugins.options("weather")["api_key"] == "sk-12345678"
     shown = json.dumps(describe(settings)) + repr(settings)
-    assert "sk-12345678" not in shown
+    for secret in ("sk-12345678", "b-secret-1", "a-secret-2", "u:p@h"):
+        assert secret not in shown, secret
     assert '\\"units\\": \\"C\\"' in shown
 
 

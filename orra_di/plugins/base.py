@@ -35,7 +35,10 @@ ENTRY_POINT_GROUP = "orra_di.plugins"
 
 M = TypeVar("M", bound=BaseModel)
 
-_SECRET_KEY = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"key|token|secret|password|passwd|credential|auth|bearer|cookie|signature|dsn",
+    re.IGNORECASE,
+)
 _HIDDEN = "**********"
 
 
