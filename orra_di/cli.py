@@ -745,3 +745,7 @@ app.add_typer(importlib.import_module("orra_di.documents.cli").docs_app, name="d
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m orra_di.cli
+    main()

@@ -471,3 +471,17 @@ def test_the_readme_first_run_reads_sensibly(monkeypatch: pytest.MonkeyPatch) ->
         "This session remembers 1 earlier message from you; the first was: What is 2+2?" in second
     )
     assert shown.startswith('user: What is 2+2?\n  → calculate {"expression": "2+2"}\n  ← 4\n')
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    """``python -m orra_di`` (and ``-m orra_di.cli``) is the ``orra-di`` command, for an
+    environment whose scripts directory is not on PATH."""
+    import subprocess
+    import sys
+
+    for module in ("orra_di", "orra_di.cli"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert "namespaced, persistent sessions" in done.stdout
