@@ -254,11 +254,16 @@ def _pick(runtimes: RuntimeMap, agent: str | None, text: str) -> tuple[str, str]
     A leading ``@Name`` that names no agent is said out loud: the message then
     goes to the default agent, which is rarely what the user meant.
     """
+    from orra_di.agent import detect_agent_mention
+
     if agent:
         return runtimes.profile(agent).name, text
     name, content = runtimes.route(text)
     mention = re.match(r"\s*@(\w[\w.-]*)", text)
-    if mention and name == runtimes.default_agent and mention[1].lower() not in runtimes:
+    # The note is for a mention that named no agent, not for one of the default
+    # agent ("@Code Bot ..." when "Code Bot" is the first agent: the regex sees "Code").
+    named, _ = detect_agent_mention(text, [p.name for p in runtimes.profiles])
+    if mention and named is None and mention[1].lower() not in runtimes:
         agents = ", ".join(p.name for p in runtimes.profiles)
         _say(
             "yellow", "note:", f"no agent is named {mention[1]} (agents: {agents}); {name} answers"

@@ -167,7 +167,8 @@ class _OAuth2Provider(CachingTokenProvider):
         return self._token_from(response, host)
 
     def _clean(self, text: str) -> str:
-        return redact(mask_url(one_line(text, 200)), self._secrets())
+        # Masked before the cut: a secret cut in two would no longer be recognised.
+        return one_line(redact(mask_url(text), self._secrets()), 200)
 
     def _token_from(self, response: httpx2.Response, host: str) -> AccessToken:
         status = response.status_code
@@ -226,7 +227,7 @@ class _OAuth2Provider(CachingTokenProvider):
             detail = error + (f": {description}" if isinstance(description, str) else "")
             advice = _ADVICE.get(error, "check the client id and secret, the scope and the URL")
         else:
-            detail = one_line(text, 200) or "(empty body)"
+            detail = text if text.strip() else "(empty body)"
             advice = (
                 "the server failed; try again later or check its status"
                 if status >= 500

@@ -228,7 +228,8 @@ class AnthropicProvider:
             raise self._error(exc) from None
         if not isinstance(getattr(message, "content", None), list):
             raise ProviderUnavailableError(
-                f"the API answered with something that is not a message: {one_line(str(message))}"
+                "the API answered with something that is not a message: "
+                + one_line(self._clean(str(message)))
             )
         return _response(message, params["model"])
 
@@ -305,13 +306,18 @@ class AnthropicProvider:
         text holds the raw body) is not chained into tracebacks.
         """
         error = self._classify(exc)
+        clean = self._clean(error.message)
+        error.message, error.args = clean, (clean,)
+        return error
+
+    def _clean(self, text: str) -> str:
+        """``text`` without a URL password or a credential this client sent; applied
+        before a body is cut to one line, whose cut could split a key past recognition."""
         from orra_di.auth.http import sent_tokens
 
         # A gateway may quote the bearer token it refused (orra_di.auth).
         secrets = [self._client.api_key, self._client.auth_token, *sent_tokens(self._client)]
-        clean = redact(mask_url(error.message), secrets)
-        error.message, error.args = clean, (clean,)
-        return error
+        return redact(mask_url(text), secrets)
 
     def _classify(self, exc: Exception) -> ProviderError:
         sdk, http = self._sdk, self._http
@@ -333,7 +339,7 @@ class AnthropicProvider:
             body = (
                 exc.body if isinstance(exc.body, str) or exc.body is None else json.dumps(exc.body)
             )
-            detail = one_line(body or "") or "(empty body)"
+            detail = one_line(self._clean(body or "")) or "(empty body)"
         if exc.status_code >= 400:
             status: int = exc.status_code
             label = f"HTTP {status}"

@@ -28,7 +28,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr
@@ -208,7 +208,7 @@ class OpenAIProvider:
             raise _not_an_api("a body that is not JSON") from None
         choices = getattr(completion, "choices", None)
         if not isinstance(choices, list) or not choices or choices[0].message is None:
-            raise _not_an_api(one_line(str(completion)))
+            raise _not_an_api(one_line(self._redact(str(completion))))
         choice = completion.choices[0]
         calls = [
             ToolCall(
@@ -335,7 +335,7 @@ class OpenAIProvider:
             return ProviderError(self._redact(f"{type(exc).__name__}: {exc}"))
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
         codes = {c for c in (exc.code, exc.type) if c}
-        message = self._redact(_describe(exc, status))
+        message = self._redact(_describe(exc, status, self._redact))
         if status in (401, 403):
             return ProviderAuthError(message)
         if codes & _QUOTA_CODES:
@@ -512,11 +512,15 @@ def _error_message(body: object) -> str | None:
     return body if isinstance(body, str) else None
 
 
-def _describe(exc: openai.APIError, status: int | None) -> str:
-    """``HTTP 429 rate_limit_exceeded: <message> (request req_…)``, whatever the body was."""
+def _describe(exc: openai.APIError, status: int | None, clean: Callable[[str], str]) -> str:
+    """``HTTP 429 rate_limit_exceeded: <message> (request req_…)``, whatever the body was.
+
+    The body is ``clean``-ed before it is cut to one line: a key cut in two would
+    no longer match the redaction, and its first part would show.
+    """
     label = next((c for c in (exc.code, exc.type) if c and not c.isdigit()), None)
     head = " ".join(p for p in ("" if status is None else f"HTTP {status}", label or "") if p)
     detail = _error_message(exc.body) or (exc.message if status is None else "")
-    text = ": ".join(p for p in (head, one_line(detail)) if p) or "unknown error"
+    text = ": ".join(p for p in (head, one_line(clean(detail))) if p) or "unknown error"
     request_id = getattr(exc, "request_id", None)
     return f"{text} (request {request_id})" if request_id else text
