@@ -111,11 +111,12 @@ def delegate_to_agent_tool(
         _check_depth(ctx.namespace, max_depth)
         segment = f"{DELEGATION_PREFIX}{self_key}.{target}.{uuid.uuid4().hex[:8]}"
         child = ctx.namespace.child(segment)
+        name = runtimes.profile(agent).name  # as configured, whatever case the model wrote
         try:
             result = await runtimes[agent].run(child, task)
         except OrraError as exc:
-            raise ToolExecutionError(f"agent '{agent}' failed: {exc}") from exc
-        return _summary(f"Agent '{agent}'", result)
+            raise ToolExecutionError(f"agent '{name}' failed: {exc}") from exc
+        return _summary(f"Agent '{name}'", result)
 
     others = [p.name for p in runtimes.profiles if p.key != self_name.lower()]
     return FunctionTool(

@@ -159,7 +159,7 @@ async def test_delegation_between_two_agents_end_to_end() -> None:
         last = request.messages[-1]
         if last.tool_results:
             return reply(f"CodeBot says: {last.tool_results[0].content}")
-        return tool_calls(call("delegate_to_agent", {"agent": "CodeBot", "task": "write hello"}))
+        return tool_calls(call("delegate_to_agent", {"agent": "codebot", "task": "write hello"}))
 
     def codebot(request: CompletionRequest) -> CompletionResponse:
         return reply("print('hello')")
@@ -171,7 +171,7 @@ async def test_delegation_between_two_agents_end_to_end() -> None:
     )
     ns = Namespace("acme", "alice")
     result = await runtimes["atlas"].run(ns, "please code")
-    (res,) = result.turns[0].tool_results
+    (res,) = result.turns[0].tool_results  # the model wrote "codebot": labelled "CodeBot"
     assert not res.is_error
     assert res.content.startswith(
         "[Agent 'CodeBot' responded (1 turns, 0 tokens)]\n\nprint('hello')"
@@ -331,7 +331,7 @@ async def test_a_failing_delegate_comes_back_as_an_error_result() -> None:
     )
     result = await runtimes["atlas"].run(Namespace("u"), "go")
     assert (
-        result.final_message.content == "execution failed: agent 'b' failed: max turns (2) exceeded"
+        result.final_message.content == "execution failed: agent 'B' failed: max turns (2) exceeded"
     )
 
 
