@@ -460,8 +460,10 @@ class _StreamState:
         self._ids: dict[int, str] = {}
         self._finish: str | None = None
         self._usage = Usage()
+        self._chunks = 0
 
     def feed(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
+        self._chunks += 1
         events: list[StreamEvent] = []
         if chunk.usage is not None:
             self._usage = _usage(chunk.usage)
@@ -489,6 +491,12 @@ class _StreamState:
                 yield ToolCallDelta(call_id, function.arguments)
 
     def done(self) -> StreamDone:
+        if self._finish is None and not self._chunks:
+            raise ProviderUnavailableError(
+                'the server sent no stream events: a server that ignores "stream": true '
+                "answers with one JSON body, which a stream cannot read; run without "
+                "streaming (Runtime.run, orra-di ask) against it, or use a server that streams"
+            )
         if self._finish is None:
             raise ProviderUnavailableError("the stream ended before the model finished its answer")
         return StreamDone(self._usage, _finish_reason(self._finish))

@@ -374,3 +374,26 @@ async def test_fallback_moves_on_for_outages_but_not_for_auth_errors(server: HTT
     with pytest.raises(ProviderAuthError):
         await FallbackProvider([anthropic(server), openai(server)]).complete(HELLO)
     assert all(entry[0].path == PATH["anthropic"] for entry in server.log)
+
+
+async def test_a_server_that_ignores_stream_true_is_named_as_such(server: HTTPServer) -> None:
+    """Some OpenAI-compatible servers answer a streamed request with one JSON body: the
+    error says so and what to do, rather than "the stream ended"."""
+    server.expect_request(PATH["openai"]).respond_with_json(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "hi"},
+                }
+            ],
+        }
+    )
+    with pytest.raises(ProviderUnavailableError, match='ignores "stream": true') as error:
+        [e async for e in openai(server).stream(HELLO)]
+    assert "run without streaming" in str(error.value)
