@@ -45,8 +45,25 @@ def leading_agent(content: str, agent_names: Sequence[str]) -> tuple[str | None,
         if folded.startswith(key):
             after = folded[len(key) : len(key) + 1]
             if not after or not after.isalnum():
-                return name, text[1 + len(name) :].strip()
+                end = _folded_prefix_end(text, 1, key)
+                if end is not None:
+                    return name, text[end:].strip()
     return None, content
+
+
+def _folded_prefix_end(text: str, start: int, key: str) -> int | None:
+    """Where in ``text`` the characters from ``start`` that fold to ``key`` end.
+
+    Folding may change the length (``ẞ``/``ß`` → ``ss``), so the name as typed need
+    not be as long as the configured one: count the typed characters themselves.
+    """
+    for end in range(start, len(text) + 1):
+        folded = text[start:end].casefold()
+        if folded == key:
+            return end
+        if len(folded) > len(key):
+            return None
+    return None
 
 
 def discord_namespace(

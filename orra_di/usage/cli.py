@@ -64,6 +64,8 @@ def usage(
     with cli._one_line_errors():
         ns = Namespace.parse(namespace)
         start = parse_since(since, datetime.now(UTC))
+        if start is not None:  # the ledger counts whole UTC hours: show the hour it counts from
+            start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
     async def job(container: Container) -> tuple[UsageTotals, list[dict[str, Any]]]:
         ledger: UsageLedger = container.usage_ledger()

@@ -9,7 +9,8 @@ swap them.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,7 +126,7 @@ def _check_writable(path: Path) -> None:
 def _write_whole(path: Path, data: bytes) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+        fd, temporary = _temporary_beside(path, directory)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
@@ -141,3 +142,31 @@ async def _close(adapter: object) -> None:
     close = getattr(adapter, "aclose", None)
     if close is not None:
         await close()
+
+
+def _temporary_beside(path: Path, directory: Path) -> tuple[int, str]:
+    """A new temporary file in ``directory`` with the permissions ``path`` will keep.
+
+    ``mkstemp`` makes files readable by their owner only, and the rename would give
+    ``path`` that mode: an existing file keeps its own mode, a new one gets what any
+    new file gets (0666 less the umask), as ``open(path, "wb")`` would give it.
+    """
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = None
+    for _ in range(100):
+        temporary = str(directory / f".{path.name}.{secrets.token_hex(6)}.part")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            try:
+                os.fchmod(fd, mode)
+            except OSError:
+                os.close(fd)
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        return fd, temporary
+    raise FileExistsError(f"no free temporary name beside {path}")
