@@ -482,8 +482,10 @@ def _count_error(
 
 def _failed(span: trace.Span, kind: str, exc: BaseException | None) -> None:
     """Mark ``span`` failed with ``error.type`` ``kind``; an ``Exception`` (not a
-    cancellation) is also recorded as the span's exception event."""
+    cancellation) also gets an ``exception`` event with its type only: no message or
+    stack trace, since a vendor's error may quote the prompt and traces must not hold
+    message text (``record_exception`` would store both)."""
     span.set_attribute(ERROR_TYPE, kind)
     span.set_status(Status(StatusCode.ERROR, kind))
     if isinstance(exc, Exception):
-        span.record_exception(exc)
+        span.add_event("exception", {"exception.type": error_type(exc)})

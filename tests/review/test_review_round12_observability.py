@@ -284,3 +284,31 @@ async def test_flush_hands_each_histogram_sample_to_the_logging_sink_once(
     # percentiles stay available after the flush
     stats = collector.snapshot().histogram_stats('agent.tool.latency_ms{tool="search"}')
     assert stats is not None and stats.count == 1 and stats.p99 == 7.0
+
+
+async def test_a_vendor_error_quoting_the_prompt_leaves_only_its_type_in_the_trace() -> None:
+    """A provider error may quote the prompt ("... 'my code is hunter2' ..."): the spans
+    get ``error.type`` and an ``exception`` event with the type, never the message."""
+    from orra_di.errors import ProviderBadRequestError
+
+    def refuse(request: CompletionRequest) -> Any:
+        raise ProviderBadRequestError(f"invalid content: {request.messages[-1].content!r}")
+
+    otel = Otel()
+    runtime = Runtime(
+        ScriptedProvider(refuse),
+        InMemoryStore(),
+        config=RuntimeConfig(name="Atlas"),
+        instrumentation=otel.instrumentation,
+    )
+    with pytest.raises(ProviderBadRequestError):
+        await runtime.run("acme:alice", "my code is hunter2")
+    recorded = everything_recorded(otel)
+    assert "hunter2" not in recorded and "invalid content" not in recorded
+    (chat,) = [s for s in otel.finished() if s.name.startswith("chat")]
+        s for s in otel.finished() if s.name.startswith("chat")
+    ]
+    (event,) = [e for e in chat.events if e.name == "exception"]
+    assert dict(event.attributes or {}) == {
+        "exception.type": "orra_di.errors.ProviderBadRequestError"
+    }
