@@ -306,8 +306,6 @@ async def test_a_vendor_error_quoting_the_prompt_leaves_only_its_type_in_the_tra
     recorded = everything_recorded(otel)
     assert "hunter2" not in recorded and "invalid content" not in recorded
     (chat,) = [s for s in otel.finished() if s.name.startswith("chat")]
-        s for s in otel.finished() if s.name.startswith("chat")
-    ]
     (event,) = [e for e in chat.events if e.name == "exception"]
     assert dict(event.attributes or {}) == {
         "exception.type": "orra_di.errors.ProviderBadRequestError"
