@@ -224,8 +224,24 @@ def _one_line_errors() -> Iterator[None]:
         if _debug:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        _say("red", "error:", str(message))
+        _say("red", "error:", _one_line(message))
         raise typer.Exit(1) from None
+
+
+def _one_line(error: object) -> str:
+    """``error`` as one line. A pydantic ``ValidationError`` (a value the CLI passed to a
+    model) becomes ``field: reason``; its own text spans lines, links to pydantic's site
+    and echoes the raw input, which may be a secret."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return str(error)
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        reason = str(problem["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {reason}" if where else reason)
+    return "; ".join(problems)
 
 
 def _notice_offline(container: Container) -> None:

@@ -115,10 +115,31 @@ class RuntimeConfig:
     """Seconds to wait for a session another run holds: None waits, 0 refuses at once."""
 
     def __post_init__(self) -> None:
-        if self.max_turns < 1:
-            raise ConfigurationError(f"max_turns must be at least 1, got {self.max_turns}")
-        if self.tool_timeout is not None and self.tool_timeout <= 0:
-            raise ConfigurationError(f"tool_timeout must be positive, got {self.tool_timeout}")
+        def whole(name: str, value: object) -> None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(
+                    f"{name} must be an integer, got {type(value).__name__} {value!r}"
+                )
+            if value < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {value}")
+
+        def seconds(name: str, value: object, *, zero: bool) -> None:
+            if value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(
+                    f"{name} must be a number of seconds or None, got "
+                    f"{type(value).__name__} {value!r}"
+                )
+            if not (value >= 0 if zero else value > 0):  # NaN fails both
+                rule = "0 or more (0 refuses at once)" if zero else "positive"
+                raise ConfigurationError(f"{name} must be {rule}, got {value}")
+
+        whole("max_turns", self.max_turns)
+        if self.max_tokens is not None:
+            whole("max_tokens", self.max_tokens)
+        seconds("tool_timeout", self.tool_timeout, zero=False)
+        seconds("busy_timeout", self.busy_timeout, zero=True)
 
 
 @dataclass(frozen=True)

@@ -568,6 +568,8 @@ class OrraSettings(BaseSettings):
             explanation = _explain(exc, type(self), values)
         except SettingsError as exc:  # e.g. an oversized secrets directory
             raise ConfigurationError(f"cannot read the settings: {exc}") from exc
+        except UnicodeDecodeError as exc:  # a .env or secret file (orra.toml: _layers)
+            raise ConfigurationError(_not_utf8(_unreadable_file(), exc)) from None
         else:
             self._init_values = values
             for message in misspelt_variables(type(self).model_fields, os.environ):
@@ -682,6 +684,27 @@ def _config_file() -> Path | None:
     return path
 
 
+def _not_utf8(where: str, exc: UnicodeDecodeError) -> str:
+    return f"{where} is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8"
+
+
+def _unreadable_file() -> str:
+    """Which of ``.env`` and the secrets directory's files is not UTF-8 (the error
+    pydantic-settings lets through does not say)."""
+    candidates = [Path(".env")]
+    secrets_dir = _secrets_dir()
+    if secrets_dir is not None:
+        candidates += sorted(p for p in secrets_dir.iterdir() if p.is_file())
+    for path in candidates:
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return str(path)
+        except OSError:
+            continue
+    return "a settings file (.env, or one in the secrets directory)"
+
+
 def _layers(settings_cls: type[BaseSettings]) -> list[tuple[str, PydanticBaseSettingsSource]]:
     """The sources below the keyword arguments, highest first, each with its label."""
     layers: list[tuple[str, PydanticBaseSettingsSource]] = [
@@ -699,6 +722,8 @@ def _layers(settings_cls: type[BaseSettings]) -> list[tuple[str, PydanticBaseSet
             toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{config_file} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(_not_utf8(str(config_file), exc)) from None
         layers.append((str(config_file), toml))
     return layers
 

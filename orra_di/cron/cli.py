@@ -25,6 +25,9 @@ cron_app = typer.Typer(
     help="Scheduled jobs that run agent turns (see docs/cron.md).", no_args_is_help=True
 )
 
+# orra_di.cron.schedule.MAX_EVERY_MS (that module is not imported at start-up)
+MAX_EVERY_MS = 1000 * 366 * 86_400_000
+
 JobId = Annotated[str, typer.Argument(help="The job's id, from `orra-di cron list`.")]
 
 
@@ -73,7 +76,13 @@ def cron_add(
         str | None, typer.Option("--cron", help="A 5-field cron expression, e.g. '0 9 * * 1-5'.")
     ] = None,
     every: Annotated[
-        float | None, typer.Option("--every", help="Every this many seconds.", min=0.001)
+        float | None,
+        typer.Option(
+            "--every",
+            help="Every this many seconds (at most 1000 years).",
+            min=0.001,
+            max=MAX_EVERY_MS / 1000,
+        ),
     ] = None,
     at: Annotated[
         str | None, typer.Option("--at", help="Once, at an ISO time with a zone.")

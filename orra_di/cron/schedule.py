@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from orra_di.errors import CronError, install_hint
 
 __all__ = [
+    "MAX_EVERY_MS",
     "AtSchedule",
     "CronExpressionSchedule",
     "CronSchedule",
@@ -165,11 +166,16 @@ class AtSchedule(_Kind):
         return self.datetime if self.datetime > _utc(moment) else None
 
 
+MAX_EVERY_MS = 1000 * 366 * 86_400_000
+"""The longest ``every`` interval: a thousand years, in milliseconds."""
+
+
 class EverySchedule(_Kind):
     """Fire every ``interval_ms`` milliseconds (orra's ``every``)."""
 
     type: Literal["every"] = "every"
-    interval_ms: int = Field(gt=0)
+    # At most a thousand years: far longer overflows the next run's date (year 9999).
+    interval_ms: int = Field(gt=0, le=MAX_EVERY_MS)
 
     def next_after(self, moment: datetime, anchor: datetime | None = None) -> datetime:
         """The next multiple of the interval after ``anchor`` (orra's fast-forward) that is

@@ -60,7 +60,9 @@ def new_key(
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address (default: gateway.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: gateway.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default: gateway.port).")
+    ] = None,
     allow_unauthenticated: Annotated[
         bool,
         typer.Option(
@@ -128,6 +130,7 @@ async def serve_gateway(
     server.capture_signals = no_signal_capture  # type: ignore[method-assign]
 
     stopping: list[float] = []
+    unbound: list[bool] = []
     async with anyio.create_task_group() as tg:
 
         async def signals() -> None:
@@ -159,13 +162,22 @@ async def serve_gateway(
         from orra_di.channels.service import channels_running
 
         async with channels_running(container, required=False):  # Discord etc. if configured
-            await server.serve()
-        # runs outlive their requests: give them what is left of the grace, then cancel
-        spent = anyio.current_time() - stopping[0] if stopping else 0.0
-        left = await gateway.drain(max(settings.shutdown_grace - spent, 0.0))
-        if left:
-            cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
+            try:
+                await server.serve()
+            except SystemExit:  # uvicorn's way to say it could not bind (it logged why)
+                unbound.append(True)
+        if not unbound:
+            # runs outlive their requests: give them what is left of the grace, then cancel
+            spent = anyio.current_time() - stopping[0] if stopping else 0.0
+            left = await gateway.drain(max(settings.shutdown_grace - spent, 0.0))
+            if left:
+                cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
         tg.cancel_scope.cancel()
+    if unbound:  # raised outside the task group, which would wrap it in an ExceptionGroup
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port} (see the line above: in use, or not an "
+            "address of this machine); choose another --port or --host"
+        )
 
 
 def uvicorn_config(app: Any, settings: Any, host: str, port: int) -> Any:

@@ -64,7 +64,9 @@ def mcp_serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on with --http.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on with --http.")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on with --http.")
+    ] = 8765,
 ) -> None:
     """Offer the configured agents as an MCP server: one tool per agent (input
     ``message``, output the answer), each MCP client with its own sessions

@@ -122,7 +122,7 @@ def _outside(argument: str, cwd: str) -> bool:
 def command_environment(settings: ExecSettings) -> dict[str, str]:
     """The environment a command gets: the allowed variables of the server's, and ``env``."""
     env = {name: os.environ[name] for name in settings.env_allow if name in os.environ}
-    env.update(settings.env)
+    env.update({name: value.get_secret_value() for name, value in settings.env.items()})
     env.setdefault("PATH", os.defpath)
     return env
 

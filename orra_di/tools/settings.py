@@ -88,10 +88,11 @@ class ExecSettings(_Table):
         "(JSON in an environment variable)",
     )
     """Environment variables passed through; every other one (API keys...) is withheld."""
-    env: dict[str, str] = Field(
+    env: dict[str, SecretStr] = Field(
         default_factory=dict, description="extra environment variables set for every command"
     )
-    """Variables set for every command, on top of ``env_allow``."""
+    """Variables set for every command, on top of ``env_allow``. Their values are kept as
+    secrets (a token a command needs goes here): ``orra-di config`` and errors mask them."""
     require_approval: bool = True
     """When approvals are on (``approval.enabled``), ``exec`` calls always need one, even if
     ``approval.tools`` does not name it."""
