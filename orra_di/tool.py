@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import re
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -160,6 +161,10 @@ def _as_text(value: object) -> str:
     return json.dumps(to_jsonable_python(value), ensure_ascii=False)
 
 
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What both vendors accept as a tool name (OpenAI and Anthropic alike)."""
+
+
 class FunctionTool:
     """A typed Python function (sync or async) exposed as a tool.
 
@@ -191,16 +196,35 @@ class FunctionTool:
         self._func = func
         self._is_async = inspect.iscoroutinefunction(func)
         self.blocking = blocking and not self._is_async
-        hints = get_type_hints(func, include_extras=True)
+        label = getattr(func, "__name__", repr(func))
+        tool_name = name or label
+        if not isinstance(tool_name, str) or not _TOOL_NAME.match(tool_name):
+            raise ValueError(
+                f"tool name {tool_name!r}: the model vendors accept 1 to 64 letters, digits, "
+                "'_' and '-' only; give the tool a name with @tool(name=...)"
+            )
+        try:
+            hints = get_type_hints(func, include_extras=True)
+            parameters = inspect.signature(func).parameters.values()
+        except NameError as exc:
+            raise TypeError(
+                f"tool {tool_name}: the annotation {exc.name!r} cannot be resolved; import "
+                "it where the function is defined (not only under TYPE_CHECKING)"
+            ) from exc
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"tool {tool_name}: {label} has no Python signature to describe; wrap it in a "
+                f"def with typed parameters ({exc})"
+            ) from exc
         fields: dict[str, Any] = {}
         # Model fields get neutral names and the parameter name as alias, so a
         # parameter may be called ``schema``, ``json``, ``model_config`` or ``_x``
         # (names BaseModel reserves or treats as private).
         self._params: dict[str, str] = {}
         self._context_param: str | None = None
-        for index, param in enumerate(inspect.signature(func).parameters.values()):
+        for index, param in enumerate(parameters):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"tool {func.__name__}: *args/**kwargs cannot be described")
+                raise TypeError(f"tool {tool_name}: *args/**kwargs cannot be described")
             annotation = hints.get(param.name, Any)
             if _is_context(annotation):
                 self._context_param = param.name
@@ -208,13 +232,17 @@ class FunctionTool:
             default = ... if param.default is param.empty else param.default
             self._params[f"p{index}"] = param.name
             fields[f"p{index}"] = (Annotated[annotation, Field(alias=param.name)], default)
-        tool_name = name or func.__name__
         self._model: type[BaseModel] = create_model(
             f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
         )
         schema = self._model.model_json_schema()
         schema.pop("title", None)
         for name_, extra in (schema_extra or {}).items():
+            if name_ not in schema["properties"]:
+                raise TypeError(
+                    f"tool {tool_name}: schema_extra names {name_!r}, which is not one of its "
+                    f"parameters ({', '.join(schema['properties']) or 'none'})"
+                )
             schema["properties"][name_].update(extra)
         doc = inspect.getdoc(func) or ""
         self._definition = ToolDefinition(

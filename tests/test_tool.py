@@ -656,3 +656,27 @@ async def test_a_cancelled_wait_abandons_the_thread_and_keeps_no_deadline() -> N
     assert scope.cancelled_caught
     module = sys.modules["orra_di.tool"]  # ``orra_di.tool`` the attribute is the decorator
     assert all(w._deadlines == {} for w in module._waiters.values())
+
+
+def test_a_bad_tool_is_refused_where_it_is_declared() -> None:
+    """What a vendor would refuse at the first run (a 400 far from the cause), or what
+    cannot be described, fails at @tool with what to do."""
+    with pytest.raises(ValueError, match="1 to 64 letters, digits"):
+        tool(name="bad name!")(lambda: "x")
+    with pytest.raises(ValueError, match="'<lambda>'"):
+        tool(lambda: "x")
+    with pytest.raises(TypeError, match="no Python signature"):
+        FunctionTool(int, name="to_int")
+
+    def uses_unknown(x: Undefined) -> str:  # type: ignore[name-defined]  # noqa: F821
+        return "x"
+
+    with pytest.raises(TypeError, match="'Undefined' cannot be resolved"):
+        tool(uses_unknown)
+
+    def echo(text: str) -> str:
+        """Echo."""
+        return text
+
+    with pytest.raises(TypeError, match=r"schema_extra names 'txt'.*text"):
+        FunctionTool(echo, schema_extra={"txt": {"enum": ["a"]}})
