@@ -95,6 +95,24 @@ async def test_stop_cancels_runs_past_the_timeout() -> None:
     assert session is not None and session.messages[0].content == "hi"  # user turn kept
 
 
+async def test_a_channel_whose_close_hangs_does_not_hold_up_the_stop() -> None:
+    """``shutdown_timeout`` bounds the whole stop, the channel's own close included (a
+    close that hangs on a dead network must not keep ``orra-di serve`` from stopping)."""
+
+    class StuckClose(QueueChannel):
+        async def close(self) -> None:
+            await anyio.sleep_forever()
+
+    channel = StuckClose()
+    async with ChannelManager(_runtime("hi"), shutdown_timeout=0.1) as manager:
+        await manager.start(channel)
+        with anyio.fail_after(5):
+            await manager.stop()
+        assert not manager.is_connected()
+    await QueueChannel.close(channel)  # what the stuck close never did
+    channel._receive.close()
+
+
 def _agents(store: InMemoryStore) -> RuntimeMap:
     def build(profile: AgentProfile) -> Runtime:
         return _runtime(f"I am {profile.name}", store)
