@@ -100,7 +100,8 @@ class DiscordChannel:
         intents.guilds = True
         intents.guild_messages = True
         intents.message_content = True
-        intents.dm_messages = filter == "dms"
+        # Direct messages are "messages the bot can read" for `all`, and all of `dms`.
+        intents.dm_messages = filter in ("all", "dms")
         # The model writes the answers, and users can steer it: it may mention users,
         # never @everyone, @here or roles.
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=True)

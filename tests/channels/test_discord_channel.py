@@ -215,3 +215,13 @@ async def test_an_empty_answer_is_posted_as_a_note_not_refused(fake: FakeDiscord
         await fake.say("say nothing")
         posts = await fake.wait_posts(1)
     assert posts[0].body["content"] == "(no text in the answer)"
+
+
+async def test_direct_messages_are_asked_for_with_all_and_dms_only(fake: FakeDiscord) -> None:
+    """Discord delivers DMs only to a bot that asks for them (an intent): ``all`` means
+    every message the bot can read, DMs included; ``mentions`` has none to mention it."""
+    for filter_, wanted in (("all", True), ("dms", True), ("mentions", False)):
+        channel = make_channel(fake, filter=filter_)
+        assert channel.client.intents.dm_messages is wanted, filter_
+        await channel.close()
+        assert await channel.receive() is None  # drained: its queue is closed too
