@@ -114,7 +114,7 @@ from urllib.parse import unquote_to_bytes
 import anyio
 from pydantic import ValidationError
 
-from orra_di.errors import NamespaceError, StoreError
+from orra_di.errors import ConfigurationError, NamespaceError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
@@ -277,6 +277,11 @@ class FileStore:
 
     def __init__(self, base_dir: str | PathLike[str], *, cache_sessions: int = 1000) -> None:
         self._base = os.path.abspath(base_dir)
+        if os.path.exists(self._base) and not os.path.isdir(self._base):
+            raise ConfigurationError(
+                f"the sessions directory {self._base} is a file; give a directory (it is "
+                "created on first write if missing)"
+            )
         self._locks = KeyedLocks()
         self._cache = SessionCache(cache_sessions)
         self._mutex = threading.Lock()  # guards the cache, used from worker threads

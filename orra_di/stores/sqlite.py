@@ -385,6 +385,11 @@ class SQLiteStore:
             )
         self._synchronous = str(synchronous).upper()
         self._path = fspath(path)
+        if os.path.isdir(self._path):
+            raise ConfigurationError(
+                f"the SQLite database {self._path} is a directory; give the path of a file in "
+                f"it, e.g. {os.path.join(self._path, 'sessions.sqlite3')}"
+            )
         self._lease_seconds = lease_seconds
         self._busy_ms = round(busy_timeout * 1000)
         self._mutex = threading.Lock()

@@ -14,7 +14,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from orra_di.errors import StoreError
+from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace
 from orra_di.session import Session
@@ -718,3 +718,10 @@ def test_long_keys_are_stored_under_digests_with_the_key_inside(tmp_path: Path) 
     assert path.parent.name.startswith("~") and path.name == "bob.jsonl"
     deep = Namespace(*["😀"] * 500)
     assert len(store.path_for(deep).encode()) < 4096 - len(".01234567.tmp")
+
+
+def test_a_file_for_the_sessions_directory_is_refused_at_once(tmp_path: Path) -> None:
+    taken = tmp_path / "sessions"
+    taken.write_text("not a directory")
+    with pytest.raises(ConfigurationError, match="is a file; give a directory"):
+        FileStore(taken)

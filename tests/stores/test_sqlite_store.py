@@ -618,3 +618,8 @@ async def test_a_sqlite_error_without_a_result_code_is_a_store_error(store: SQLi
 
     with pytest.raises(StoreError, match=r"count approvals failed: Cannot operate on a closed"):
         await store.run_in_connection("count approvals", misuse)
+
+
+def test_a_directory_for_the_database_is_refused_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="is a directory; give the path of a file"):
+        SQLiteStore(tmp_path)
