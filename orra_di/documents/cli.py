@@ -49,11 +49,17 @@ def docs_add(
     (binary, too big, unreadable) is reported and the others are still added; the
     exit code is then 1.
     """
+    import logging
+
     from rich.text import Text
 
     from orra_di import cli
     from orra_di.documents.ingest import add_paths
     from orra_di.namespace import Namespace
+
+    # pypdf logs what it repairs ("EOF marker not found") before the clean error line this
+    # command prints for a bad PDF; in the CLI that is a stray line, so only errors pass.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     async def job(container: Container) -> list[Outcome]:
         ns = Namespace.parse(namespace)

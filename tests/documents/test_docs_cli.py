@@ -130,3 +130,22 @@ async def test_agents_get_the_tools_when_the_settings_say_so(
     assert search is not None
     out = await search.execute({"query": "zebra"}, ToolContext("acme:alice"))
     assert out.startswith("1. [d] T (score: ")
+
+
+def test_a_broken_pdf_is_one_error_line_without_pypdf_chatter(tmp_path: Path) -> None:
+    """pypdf logs what it tries to repair; the command prints its own one line instead."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 garbage")
+    done = subprocess.run(
+        [sys.executable, "-m", "orra_di", "docs", "add", "bad.pdf", "--namespace", "acme"],
+        cwd=tmp_path,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "bad.pdf: not a readable PDF" in lines[0], lines
