@@ -106,6 +106,8 @@ class _Connection:
         except GatewayError as exc:
             await self.error(exc.message, exc.code, chat_id)
             return
+        if chat_id is None:  # each chat without an id counts (and runs) on its own
+            key = "\x00" + handle.run
         self.running.add(key)
         self.own_runs.add(handle.run)
         tg.start_soon(self.forward, chat_id, key, handle)
