@@ -15,13 +15,20 @@ import pytest
 import websockets
 
 from orra_di.gateway.messages import WsMessage
-from orra_di.testing import ScriptedProvider
+from orra_di.testing import ScriptedProvider, call, reply, tool_calls
+from orra_di.tool import tool
 from tests.gateway.helpers import ALICE_KEY, auth, echo, make_container
 from tests.gateway.live import live_server
 
 pytestmark = pytest.mark.anyio
 
 BOUND = 15
+
+
+@tool
+def add(a: int, b: int) -> str:
+    """Add two numbers."""
+    return str(a + b)
 
 
 async def receive(ws: Any) -> dict[str, Any]:
@@ -93,3 +100,43 @@ async def test_an_unnamed_chat_still_running_keeps_the_connection_open() -> None
             gate.set()
             slow, _ = await until(ws, "response")
             assert slow["message"] == "echo: slow"
+
+
+async def test_a_call_id_seen_again_in_a_later_chat_is_answered_by_call_id() -> None:
+    """Model call ids repeat (a provider's ids may restart with each run). A request the
+    connection saw and that is decided no longer waits, so the next chat's request with
+    the same call id is the only pending one and ``call_id`` alone answers it."""
+
+    def same_id(request: Any) -> Any:
+        last = request.messages[-1]
+        if not last.tool_results:
+            return tool_calls(call("add", {"a": 2, "b": 3}, id="toolu_01"))
+        return reply(f"the sum is {last.tool_results[0].content}")
+
+    container = make_container(
+        ScriptedProvider(same_id), tools=[add], approval={"enabled": True, "tools": ["add"]}
+    )
+    async with live_server(container) as (base, _):
+        url = base.replace("http", "ws") + "/v1/ws"
+        async with websockets.connect(url, additional_headers=auth(ALICE_KEY)) as ws:
+            assert (await receive(ws))["type"] == "ready"
+            call_ids = []
+            for chat_id, approved in (("first", True), ("second", False)):
+                chat = {"type": "chat", "chat_id": chat_id, "message": "add", "namespace": "acme:a"}
+                await ws.send(json.dumps(chat))
+                request, _ = await until(ws, "tool_approval_request")
+                assert request["chat_id"] == chat_id
+                call_ids.append(request["call_id"])
+                answer = {
+                    "type": "tool_approval_response",
+                    "call_id": request["call_id"],
+                    "approved": approved,
+                }
+                await ws.send(json.dumps(answer))
+                response, seen = await until(ws, "response")
+                assert [m for m in seen if m["type"] == "error"] == []
+                decided = next(m for m in seen if m["type"] == "tool_approval_decided")
+                assert decided["approval_id"] == request["approval_id"]
+                assert decided["status"] == ("approved" if approved else "denied")
+                assert response["chat_id"] == chat_id
+            assert call_ids[0] == call_ids[1]  # the premise: the model reused its call id
