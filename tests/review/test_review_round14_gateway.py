@@ -21,6 +21,7 @@ from dependency_injector import providers
 from openai import AsyncOpenAI, NotFoundError
 
 from orra_di.containers import Container
+from orra_di.gateway import create_app
 from orra_di.settings import load_settings
 from orra_di.stores import open_store
 from orra_di.testing import ScriptedProvider
@@ -316,3 +317,22 @@ async def test_two_replicas_on_one_schema_share_sessions_events_and_approvals(
         assert gone.json()["deleted"] == 1
         missing = await http.get(f"{a}/v1/sessions/acme:one", headers=auth(ALICE_KEY))
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+async def test_openapi_json_describes_every_http_route_the_app_serves() -> None:
+    """``GET /openapi.json`` is 'the API description': every JSON route is in it, with the
+    query parameters the docs and the web page use."""
+    from starlette.routing import Route
+
+    container = make_container(ScriptedProvider(echo))
+    async with live_server(container) as (base, _), httpx.AsyncClient(base_url=base) as http:
+        described = (await http.get("/openapi.json")).json()["paths"]
+        app = create_app(container)
+    served = {
+        route.path.replace("{namespace:path}", "{namespace}")
+        for route in app.routes
+        if isinstance(route, Route) and route.path not in ("/", "/openapi.json")
+    }
+    assert served - set(described) == set()
+    approvals = described["/v1/approvals"]["get"].get("parameters", [])
+    assert [p["name"] for p in approvals] == ["namespace"]
