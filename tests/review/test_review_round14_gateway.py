@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import httpx
@@ -336,3 +337,49 @@ async def test_openapi_json_describes_every_http_route_the_app_serves() -> None:
     assert served - set(described) == set()
     approvals = described["/v1/approvals"]["get"].get("parameters", [])
     assert [p["name"] for p in approvals] == ["namespace"]
+
+
+async def drain(parsed: Any) -> None:
+    """Read a streamed answer to its end (a plain one is already whole)."""
+    if hasattr(parsed, "__aiter__"):
+        async for _ in parsed:
+            pass
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_session_name_beyond_ascii_travels_in_the_header_and_continues(
+    stream: bool,
+) -> None:
+    """The ``user`` field is often a person's name: a namespace outside Latin-1 cannot be
+    put in a header as it is, and the answer was a 500 ``internal_error`` after the run
+    had been made and stored (the client, told it failed, would retry it)."""
+    container = make_container(ScriptedProvider(echo))
+    async with (
+        live_server(container) as (base, _),
+        AsyncOpenAI(base_url=base + "/v1", api_key=ALICE_KEY) as client,
+    ):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="Atlas",
+            messages=[{"role": "user", "content": "one"}],
+            user="Łukasz 100%",
+            stream=stream,
+        )
+        header = raw.headers["x-orra-session"]
+        assert header.isascii() and unquote(header) == "acme:Łukasz 100%"
+        await drain(raw.parse())
+        again = await client.chat.completions.with_raw_response.create(
+            model="Atlas",
+            messages=[{"role": "user", "content": "two"}],
+            extra_headers={"X-Orra-Session": header},  # echoed back as received
+            stream=stream,
+        )
+        assert again.headers["x-orra-session"] == header
+        await drain(again.parse())
+        session = await container.store().load("acme:Łukasz 100%")
+        for _ in range(100):  # a stream's run may still be storing its answer
+            if session is not None and len(session.messages) == 4:
+                break
+            await anyio.sleep(0.05)
+            session = await container.store().load("acme:Łukasz 100%")
+        assert session is not None
+        assert [m.content for m in session.messages] == ["one", "echo: one", "two", "echo: two"]
