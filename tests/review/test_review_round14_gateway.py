@@ -23,6 +23,7 @@ from openai import AsyncOpenAI, NotFoundError
 
 from orra_di.containers import Container
 from orra_di.gateway import create_app
+from orra_di.gateway.messages import WsMessage
 from orra_di.settings import load_settings
 from orra_di.stores import open_store
 from orra_di.testing import ScriptedProvider
@@ -273,6 +274,7 @@ async def test_two_replicas_on_one_schema_share_sessions_events_and_approvals(
         with anyio.fail_after(BOUND):
             while len(responses) < 1:
                 message = json.loads(await ws.recv())
+                WsMessage.validate_python(message)  # the documented shapes
                 if message["type"] == "response":
                     responses.append(message)
         assert responses[0]["namespace"] == "acme:one"
@@ -293,6 +295,7 @@ async def test_two_replicas_on_one_schema_share_sessions_events_and_approvals(
             with anyio.fail_after(BOUND):
                 while True:
                     message = json.loads(await ws.recv())
+                    WsMessage.validate_python(message)  # the documented shapes
                     assert message.get("namespace") != "globex:x"
                     if message["type"] == "tool_approval_request":
                         break
@@ -306,6 +309,7 @@ async def test_two_replicas_on_one_schema_share_sessions_events_and_approvals(
             with anyio.fail_after(BOUND):
                 while True:
                     decided = json.loads(await ws.recv())
+                    WsMessage.validate_python(decided)  # the documented shapes
                     if decided["type"] == "tool_approval_decided":
                         break
             assert decided["status"] == "approved"
