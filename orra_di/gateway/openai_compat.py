@@ -9,7 +9,8 @@ The mapping (also in docs/gateway.md):
 - The session is ``X-Orra-Session`` (header) or else the ``user`` field, placed under the
   key's tenant (``<tenant>:<session>``) unless it already lies there; with neither, a
   one-off session is made. The namespace used comes back in the ``X-Orra-Session``
-  response header, and sending it back continues that session.
+  response header (beyond ASCII, and ``%``, percent-encoded UTF-8: a header carries
+  ASCII only), and sending it back continues that session.
 - Sampling fields (``temperature``, ``max_tokens``...) are ignored: the agent's settings
   apply. ``stream_options.include_usage`` adds the usage chunk at the end of a stream.
 - ``GET /v1/models`` lists the agents as models (``GET /v1/models/{name}`` one of them),
@@ -23,6 +24,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
@@ -32,6 +34,15 @@ from orra_di.gateway.core import Gateway, GatewayError, bad_request, last_user_t
 from orra_di.store import in_subtree
 
 __all__ = ["chat_completions", "get_model", "list_models"]
+
+
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def session_header(key: str) -> str:
+    """``key`` as an ``X-Orra-Session`` value: a header carries ASCII only, so other
+    characters (and ``%``) are percent-encoded UTF-8; a request's header is decoded back."""
+    return quote(key, safe=_HEADER_SAFE)
 
 
 def openai_error(exc: GatewayError) -> JSONResponse:
@@ -95,7 +106,8 @@ async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Re
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise bad_request("stream must be true or false")
-        session = request.headers.get("x-orra-session") or body.get("user")
+        header = request.headers.get("x-orra-session")
+        session = unquote(header) if header else body.get("user")
         if session is not None and not isinstance(session, str):
             raise bad_request("user must be a string")
         if session:
@@ -115,7 +127,7 @@ async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Re
 
     created = int(time.time())
     completion_id = "chatcmpl-" + os.urandom(12).hex()
-    headers = {"X-Orra-Session": namespace.key}
+    headers = {"X-Orra-Session": session_header(namespace.key)}
     if not stream:
         try:
             outcome = await handle.outcome()

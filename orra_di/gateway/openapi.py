@@ -161,7 +161,13 @@ OPENAPI: dict[str, Any] = {
             }
         },
         "/v1/agents": {"get": _op("The agents", {})},
-        "/v1/approvals": {"get": _op("Pending approvals in the key's tenant", {})},
+        "/v1/whoami": {"get": _op("The caller's tenant (null: the whole store) and key name", {})},
+        "/v1/approvals": {
+            "get": {
+                **_op("Pending approvals in the key's tenant (or a namespace of it)", {}),
+                "parameters": [{"name": "namespace", "in": "query", "schema": {"type": "string"}}],
+            }
+        },
         "/v1/approvals/{approval_id}": {
             "post": {
                 **_op("Approve or deny a pending tool call", {}, 400, 404),

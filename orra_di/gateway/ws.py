@@ -106,6 +106,8 @@ class _Connection:
         except GatewayError as exc:
             await self.error(exc.message, exc.code, chat_id)
             return
+        if chat_id is None:  # each chat without an id counts (and runs) on its own
+            key = "\x00" + handle.run
         self.running.add(key)
         self.own_runs.add(handle.run)
         tg.start_soon(self.forward, chat_id, key, handle)
@@ -174,12 +176,14 @@ class _Connection:
             return
         if approval_id is None and isinstance(call_id, str):
             # call ids come from the model: two runs may share one, and a guess must not
-            # decide the other run's call; the approval's id is never ambiguous
-            matches = self.approvals.get(call_id, set())
-            if not matches:  # a request this connection did not see (another replica)
-                store = self.gateway.approval_store()
-                pending = await store.pending(self.caller.tenant)
-                matches = {r.id for r in pending if r.call_id == call_id}
+            # decide the other run's call; the approval's id is never ambiguous. Only
+            # requests still waiting count (one decided earlier may have had the same id),
+            # those this connection was shown first; with none waiting, the one it was
+            # shown gets the answer, which returns that decision as it stands.
+            pending = await self.gateway.approval_store().pending(self.caller.tenant)
+            waiting = {r.id for r in pending if r.call_id == call_id}
+            shown = self.approvals.get(call_id, set())
+            matches = (shown & waiting) or waiting or shown
             if len(matches) > 1:
                 await self.error(
                     f"several approval requests have call_id {call_id!r}; give approval_id",

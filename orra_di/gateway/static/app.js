@@ -400,10 +400,14 @@
   async function* sseEvents(body) {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
+    let carry = ""; // a chunk's last "\r": the "\n" of its "\r\n" may open the next chunk
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buffer += value.replace(/\r\n?/g, "\n");
+      let text = carry + value;
+      carry = text.endsWith("\r") ? "\r" : "";
+      if (carry) text = text.slice(0, -1);
+      buffer += text.replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
