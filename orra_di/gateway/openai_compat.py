@@ -13,6 +13,9 @@ The mapping (also in docs/gateway.md):
   ASCII only), and sending it back continues that session.
 - Sampling fields (``temperature``, ``max_tokens``...) are ignored: the agent's settings
   apply. ``stream_options.include_usage`` adds the usage chunk at the end of a stream.
+- A streamed answer carries the text of every turn as it is written (what the model says
+  before a tool call too), turns apart by a blank line; a non-streamed one is the run's
+  final answer only.
 - ``GET /v1/models`` lists the agents as models (``GET /v1/models/{name}`` one of them),
   so clients that pick a model from the server's list find the agents there.
 """
@@ -164,9 +167,15 @@ async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Re
 
     async def events() -> AsyncIterator[dict[str, str]]:
         yield chunk({"role": "assistant", "content": ""}, None)
+        wrote, gap = False, False  # text in this turn; a turn with text has ended
         async for name, data in handle.events():
             if name == "text_delta":
-                yield chunk({"content": data["text"]}, None)
+                # Each turn's text streams as it is written (the model's "let me look" before
+                # a tool call too); a blank line keeps the turns apart.
+                yield chunk({"content": ("\n\n" if gap else "") + data["text"]}, None)
+                wrote, gap = True, False
+            elif name == "turn":
+                gap, wrote = gap or wrote, False
             elif name == "end":
                 yield chunk({}, "stop")
                 if include_usage:

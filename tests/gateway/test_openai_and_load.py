@@ -48,6 +48,26 @@ async def test_completions_map_the_session_under_the_tenant_and_answer_in_openai
         assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
 
 
+async def test_a_streamed_answer_keeps_the_turns_apart() -> None:
+    """What the model wrote before a tool call streams too, a blank line before the next
+    turn's text (not "addingthe sum is 5"); the non-streamed answer is the final turn."""
+    from orra_di.testing import call, reply, tool_calls
+
+    script = [tool_calls(call("calculate", {"expression": "2+3"}), text="adding"),
+              reply("the sum is 5")]  # fmt: skip
+    container = make_container(ScriptedProvider(script * 2))  # calculate is built in
+    async with client_for(container) as client:
+        body = {"model": "atlas", "user": "sums", "messages": [{"role": "user", "content": "2+3"}]}
+        streamed = await client.post(
+            "/v1/chat/completions", json={**body, "stream": True}, headers=auth(BOB_KEY)
+        )
+        chunks = [data for _, data in sse_events(streamed.text)][:-1]
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        assert text == "adding\n\nthe sum is 5"
+        plain = await client.post("/v1/chat/completions", json=body, headers=auth(BOB_KEY))
+        assert plain.json()["choices"][0]["message"]["content"] == "the sum is 5"
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [
