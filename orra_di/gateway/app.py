@@ -363,8 +363,20 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         codes = {404: "not_found", 405: "method_not_allowed"}
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404 and request.url.path.rstrip("/").endswith("/v1/ws"):
+            message = f"{where}: /v1/ws speaks WebSocket only; connect with a WebSocket client"
+        elif exc.status_code == 404:
+            message = f"no endpoint {where}; the endpoints are listed at /openapi.json"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{where} is not allowed" + (
+                f"; this path takes {allowed}" if allowed else ""
+            )
+        else:
+            message = str(exc.detail)
         return JSONResponse(
-            {"error": str(exc.detail), "code": codes.get(exc.status_code, "http_error")},
+            {"error": message, "code": codes.get(exc.status_code, "http_error")},
             status_code=exc.status_code,
             headers=exc.headers,
         )

@@ -363,3 +363,17 @@ async def test_the_app_mounts_inside_fastapi() -> None:
                 headers=auth(ALICE_KEY),
             )
             assert response.json()["message"] == "echo: hi"
+
+
+async def test_unknown_paths_and_methods_say_what_to_do() -> None:
+    container = make_container(ScriptedProvider(echo))
+    async with client_for(container) as client:
+        missing = await client.get("/v1/nothing", headers=auth(ALICE_KEY))
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        assert "no endpoint GET /v1/nothing" in missing.json()["error"]
+        assert "/openapi.json" in missing.json()["error"]
+        wrong = await client.post("/v1/agents", headers=auth(ALICE_KEY))
+        assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+        assert "POST /v1/agents is not allowed; this path takes GET" in wrong.json()["error"]
+        plain = await client.get("/v1/ws")
+        assert plain.status_code == 404 and "WebSocket only" in plain.json()["error"]
