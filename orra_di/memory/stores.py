@@ -394,6 +394,19 @@ def _migrate_fts_v1(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE memories_fts_v1")
 
 
+def _bodies(
+    conn: sqlite3.Connection, rowids: Sequence[int], visible: set[str] | None = None
+) -> dict[int, tuple[str, bytes | None]]:
+    """The stored body and vector of each of ``rowids`` (only rows of ``visible``
+    namespaces when given)."""
+    rows = conn.execute(
+        "SELECT rowid, namespace, body, embedding FROM memories_v1 "
+        f"WHERE rowid IN ({_marks(len(rowids))})",
+        list(rowids),
+    )
+    return {r[0]: (r[2], r[3]) for r in rows if visible is None or r[1] in visible}
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -519,15 +532,7 @@ class SQLiteMemoryStore(MemoryStore):
             ).fetchall()
             if not best:
                 return []
-            bodies = {
-                r[0]: r[2:]
-                for r in conn.execute(
-                    "SELECT rowid, namespace, body, embedding FROM memories_v1 "
-                    f"WHERE rowid IN ({_marks(len(best))})",
-                    [rowid for rowid, _ in best],
-                )
-                if r[1] in visible
-            }
+            bodies = _bodies(conn, [rowid for rowid, _ in best], visible)
             if len(bodies) < len(best):
                 # A row of another namespace matched: SQLite's tokenizer split one of its
                 # words where ours did not (its Unicode tables are older), and a piece
@@ -539,14 +544,7 @@ class SQLiteMemoryStore(MemoryStore):
                     f"AND m.namespace IN ({_marks(len(keys))}) ORDER BY rank LIMIT ?",
                     (query, *keys, limit),
                 ).fetchall()
-                bodies = {
-                    r[0]: r[1:]
-                    for r in conn.execute(
-                        "SELECT rowid, body, embedding FROM memories_v1 "
-                        f"WHERE rowid IN ({_marks(len(best))})",
-                        [rowid for rowid, _ in best],
-                    )
-                }
+                bodies = _bodies(conn, [rowid for rowid, _ in best])
             return [(*bodies[rowid], rank) for rowid, rank in best if rowid in bodies]
 
         rows = await self._run("search memories", select)
@@ -570,16 +568,7 @@ class SQLiteMemoryStore(MemoryStore):
         if not best:
             return []
         rowids = [rowid for rowid, _ in best]
-
-        def bodies(conn: sqlite3.Connection) -> dict[int, tuple[str, bytes]]:
-            rows = conn.execute(
-                "SELECT rowid, body, embedding FROM memories_v1 "
-                f"WHERE rowid IN ({_marks(len(rowids))})",
-                rowids,
-            ).fetchall()
-            return {r[0]: (r[1], r[2]) for r in rows}
-
-        found = await self._run("read memories", bodies)
+        found = await self._run("read memories", lambda conn: _bodies(conn, rowids))
         return [MemorySearchResult(_entry(*found[r]), s) for r, s in best if r in found]
 
     async def delete_tree(self, namespace: NamespaceLike) -> int:
