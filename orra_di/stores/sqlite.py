@@ -694,8 +694,12 @@ class SQLiteStore:
         """
         if not write:
             return await self._run(what, op)
-        runs = [held for held in self._held.values() if not held.released]
-        deferred = deferrable and self._synchronous == "RUN" and bool(runs)
+        runs = (
+            [held for held in self._held.values() if not held.released]
+            if deferrable and self._synchronous == "RUN"
+            else []
+        )
+        deferred = bool(runs)
         writing = self._unsynced_writing if deferred else self._writing
 
         def in_transaction(conn: sqlite3.Connection) -> _T:

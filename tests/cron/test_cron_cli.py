@@ -204,3 +204,11 @@ def test_the_containers_service_keeps_the_prune_job_the_settings_ask_for(
     assert job.payload == PruneSessionsPayload(idle_for=86_400)
     listed = run("cron", "list").output
     assert PRUNE_JOB_ID in listed and "every" in listed
+
+
+def test_the_clis_every_limit_is_the_schedules() -> None:
+    """The CLI keeps its own copy (the schedule module is not imported at start-up)."""
+    from orra_di.cron import cli as cron_cli
+    from orra_di.cron.schedule import MAX_EVERY_MS
+
+    assert cron_cli.MAX_EVERY_MS == MAX_EVERY_MS
