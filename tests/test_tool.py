@@ -680,3 +680,124 @@ def test_a_bad_tool_is_refused_where_it_is_declared() -> None:
 
     with pytest.raises(TypeError, match=r"schema_extra names 'txt'.*text"):
         FunctionTool(echo, schema_extra={"txt": {"enum": ["a"]}})
+
+
+# -- an idle loop waits a moment for a quick tool's thread (the handoff) ---------------------
+
+
+def _tool_module() -> Any:
+    return sys.modules["orra_di.tool"]  # ``orra_di.tool`` the attribute is the decorator
+
+
+def _count_handoffs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, per handoff waited on, whether the answer came within the wait."""
+    module = _tool_module()
+    waited: list[bool] = []
+
+    class Counted(module._Handoff):  # type: ignore[misc,name-defined]
+        def wait(self, seconds: float) -> Any:
+            outcome = super().wait(seconds)
+            waited.append(outcome is not None)
+            return outcome
+
+    monkeypatch.setattr(module, "_Handoff", Counted)
+    return waited
+
+
+@pytest.mark.anyio
+async def test_an_idle_loop_takes_a_quick_tools_answer_from_its_thread_without_a_wake_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    waited = _count_handoffs(monkeypatch)
+    loop = asyncio.get_running_loop()
+    wakes: list[object] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        wakes.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    seen: list[threading.Thread] = []
+
+    @tool
+    def where() -> str:
+        """Report the thread."""
+        seen.append(threading.current_thread())
+        return "ok"
+
+    for _ in range(3):  # a first call may start the thread, slower than the wait
+        assert await where.execute_within({}, CTX, 30.0) == "ok"
+    assert seen[-1] is not threading.current_thread()  # still a worker thread
+    assert True in waited
+    assert len(wakes) < 3  # at least one answer came without waking the loop
+
+
+@pytest.mark.anyio
+async def test_a_quick_tools_failure_comes_through_the_handoff_as_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waited = _count_handoffs(monkeypatch)
+
+    @tool
+    def broken() -> str:
+        """Fails at once."""
+        raise LookupError("no such key: k")
+
+    for _ in range(3):
+        with pytest.raises(LookupError, match="no such key: k"):
+            await broken.execute_within({}, CTX, 30.0)
+    assert True in waited
+
+
+@pytest.mark.anyio
+async def test_a_tool_slower_than_the_wait_is_answered_later_and_not_waited_for_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waited = _count_handoffs(monkeypatch)
+    module = _tool_module()
+
+    @tool
+    def slow() -> str:
+        """Takes longer than the loop waits."""
+        threading.Event().wait(module.QUICK_WAIT * 20)
+        return "late but here"
+
+    assert await slow.execute_within({}, CTX, 30.0) == "late but here"
+    assert waited == [False]
+    assert await slow.execute_within({}, CTX, 30.0) == "late but here"
+    assert waited == [False]  # the next calls go straight to the future
+    assert slow._pace.skip == slow._pace.skip_after_miss - 1
+
+
+@pytest.mark.anyio
+async def test_the_wait_counts_against_the_tools_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    _count_handoffs(monkeypatch)
+    release = threading.Event()
+    try:
+        with pytest.raises(ToolTimedOut):
+            await held_until(release, "late").execute_within({}, CTX, 0.0001)
+    finally:
+        release.set()
+
+
+@pytest.mark.anyio
+async def test_a_loop_with_other_work_ready_does_not_wait_for_a_tools_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    waited = _count_handoffs(monkeypatch)
+    other_ran: list[bool] = []
+    asyncio.get_running_loop().call_soon(other_ran.append, True)  # ready to run now
+
+    @tool
+    def quick() -> str:
+        """Answers at once."""
+        return "ok"
+
+    assert await quick.execute_within({}, CTX, 30.0) == "ok"
+    assert waited == []  # the loop went on to the other work
+    assert other_ran == [True]
