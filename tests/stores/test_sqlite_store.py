@@ -487,6 +487,47 @@ async def test_a_writer_whose_lease_was_taken_over_is_refused(store: SQLiteStore
     await other.aclose()
 
 
+async def test_a_holders_last_write_under_a_lapsed_lease_is_refused_and_not_stored(
+    store: SQLiteStore, db: Path
+) -> None:
+    """The holder's append knows the row it last wrote and skips reading it back; its
+    last write must still fail whole when the lease went meanwhile."""
+    other = SQLiteStore(db)
+    async with store.lock(ALICE):
+        await store.append(ALICE, [Message.user("mine")])
+        with raw(db) as conn:
+            conn.execute("UPDATE leases SET expires_at = 0")
+        async with other.lock(ALICE, timeout=0):
+            with pytest.raises(StoreError, match="lock on the session lapsed"):
+                await store.append_last(ALICE, [Message.user("stale")])
+    assert contents(await other.load(ALICE)) == ["mine"]
+    with raw(db) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+    await other.aclose()
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["append", "append_last"])
+async def test_a_holder_writes_after_rows_it_did_not_write(
+    store: SQLiteStore, db: Path, last: bool
+) -> None:
+    """A write without the lock (another store object) or a trim changes the row the
+    holder knew: its next append finds that out and numbers its messages after them."""
+    other = SQLiteStore(db)
+    async with store.lock(ALICE):
+        await store.append(ALICE, [Message.user("a"), Message.user("b")])
+        await other.append(ALICE, [Message.user("not locked")])
+        await store.append(ALICE, [Message.user("c")])
+        await other.trim(ALICE, keep_last=2)
+        write = store.append_last if last else store.append
+        await write(ALICE, [Message.user("d")])
+    assert contents(await other.load(ALICE)) == ["not locked", "c", "d"]
+    with raw(db) as conn:
+        seqs = [row[0] for row in conn.execute("SELECT seq FROM messages ORDER BY seq")]
+        assert seqs == sorted(set(seqs)) and len(seqs) == 3
+        assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+    await other.aclose()
+
+
 # -- real processes ---------------------------------------------------------------------------
 # (The conformance suite runs whole turns in four processes; here, renewal across processes.)
 
