@@ -184,12 +184,12 @@ class LLMSettings(_Section):
     api_key: SecretStr | None = None
     """The vendor's key; unset: the vendor's own ``ANTHROPIC_API_KEY`` or ``OPENAI_API_KEY``
     (a ``base_url`` server is never sent ``OPENAI_API_KEY``)."""
-    timeout: float = Field(60.0, gt=0)
+    timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
     """Seconds one request to the model may take."""
     max_retries: int = Field(2, ge=0)
     """Retries of a request that met a rate limit or an outage (a timeout, a 5xx, a dropped
     connection), with exponential backoff."""
-    max_retry_wait: float = Field(60.0, gt=0)
+    max_retry_wait: float = Field(60.0, gt=0, allow_inf_nan=False)
     """The longest retry-after worth waiting for; a longer one fails (or falls back) at once."""
     auth: AuthSettings | None = Field(
         None,
@@ -279,11 +279,14 @@ class StoreSettings(_Section):
 
     url: str = Field(default_factory=_default_store_url, description=STORE_URL_FORMS)
     session_ttl: float | None = Field(
-        None, gt=0, description="a number of seconds > 0, or unset to keep sessions"
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="a number of seconds > 0, or unset to keep sessions",
     )
     """Sessions idle for longer are dropped: by Redis itself, and by
     ``orra-di sessions prune`` (which uses it when ``--idle`` is not given) elsewhere."""
-    lease_seconds: float = Field(30.0, gt=0)
+    lease_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
     """How long a crashed process keeps its sessions locked (SQLite, PostgreSQL, Redis);
     a live holder renews its lease well within it."""
     sqlite_synchronous: Literal["normal", "full", "run"] = "normal"
@@ -381,12 +384,12 @@ class RuntimeSettings(_Section):
     """Offer every agent the ``spawn_agent`` tool (a sub-agent in a child session)."""
     max_delegation_depth: int = Field(3, ge=1)
     """How many delegations or spawned sub-agents may nest below one session."""
-    tool_timeout: float = Field(120.0, gt=0)
+    tool_timeout: float = Field(120.0, gt=0, allow_inf_nan=False)
     """Seconds one tool call may take before it becomes an error result."""
     on_busy: Literal["wait", "refuse"] = "wait"
     """When another run holds the session: ``wait`` (up to ``busy_timeout``) or ``refuse``
     at once; either way a run that cannot have it raises ``SessionBusyError``."""
-    busy_timeout: float = Field(30.0, gt=0)
+    busy_timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Seconds to wait for a session another run holds, when ``on_busy`` is ``wait``."""
 
     def runtime_config(

@@ -8,13 +8,17 @@ environment nor a stray ``orra.toml`` or ``.env`` can leak in.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, get_args
 
 import pytest
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from orra_di import settings as settings_module
 from orra_di.agent import AgentProfile
@@ -462,6 +466,69 @@ def test_each_invalid_value_names_setting_variable_value_and_what_is_accepted(
     assert f"  - {name} ({variable}) = {shown}, from env {variable}: " in message
     assert "; accepted: " in message and accepted in message
     assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+@pytest.mark.parametrize("raw", ["inf", "-inf", "nan", "1e999", "Infinity", "0", "-1"])
+def test_the_llm_timeout_is_a_positive_finite_number_of_seconds(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """``inf`` used to pass ``gt=0``: a request that may hang for ever."""
+    monkeypatch.setenv("ORRA_LLM__TIMEOUT", raw)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    message = str(info.value)
+    assert f'llm.timeout (ORRA_LLM__TIMEOUT) = "{raw}"' in message
+    assert "Input should be a finite number" in message or "greater than 0" in message
+    assert "accepted: a number > 0" in message
+
+
+# Float settings that are not a number of seconds, and where they are validated otherwise.
+NOT_SECONDS = {
+    "context.tool_result_share",  # a share, <= 1
+    "runtime.temperature",  # <= 2
+    "voice.speed",  # <= 4
+    "memory.vector_weight",  # <= 1
+    "budgets.cost_per_hour",  # money: an unbounded budget is simply unset
+    "budgets.cost_per_day",
+    "budgets.cost_per_month",
+    "prices.input_per_mtok",
+    "prices.output_per_mtok",
+}
+
+
+def _float_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """Every float field of ``model`` and the models it holds, by dotted path."""
+    for name, field in model.model_fields.items():
+        inner = [field.annotation, *get_args(field.annotation)]
+        inner += [deeper for arg in inner for deeper in get_args(arg)]
+        if float in inner:
+            yield f"{prefix}{name}", field
+        for arg in inner:
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                yield from _float_fields(arg, f"{prefix}{name}.")
+
+
+SECONDS = sorted(
+    {(path, field) for path, field in _float_fields(OrraSettings) if path not in NOT_SECONDS},
+    key=lambda pair: pair[0],
+)
+
+
+def test_the_seconds_settings_are_found() -> None:
+    paths = {path for path, _ in SECONDS}
+    assert {"llm.timeout", "runtime.busy_timeout", "store.lease_seconds"} <= paths
+    assert len(paths) > 30
+
+
+@pytest.mark.parametrize(("path", "field"), SECONDS, ids=[path for path, _ in SECONDS])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_every_seconds_setting_refuses_inf_and_nan(
+    path: str, field: FieldInfo, value: float
+) -> None:
+    """No seconds setting documents ``inf`` (an endless wait, a lock held for ever, a TTL
+    Redis refuses); an unlimited one is spelt unset where the setting allows it."""
+    with pytest.raises(ValidationError):
+        TypeAdapter(Annotated[field.annotation, field]).validate_python(value)
 
 
 @pytest.mark.parametrize(

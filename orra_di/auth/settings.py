@@ -59,9 +59,9 @@ class AuthSettings(BaseModel):
     """The audience asked for, where the token endpoint wants one."""
     client_auth: Literal["client_secret_post", "client_secret_basic"] = "client_secret_post"
     """How the client authenticates to the token endpoint (form fields or HTTP Basic)."""
-    skew: float = Field(DEFAULT_SKEW, ge=0)
+    skew: float = Field(DEFAULT_SKEW, ge=0, allow_inf_nan=False)
     """Seconds before expiry at which a token is renewed."""
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Seconds one token request may take."""
 
     @field_validator("token_url")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from orra_di.containers import Container
     from orra_di.cron.model import CronJob, CronRun
     from orra_di.cron.service import CronService
+    from orra_di.errors import CronError
 
 __all__ = ["cron_app"]
 
@@ -170,6 +171,13 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
+def _no_job(job_id: str) -> CronError:
+    """The one error every command gives for an id that names no job."""
+    from orra_di.errors import CronError
+
+    return CronError(f"no cron job {job_id}; `orra-di cron list` shows them")
+
+
 def _one(job_id: str, action: str) -> Any:
     from orra_di import cli
     from orra_di.errors import CronError
@@ -186,7 +194,7 @@ def _one(job_id: str, action: str) -> Any:
         else:
             found = await getattr(service, f"{action}_job")(job_id) or None
         if found is None:
-            raise CronError(f"no cron job {job_id}; `orra-di cron list` shows them")
+            raise _no_job(job_id)
         return found
 
     return cli._run(job)
@@ -253,7 +261,12 @@ def cron_history(
     from orra_di import cli
 
     async def job(container: Container) -> list[CronRun]:
-        return await _service(container).store.runs(job_id, limit)
+        service = _service(container)
+        runs = await service.store.runs(job_id, limit)
+        # A mistyped id must not read as "never ran" (deleting a job deletes its runs).
+        if not runs and await service.get_job(job_id) is None:
+            raise _no_job(job_id)
+        return runs
 
     runs = cli._run(job)
     if not runs:

@@ -8,15 +8,16 @@ imported only when the server starts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from orra_di.containers import Container
+    from orra_di.errors import ConfigurationError
 
-__all__ = ["gateway_app", "serve"]
+__all__ = ["cannot_listen", "gateway_app", "listen", "serve"]
 
 gateway_app = typer.Typer(
     help="The HTTP gateway's API keys (the server itself is `orra-di serve`).",
@@ -130,7 +131,6 @@ async def serve_gateway(
     server.capture_signals = no_signal_capture  # type: ignore[method-assign]
 
     stopping: list[float] = []
-    unbound: list[bool] = []
     async with anyio.create_task_group() as tg:
 
         async def signals() -> None:
@@ -143,13 +143,7 @@ async def serve_gateway(
 
         tg.start_soon(signals)
 
-        async def announce() -> None:
-            while not server.started:
-                if server.should_exit:
-                    return
-                await anyio.sleep(0.02)
-            bound = server.servers[0].sockets[0].getsockname()
-            where = f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}"
+        def announce(where: str) -> None:
             agents = ", ".join(p.name for p in container.runtimes().profiles)
             cron = " and cron jobs" if container.settings().cron.enabled else ""
             cli._err().print(
@@ -158,26 +152,59 @@ async def serve_gateway(
                 markup=False,
             )
 
-        tg.start_soon(announce)
         from orra_di.channels.service import channels_running
 
         async with channels_running(container, required=False):  # Discord etc. if configured
-            try:
-                await server.serve()
-            except SystemExit:  # uvicorn's way to say it could not bind (it logged why)
-                unbound.append(True)
-        if not unbound:
+            listened = await listen(server, announce)
+        if listened:
             # runs outlive their requests: give them what is left of the grace, then cancel
             spent = anyio.current_time() - stopping[0] if stopping else 0.0
             left = await gateway.drain(max(settings.shutdown_grace - spent, 0.0))
             if left:
                 cli._err().print(f"{left} run(s) cancelled at shutdown; recorded as interrupted")
         tg.cancel_scope.cancel()
-    if unbound:  # raised outside the task group, which would wrap it in an ExceptionGroup
-        raise ConfigurationError(
-            f"cannot listen on {host}:{port} (see the line above: in use, or not an "
-            "address of this machine); choose another --port or --host"
-        )
+    if not listened:  # raised outside the task group, which would wrap it in an ExceptionGroup
+        raise cannot_listen(host, port)
+
+
+async def listen(server: Any, announce: Callable[[str], None]) -> bool:
+    """Run ``server`` (a ``uvicorn.Server``) until it stops; False if it could not listen.
+
+    ``announce`` gets the address once the server listens (``host:port``, the port the
+    system chose for port 0), never before: a server that cannot bind must not have said
+    it was up. uvicorn says why it could not bind on its own log line, then raises
+    ``SystemExit``, which would end the process with uvicorn's exit code and no word of
+    what to do; the caller raises ``cannot_listen`` instead, outside any task group.
+    """
+    import anyio
+
+    async def announce_once_listening() -> None:
+        while not server.started:  # uvicorn has no "listening" callback
+            if server.should_exit:  # stopped (a signal) before it listened
+                return
+            await anyio.sleep(0.02)
+        bound = server.servers[0].sockets[0].getsockname()
+        announce(f"{bound[0]}:{bound[1]}" if ":" not in bound[0] else f"[{bound[0]}]:{bound[1]}")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(announce_once_listening)
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn's way to say it could not bind (it logged why)
+            return False
+        finally:
+            tg.cancel_scope.cancel()
+    return True
+
+
+def cannot_listen(host: str, port: int) -> ConfigurationError:
+    """The one-line error of a server that could not bind ``host:port``, and what to do."""
+    from orra_di.errors import ConfigurationError
+
+    return ConfigurationError(
+        f"cannot listen on {host}:{port} (see the line above: in use, or not an "
+        "address of this machine); choose another --port or --host"
+    )
 
 
 def uvicorn_config(app: Any, settings: Any, host: str, port: int) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
 
 __all__ = [
     "ChatRequest",
@@ -25,7 +25,8 @@ __all__ = [
     "WsMessage",
 ]
 
-ChatId = str | int | None
+ChatId = str | StrictInt | None
+"""Chosen by the client, echoed as sent: ``1`` and ``"1"`` are two chats; never a bool."""
 
 
 class _Wire(BaseModel):

@@ -75,8 +75,10 @@ class _Connection:
 
     async def chat(self, tg: anyio.abc.TaskGroup, message: dict[str, Any]) -> None:
         chat_id = message.get("chat_id")
-        if chat_id is not None and not isinstance(chat_id, str | int):
-            await self.error("chat_id must be a string or a number", "bad_request")
+        if chat_id is not None and (
+            isinstance(chat_id, bool) or not isinstance(chat_id, str | int)
+        ):
+            await self.error("chat_id must be a string or an integer", "bad_request")
             return
         try:
             unknown = sorted(
@@ -92,9 +94,9 @@ class _Connection:
             agent = message.get("agent")
             if agent is not None and not isinstance(agent, str):
                 raise bad_request("agent must be a string or null")
-            key = str(chat_id)
+            key = _chat_key(chat_id)
             if chat_id is not None and key in self.running:
-                raise bad_request(f"chat {chat_id!r} is still running; use another chat_id")
+                raise bad_request(f"chat {key} is still running; use another chat_id")
             if len(self.running) >= self.gateway.settings.ws_max_chats:
                 raise GatewayError(
                     429, "busy", "too many chats running on this connection; wait for one to end"
@@ -210,6 +212,15 @@ class _Connection:
                 "decided_by": record.decided_by,
             }
         )
+
+
+def _chat_key(chat_id: str | int | None) -> str:
+    """A chat's key among those running on a connection: the id's JSON text.
+
+    JSON ``1`` and ``"1"`` are two ids a client may use for two chats (``str()`` made them
+    one, and refused the second as still running); events carry the id back as sent.
+    """
+    return json.dumps(chat_id)
 
 
 def _ws_message(name: str, data: dict[str, Any], chat_id: Any) -> dict[str, Any] | None:

@@ -90,9 +90,15 @@ def mcp_serve(
             )
         import uvicorn
 
+        from orra_di.gateway.cli import cannot_listen, listen
+
         app = require_bearer(server.streamable_http_app(host=host), token.get_secret_value())
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-        cli._err().print(f"MCP server on http://{host}:{port}/mcp; Ctrl-C to stop")
-        await uvicorn.Server(config).serve()
+
+        def announce(where: str) -> None:
+            cli._err().print(f"MCP server on http://{where}/mcp; Ctrl-C to stop", markup=False)
+
+        if not await listen(uvicorn.Server(config), announce):
+            raise cannot_listen(host, port)
 
     cli._run(job)

@@ -572,6 +572,8 @@ class McpClients:
             if existing is not None and existing.server is server:
                 existing.update(remote)
             else:
+                if existing is not None:  # another server's now: the old one calls no one
+                    existing.gone = True
                 self._tools[name] = McpTool(
                     server, remote, name=name, max_chars=self.settings.max_result_chars
                 )
@@ -584,12 +586,15 @@ class McpClients:
 
 
 def _sync_registry(registry: ToolRegistry, tools: Iterable[McpTool]) -> None:
+    """Add the new tools, drop the gone ones, and replace a gone ``McpTool`` by the live
+    one of its name (a tool that moved to another server: the old one would call a
+    server that no longer has it). Another kind of tool of that name is left alone."""
     for tool in tools:
         current = registry.get(tool.definition.name)
         if tool.gone:
             if current is tool:
                 registry.remove(tool.definition.name)
-        elif current is None:
+        elif current is None or (isinstance(current, McpTool) and current.gone):
             registry.register(tool)
 
 

@@ -21,5 +21,5 @@ class UsageSettings(BaseModel):
     """Record every model call's usage in the store (always on while any budget is set)."""
     output_allowance: int = Field(1024, ge=0)
     """Answer tokens reserved for a call that sets no ``max_tokens``, when a budget applies."""
-    reservation_ttl: float = Field(600.0, gt=0)
+    reservation_ttl: float = Field(600.0, gt=0, allow_inf_nan=False)
     """Seconds a call's reservation counts against budgets if the call never reports back."""

@@ -51,7 +51,7 @@ class VoiceSettings(BaseModel):
     """The audio API root; unset, the ``llm`` section's when it is OpenAI-compatible."""
     api_key: SecretStr | None = None
     """The audio API key; unset, the ``llm`` section's (see the module docstring)."""
-    timeout: float = Field(60.0, gt=0)
+    timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
     """Seconds one audio request may take."""
     max_retries: int = Field(2, ge=0)
     """Retries of a failed audio request (the SDK's own retry)."""

@@ -162,6 +162,66 @@ async def test_websocket_runs_concurrent_chats_and_survives_garbage() -> None:
             assert seen["a"][-1]["message"] == "echo: slow"
 
 
+async def test_websocket_chat_ids_1_and_quoted_1_are_two_chats() -> None:
+    """JSON ``1`` and ``"1"`` are different ids: the second chat is not refused as the
+    first "still running", and each chat's events carry back the id as it was sent."""
+    gate = anyio.Event()
+
+    async def script(request: object) -> str:
+        text = echo(request)
+        if text.endswith("slow"):
+            await gate.wait()
+        return text
+
+    container = make_container(ScriptedProvider(script))
+    async with live_server(container) as (url, _):
+        headers = auth(ALICE_KEY)
+        ws_url = url.replace("http", "ws") + "/v1/ws"
+        async with websockets.connect(ws_url, additional_headers=headers) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            for chat_id, text in ((1, "slow"), ("1", "fast")):
+                chat = {
+                    "type": "chat",
+                    "chat_id": chat_id,
+                    "message": text,
+                    "namespace": f"acme:{text}",
+                }
+                await ws.send(json.dumps(chat))
+            seen: list[dict[str, object]] = []
+            with anyio.fail_after(30):
+                while sum(m["type"] in ("response", "error") for m in seen) < 2:
+                    message = json.loads(await ws.recv())
+                    seen.append(message)
+                    if message["type"] in ("response", "error"):
+                        gate.set()  # the number's chat ends once the string's has
+            assert [m for m in seen if m["type"] == "error"] == []
+            answers = {(type(m["chat_id"]), m["message"]) for m in seen if m["type"] == "response"}
+            assert answers == {(int, "echo: slow"), (str, "echo: fast")}
+            # a chat still running is refused by its own id, shown as JSON shows it
+            gate = anyio.Event()
+            await ws.send(json.dumps({"type": "chat", "chat_id": 2, "message": "slow"}))
+            await ws.send(json.dumps({"type": "chat", "chat_id": 2, "message": "again"}))
+            with anyio.fail_after(30):
+                while (refused := json.loads(await ws.recv()))["type"] != "error":
+                    pass
+            assert refused["chat_id"] == 2 and "chat 2 is still running" in refused["error"]
+            gate.set()
+
+
+@pytest.mark.parametrize("chat_id", [True, 1.5, [1], {"id": 1}])
+async def test_websocket_chat_id_is_a_string_or_an_integer(chat_id: object) -> None:
+    container = make_container(ScriptedProvider(echo))
+    async with live_server(container) as (url, _):
+        headers = auth(ALICE_KEY)
+        ws_url = url.replace("http", "ws") + "/v1/ws"
+        async with websockets.connect(ws_url, additional_headers=headers) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(json.dumps({"type": "chat", "chat_id": chat_id, "message": "hi"}))
+            refused = json.loads(await ws.recv())
+            assert refused["type"] == "error" and refused["code"] == "bad_request"
+            assert refused["error"] == "chat_id must be a string or an integer"
+
+
 async def test_websocket_with_a_bad_key_or_silence_is_closed() -> None:
     container = make_container(
         ScriptedProvider(echo), gateway={"ws_auth_timeout": 0.3, "ws_idle_timeout": 0.5}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -152,3 +153,26 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "refusing to serve" in done.stderr and "new-key" in done.stderr
+
+
+def test_serve_on_a_busy_port_is_one_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORRA_")}
+    env.update(
+        PYTHONPATH=str(Path(orra_di.__file__).resolve().parent.parent),
+        ORRA_STORE__URL="memory://",
+        NO_COLOR="1",
+        COLUMNS="250",
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", "from orra_di.cli import main; main()",
+             "serve", "--port", str(port)],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "another --port" in done.stderr
+    assert "Traceback" not in done.stderr and "listening on" not in done.stderr

@@ -108,6 +108,56 @@ async def test_list_changed_refreshes_the_tools_of_agents_built_before() -> None
         assert long == "abcdef\n[output truncated: 6 of 10 characters shown]"
 
 
+async def test_a_tool_the_server_replaces_is_served_with_its_new_definition() -> None:
+    """Same server, same name, new description and schema: the registered tool (the
+    same object, updated in place) offers and calls the new one."""
+    async with McpClients(settings({"demo": stdio_server("--only", "echo,reshape")})) as clients:
+        registry = ToolRegistry(clients.tools())
+        clients.attach(registry)
+        before = registry.get("echo")
+        reshape = registry.get("reshape")
+        assert before is not None and reshape is not None
+        assert "times" not in before.definition.input_schema["properties"]
+        assert await reshape.execute({}, CTX) == "reshaped"
+
+        def reshaped() -> bool:
+            tool = registry.get("echo")
+            return tool is not None and "times" in tool.definition.input_schema["properties"]
+
+        await wait_until(reshaped)
+        (echo,) = [d for d in registry.definitions() if d.name == "echo"]
+        assert echo.description == "Return the text, times over."
+        assert echo.input_schema["required"] == ["text", "times"]
+        assert registry.get("echo") is before  # the old object holds the new definition
+        assert await before.execute({"text": "ab", "times": 2}, CTX) == "abab"
+
+
+async def test_a_tool_that_moves_to_another_server_is_served_by_that_server() -> None:
+    """``echo`` offered by ``a``, then by ``b`` too (a clash: ``a``'s is kept), then by
+    ``b`` only: the registry must hold ``b``'s tool, not ``a``'s old one, whose calls would
+    go to a server that no longer has it."""
+    servers = {"a": stdio_server("--only", "echo,drop"), "b": stdio_server("--only", "take")}
+    async with McpClients(settings(servers)) as clients:
+        registry = ToolRegistry(clients.tools())
+        clients.attach(registry)
+        old = registry.get("echo")
+        take, drop = registry.get("take"), registry.get("drop")
+        assert isinstance(old, McpTool) and old.server.name == "a"
+        assert take is not None and drop is not None
+        assert await take.execute({}, CTX) == "taken"
+        await wait_until(lambda: any(t.name == "echo" for t in clients.servers["b"].tools))
+        assert registry.get("echo") is old  # both offer it: the first server's is kept
+        assert await drop.execute({}, CTX) == "dropped"
+        await wait_until(lambda: by_name(clients)["echo"].server.name == "b")
+
+        new = registry.get("echo")
+        assert new is by_name(clients)["echo"]
+        assert new.definition.description == "Return the text, from the server that took the tool."
+        assert await new.execute({"text": "hi"}, CTX) == "taken: hi"
+        with pytest.raises(ToolExecutionError, match="no longer offered by MCP server 'a'"):
+            await old.execute({"text": "hi"}, CTX)
+
+
 async def test_two_servers_offering_one_name_need_a_prefix() -> None:
     clash = settings({"one": stdio_server(), "two": stdio_server()})
     with pytest.raises(ConfigurationError, match="'one' and 'two' both offer a tool named 'echo'"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,3 +156,30 @@ async def test_serve_over_http_wants_the_bearer_token(http_serve: str) -> None:
         assert [t.name for t in (await session.list_tools()).tools] == ["Atlas"]  # the default
         answer = await session.call_tool("Atlas", {"message": "over http"})
         assert not answer.is_error
+
+
+def test_serve_http_on_a_busy_port_is_one_clear_error(tmp_path: Path) -> None:
+    """As ``orra-di serve``: exit 1, the address and what to do, no traceback; and no
+    "MCP server on ..." line first, as if it were listening."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ORRA_")},
+        "PYTHONPATH": str(ROOT),
+        "ORRA_LLM__KIND": "test",
+        "ORRA_STORE__URL": "memory://",
+        "ORRA_MCP__SERVE_TOKEN": "let-me-in",
+        "NO_COLOR": "1",
+        "COLUMNS": "250",
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", "from orra_di.cli import main; main()",
+             "mcp", "serve", "--http", "--port", str(port)],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "another --port" in done.stderr
+    assert "Traceback" not in done.stderr and "MCP server on" not in done.stderr

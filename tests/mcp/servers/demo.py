@@ -1,9 +1,10 @@
 """An MCP server written with the official SDK, for the client tests and the benchmark.
 
-``python demo.py [--http PORT] [--page-size N] [--garbage]``: stdio by default,
-Streamable HTTP on 127.0.0.1:PORT with ``--http``; ``--page-size`` pages ``tools/list``
-(the SDK's server answers in one page otherwise); ``--garbage`` prints lines that are not
-JSON-RPC on stdout before serving.
+``python demo.py [--http PORT] [--page-size N] [--garbage] [--only NAMES]``: stdio by
+default, Streamable HTTP on 127.0.0.1:PORT with ``--http``; ``--page-size`` pages
+``tools/list`` (the SDK's server answers in one page otherwise); ``--garbage`` prints lines
+that are not JSON-RPC on stdout before serving; ``--only echo,drop`` serves only the tools
+named, among the usual ones and those that change ``echo`` (``CHANGES``, offered only so).
 """
 
 from __future__ import annotations
@@ -133,6 +134,51 @@ async def grow(ctx: Context) -> str:
     return "grown"
 
 
+async def reshape(ctx: Context) -> str:
+    """Replace ``echo`` by one with another description and schema, and say so."""
+
+    def echo(text: str, times: int) -> str:
+        """Return the text, times over."""
+        return text * times
+
+    server.remove_tool("echo")
+    server.add_tool(echo, name="echo")
+    await ctx.session.send_tool_list_changed()
+    return "reshaped"
+
+
+async def take(ctx: Context) -> str:
+    """Start offering an ``echo`` of this server's own, and say so."""
+
+    def echo(text: str) -> str:
+        """Return the text, from the server that took the tool."""
+        return f"taken: {text}"
+
+    server.add_tool(echo, name="echo")
+    await ctx.session.send_tool_list_changed()
+    return "taken"
+
+
+async def drop(ctx: Context) -> str:
+    """Stop offering ``echo``, and say so."""
+    server.remove_tool("echo")
+    await ctx.session.send_tool_list_changed()
+    return "dropped"
+
+
+CHANGES = {"reshape": reshape, "take": take, "drop": drop}
+
+
+def keep_only(names: list[str]) -> None:
+    """Serve only ``names``: the usual tools not named go, the named ``CHANGES`` come."""
+    for tool in anyio.run(server.list_tools):
+        if tool.name not in names:
+            server.remove_tool(tool.name)
+    for name in names:
+        if name in CHANGES:
+            server.add_tool(CHANGES[name], name=name)
+
+
 @server.tool()
 def noise() -> str:
     """Print a line that is not JSON-RPC on stdout, then answer."""
@@ -162,7 +208,10 @@ def main() -> None:
     parser.add_argument("--http", type=int, default=0)
     parser.add_argument("--page-size", type=int, default=0)
     parser.add_argument("--garbage", action="store_true")
+    parser.add_argument("--only", default="")
     args = parser.parse_args()
+    if args.only:
+        keep_only(args.only.split(","))
     global WIRE
     WIRE = os.dup(1)
     DemoServer.page_size = args.page_size
