@@ -369,7 +369,9 @@ def create_app(container: Container, settings: GatewaySettings | None = None) ->
         elif exc.status_code == 404:
             message = f"no endpoint {where}; the endpoints are listed at /openapi.json"
         elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+            # Starlette builds Allow from a set: sorted, the message is the same every time.
+            allow = (exc.headers or {}).get("Allow", "")
+            allowed = ", ".join(sorted(m.strip() for m in allow.split(",") if m.strip()))
             message = f"{where} is not allowed" + (
                 f"; this path takes {allowed}" if allowed else ""
             )

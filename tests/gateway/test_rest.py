@@ -374,6 +374,8 @@ async def test_unknown_paths_and_methods_say_what_to_do() -> None:
         assert "/openapi.json" in missing.json()["error"]
         wrong = await client.post("/v1/agents", headers=auth(ALICE_KEY))
         assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
-        assert "POST /v1/agents is not allowed; this path takes GET" in wrong.json()["error"]
+        assert wrong.json()["error"].endswith(
+            "POST /v1/agents is not allowed; this path takes GET, HEAD"
+        )
         plain = await client.get("/v1/ws")
         assert plain.status_code == 404 and "WebSocket only" in plain.json()["error"]
