@@ -375,11 +375,27 @@ def _usage_hook(
         ledger(),
         budgets=Budgets(settings.budgets),
         prices=settings.prices,
-        default_model=settings.llm.model,
+        default_model=_priced_model(settings.llm),
         window=ContextWindow(tokenizer, None, context_memory),
         output_allowance=settings.usage.output_allowance,
         reservation_ttl=settings.usage.reservation_ttl,
     )
+
+
+def _priced_model(llm: LLMSettings) -> str | None:
+    """The name a call without a model of its own is priced under.
+
+    ``llm.model`` when set; else, for a vendor, the default model its adapter is built
+    with (``gpt-4o``, as ``orra-di config`` says), so ``ORRA_PRICES`` for that model
+    counts without ``ORRA_LLM__MODEL``. A local server's model is only known by asking
+    it, and the offline and test models cost nothing: ``None`` there.
+    """
+    kind = llm.resolved_kind
+    if kind not in ("anthropic", "openai"):
+        return llm.model
+    from orra_di.providers.choice import vendor_model
+
+    return vendor_model(kind, llm)
 
 
 def _cron_service(

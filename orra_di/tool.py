@@ -161,8 +161,9 @@ def _as_text(value: object) -> str:
     return json.dumps(to_jsonable_python(value), ensure_ascii=False)
 
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-"""What both vendors accept as a tool name (OpenAI and Anthropic alike)."""
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What both vendors accept as a tool name (OpenAI and Anthropic alike); used with
+``fullmatch``, since ``$`` would let a trailing newline through."""
 
 
 class FunctionTool:
@@ -200,8 +201,9 @@ class FunctionTool:
         self.blocking = blocking and not self._is_async
         self._pace = _Pace()  # whether the loop may wait briefly for this tool's thread
         label = getattr(func, "__name__", repr(func))
-        tool_name = name or label
-        if not isinstance(tool_name, str) or not _TOOL_NAME.match(tool_name):
+        # An explicit name="" is refused like any other bad name, not replaced.
+        tool_name = label if name is None else name
+        if not isinstance(tool_name, str) or not _TOOL_NAME.fullmatch(tool_name):
             raise ValueError(
                 f"tool name {tool_name!r}: the model vendors accept 1 to 64 letters, digits, "
                 "'_' and '-' only; give the tool a name with @tool(name=...)"

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = ["McpServerSettings", "McpSettings"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_PREFIX = re.compile(r"^[A-Za-z0-9_-]{0,32}$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,32}")
 
 
 class McpServerSettings(BaseModel):
@@ -49,7 +49,7 @@ class McpServerSettings(BaseModel):
     @field_validator("prefix")
     @classmethod
     def _prefix_chars(cls, value: str) -> str:
-        if not _PREFIX.match(value):
+        if not _PREFIX.fullmatch(value):
             raise ValueError("a prefix is up to 32 letters, digits, '_' or '-'")
         return value
 
@@ -104,6 +104,6 @@ class McpSettings(BaseModel):
     @classmethod
     def _names(cls, servers: dict[str, McpServerSettings]) -> dict[str, McpServerSettings]:
         for name in servers:
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise ValueError(f"server name {name!r}: use up to 64 letters, digits, '_' or '-'")
         return servers

@@ -42,7 +42,7 @@ MAX_QUERY_WORDS = 64
 """A query's words beyond this many are ignored."""
 
 _WORD = re.compile(r"\w+")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 class MemoryStoreError(OrraError):
@@ -147,7 +147,7 @@ class MemoryEntry(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):
             raise ValueError(f"{value!r} is not a memory id (1-100 letters, digits, - or _)")
         return value
 

@@ -74,7 +74,7 @@ __all__ = [
 
 def check_memory_id(memory_id: str) -> bool:
     """Whether ``memory_id`` can be a memory id (letters, digits, ``-``, ``_``)."""
-    return isinstance(memory_id, str) and bool(_ID.match(memory_id))
+    return isinstance(memory_id, str) and bool(_ID.fullmatch(memory_id))
 
 
 def scope_keys(scope: Sequence[NamespaceLike]) -> list[str]:
