@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -521,7 +522,9 @@ class RedisStore:
         except (ValueError, TypeError) as exc:
             # A password cut short by an unescaped "/" fails here, naming part of it.
             check_password_parsed(url, None, what="Redis")
-            raise ConfigurationError(f"invalid Redis URL {self._where}: {exc}") from None
+            raise ConfigurationError(
+                f"invalid Redis URL {self._where}: {_url_problem(exc)}"
+            ) from None
         password = pool.connection_kwargs.get("password")
         check_password_parsed(url, password, what="Redis")
         self._where = mask_url(url, [password])
@@ -881,3 +884,15 @@ def _segments(namespace: Namespace) -> str:
 def _origin(held: Held | None) -> str:
     """The origin of the session a held lease is on, '' if none (or no lease)."""
     return "" if held is None or held.session is None else str(held.session)
+
+
+def _url_problem(exc: ValueError | TypeError) -> str:
+    """What is wrong with a Redis URL, in the URL's terms: redis-py reports an unknown
+    query option as a Python keyword argument of one of its classes."""
+    unknown = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+    if isinstance(exc, TypeError) and unknown:
+        return (
+            f"unknown option {unknown.group(1)!r} in its query string; remove it (the options "
+            "are redis-py's connection settings, e.g. socket_timeout, health_check_interval)"
+        )
+    return str(exc)

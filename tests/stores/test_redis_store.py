@@ -136,6 +136,8 @@ def test_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match=r"invalid Redis URL http://u:\*\*\*@h/") as bad:
         RedisStore("http://u:hunter2@h/")
     assert "hunter2" not in str(bad.value)
+    with pytest.raises(ConfigurationError, match="unknown option 'bogus' in its query string"):
+        RedisStore("redis://127.0.0.1:6379/0?bogus=1")  # not a Python keyword argument
 
 
 def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
