@@ -867,6 +867,19 @@ def _item_model(annotation: Any) -> type[BaseModel] | None:
     return last if isinstance(last, type) and issubclass(last, BaseModel) else None
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a table of settings, optional ones included (``llm.auth``), so an
+    error inside it names its own variable (``ORRA_LLM__AUTH__SKEW``) and is masked
+    only if that field is secret."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return _section_model(members[0])
+    return None
+
+
 def _locate(loc: tuple[int | str, ...], settings_cls: type[BaseSettings]) -> _Where:
     where = _Where()
     model: type[BaseModel] | None = settings_cls
@@ -886,8 +899,9 @@ def _locate(loc: tuple[int | str, ...], settings_cls: type[BaseSettings]) -> _Wh
             if in_fields:
                 where.env_var += f"{'__' if where.path else '_'}{part.upper()}"
                 where.path += (part,)
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                model, item = annotation, None
+            section = _section_model(annotation)
+            if section is not None:
+                model, item = section, None
             else:
                 model, item = None, _item_model(annotation)
         else:

@@ -580,6 +580,25 @@ def test_every_problem_is_reported_in_one_message(monkeypatch: pytest.MonkeyPatc
     assert "context.tool_result_share (ORRA_CONTEXT__TOOL_RESULT_SHARE) = 2, from init" in message
 
 
+def test_an_error_inside_an_optional_table_names_its_own_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``llm.auth`` may be unset; a bad value in it names ``ORRA_LLM__AUTH__SKEW`` (not the
+    table's variable), shows a value that is not secret, and still hides the secrets."""
+    monkeypatch.setenv("ORRA_LLM__AUTH__KIND", "static")
+    monkeypatch.setenv("ORRA_LLM__AUTH__TOKEN", SECRET)
+    monkeypatch.setenv("ORRA_LLM__AUTH__SKEW", "soon")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    message = str(info.value)
+    assert (
+        'llm.auth.skew (ORRA_LLM__AUTH__SKEW) = "soon", from env ORRA_LLM__AUTH__SKEW: '
+        "Input should be a valid number" in message
+    )
+    assert "accepted: a number >= 0" in message
+    assert SECRET not in message
+
+
 def test_unknown_keyword_argument_is_reported() -> None:
     # Hidden: a misspelt section name could be holding the API key.
     with pytest.raises(ConfigurationError, match=r"runtme \(ORRA_RUNTME\) = <hidden>, from init"):
