@@ -153,6 +153,14 @@ class WorkingDirectoryHook(Hook):
                 )
             names.add(item.definition.name)
         self.tools = frozenset(names)
+        if default is not None:  # a typo here would only show as every tool call failing
+            try:
+                _checked(default, None, ConfigurationError)
+            except ConfigurationError as exc:
+                raise ConfigurationError(
+                    f"the default working directory: {exc}; create it or give an existing "
+                    "one (setting working_directory.default, ORRA_WORKING_DIRECTORY__DEFAULT)"
+                ) from None
         self.default = default
 
     def __repr__(self) -> str:

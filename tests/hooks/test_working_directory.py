@@ -183,3 +183,15 @@ def test_a_tool_without_the_argument_is_refused_with_advice() -> None:
     with pytest.raises(ConfigurationError, match="add a parameter 'working_directory"):
         WorkingDirectoryHook([web_search])
     assert WorkingDirectoryHook().tools == {"exec", "claude_code"}
+
+
+def test_a_default_directory_that_does_not_exist_is_refused_where_it_is_set(
+    tmp_path: Path,
+) -> None:
+    """Else every call of every directory-aware tool fails later, far from the cause."""
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConfigurationError, match=rf"cannot use {missing} .* it does not exist"):
+        WorkingDirectoryHook(default=str(missing))
+    with pytest.raises(ConfigurationError, match="ORRA_WORKING_DIRECTORY__DEFAULT"):
+        WorkingDirectoryHook(default=str(missing))
+    assert WorkingDirectoryHook(default=str(tmp_path)).default == str(tmp_path)

@@ -98,16 +98,19 @@ async def test_the_logging_setting_adds_the_hook_and_hides_the_api_key(
 
 
 async def test_the_working_directory_setting_injects_and_offers_the_tool(tmp_path: Path) -> None:
+    default = tmp_path / "default"
+    default.mkdir()
     built = container(
         [tool_calls(call("exec", {"command": "ls"})), reply("done")],
-        working_directory={"enabled": True, "default": "/srv/default"},
+        working_directory={"enabled": True, "default": str(default)},
     )
     runtime = built.runtimes().default
     assert "set_working_directory" in runtime.tools
     result = await runtime.run("acme:alice", "go")
-    assert result.turns[0].tool_results[0].content == "ls in /srv/default"
+    assert result.turns[0].tool_results[0].content == f"ls in {default}"
 
     await set_working_directory(runtime.store, "acme:bob", tmp_path)
+    assert tmp_path != default
     built.llm.override(
         providers.Object(
             ScriptedProvider([tool_calls(call("exec", {"command": "ls"})), reply("ok")])
