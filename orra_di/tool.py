@@ -363,6 +363,12 @@ class _ToolThreads:
                 continue
             try:
                 outcome: tuple[Any, BaseException | None] = (call(), None)
+            except StopIteration as exc:
+                # A Future refuses StopIteration (``_deliver`` would fail and the call
+                # wait for its timeout): the error an async tool raising it gives.
+                error = RuntimeError("coroutine raised StopIteration")
+                error.__cause__ = exc
+                outcome = (None, error)
             except BaseException as exc:
                 outcome = (None, exc)
             with self._lock:  # idle before the caller hears back and may submit again
