@@ -557,6 +557,9 @@ async def _in_thread(
         waiters = _waiters[loop] = _Waiters(loop)
     future = loop.create_future()
     bound = functools.partial(contextvars.copy_context().run, call)
+    # From the call: the loop thread may come back from its wait late (descheduled on a
+    # busy machine), and the time it was away counts against the limit all the same.
+    deadline = None if limit is None else loop.time() + limit
     # Wait briefly on the loop thread only when the loop has nothing else ready to
     # run (asyncio's own loop; others expose no ready queue): then the wait delays
     # no other task, and a quick tool's answer needs no event-loop wake-up.
@@ -575,11 +578,9 @@ async def _in_thread(
                 raise exc
             return result
         pace.skip = pace.skip_after_miss
-        if limit is not None:
-            limit -= wait
-    if limit is None:
+    if deadline is None:
         return await future
-    waiters.expire_at(future, loop.time() + limit)
+    waiters.expire_at(future, deadline)
     try:
         return await future
     finally:

@@ -385,6 +385,48 @@ async def test_a_timeout_shorter_than_the_wait_still_fires() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_deadline_counts_from_the_call_not_from_the_end_of_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop thread may come back from its wait late (a busy machine): the time it
+    was away counts against the timeout all the same."""
+    module = _tool_module()
+    late = 0.2
+
+    class Late(module._Handoff):  # type: ignore[misc,name-defined]
+        def wait(self, seconds: float) -> Any:
+            outcome = super().wait(seconds)
+            time.sleep(late)  # descheduled after the wait
+            return outcome if outcome is not None else super().wait(0)
+
+    deadlines: list[float] = []
+    original = module._Waiters.expire_at
+
+    def spy(self: Any, future: Any, deadline: float) -> None:
+        deadlines.append(deadline)
+        original(self, future, deadline)
+
+    monkeypatch.setattr(module, "_Handoff", Late)
+    monkeypatch.setattr(module._Waiters, "expire_at", spy)
+    release = threading.Event()
+
+    @tool
+    def hang() -> str:
+        """Hang."""
+        release.wait(5)
+        return "late"
+
+    limit = 1.0
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(ToolTimedOut):
+            await hang.execute_within({}, CTX, limit)
+    finally:
+        release.set()
+    assert deadlines and deadlines[0] <= started + limit + 0.01, (deadlines, started)
+
+
+@pytest.mark.anyio
 async def test_a_tool_calling_back_into_the_loop_finishes() -> None:
     """The loop thread blocked in its wait cannot run what the tool asks of it: the
     wait must end and the loop serve the tool (no deadlock)."""
