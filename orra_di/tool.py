@@ -397,6 +397,17 @@ _handoff_flip = threading.Lock()
 """Orders a worker's ``give`` against the loop thread giving up its wait."""
 
 
+def _new_handoff_flip() -> None:
+    """In a forked child: a worker of the parent's may have held the lock at the fork,
+    and no thread of the child would ever release it (its first handoff would hang)."""
+    global _handoff_flip
+    _handoff_flip = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_new_handoff_flip)
+
+
 class _Handoff:
     """One call's outcome handed from its worker thread straight to the loop thread.
 

@@ -491,6 +491,43 @@ async def test_a_run_cancelled_from_another_thread_while_the_loop_waits() -> Non
         await _cancel_while_the_tool_finishes(attempt * 0.0002)
 
 
+def _child_runs_a_tool() -> None:
+    @tool
+    def where() -> str:
+        """Report the thread."""
+        return threading.current_thread().name
+
+    name = anyio.run(where.execute, {}, CTX)
+    raise SystemExit(0 if name != threading.main_thread().name else 1)
+
+
+def test_a_child_forked_while_a_worker_hands_off_still_runs_tools() -> None:
+    """A worker thread holding the handoff's lock at the moment of a fork (between its
+    check and its release) leaves the child a lock nobody will release."""
+    module = _tool_module()
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with module._handoff_flip:
+            holding.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_child_runs_a_tool)
+        child.start()
+    finally:
+        done.set()
+        holder.join()
+    child.join(20)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
 # -- 2. SQLite: the holder's append to the row it knows ------------------------------------
 
 
