@@ -466,6 +466,7 @@ class _Waiters:
         self._deadlines: dict[asyncio.Future[Any], float] = {}  # loop thread only
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self.handed = 0  # answers taken on the loop thread since it last yielded for one
 
     def answer(self, future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
         """From a worker thread: hand ``future`` its outcome."""
@@ -536,6 +537,11 @@ QUICK_WAIT = 0.0005
 """Seconds the event loop, when idle, waits on its own thread for a sync tool's
 worker before going back to its selector (see :class:`_Handoff`)."""
 
+HANDOFFS_PER_YIELD = 16
+"""An answer taken on the loop thread returns without the task suspending: every this
+many, the call yields to the loop once, so that calls back to back still let timers
+(timeouts, cancel scopes), I/O and other tasks run (at most this many waits between)."""
+
 
 async def _in_thread(
     call: Callable[[], Any], limit: float | None = None, pace: _Pace | None = None
@@ -544,7 +550,8 @@ async def _in_thread(
 
     With ``pace`` (the tool's), an idle loop first waits up to :data:`QUICK_WAIT`
     for the answer on its own thread (:class:`_Handoff`), which halves the cost
-    of a quick tool's hop; the wait counts against ``limit``.
+    of a quick tool's hop; the wait counts against ``limit``. Such an answer returns
+    without suspending, so every :data:`HANDOFFS_PER_YIELD`-th yields to the loop once.
 
     Abandoned after ``limit`` seconds (:class:`ToolTimedOut`) or cancellation: the run goes
     on and the thread finishes on its own (Python cannot stop it). On asyncio
@@ -584,6 +591,10 @@ async def _in_thread(
         wait = QUICK_WAIT if limit is None else min(QUICK_WAIT, limit)
         outcome = handoff.wait(wait)
         if outcome is not None:
+            waiters.handed += 1
+            if waiters.handed >= HANDOFFS_PER_YIELD:
+                waiters.handed = 0
+                await asyncio.sleep(0)
             result, exc = outcome
             if exc is not None:
                 raise exc

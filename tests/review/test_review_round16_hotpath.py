@@ -427,6 +427,39 @@ async def test_the_deadline_counts_from_the_call_not_from_the_end_of_the_wait(
 
 
 @pytest.mark.anyio
+async def test_quick_tools_called_back_to_back_still_let_the_loop_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer taken on the loop thread returns without the task ever suspending: a
+    loop of such calls must still yield now and then, or no timer (a timeout, a cancel
+    scope's deadline), no I/O and no other task runs until it ends."""
+    monkeypatch.setattr(_tool_module(), "QUICK_WAIT", 30.0)  # every answer handed over
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            ticks.append(time.monotonic())
+
+    @tool
+    def quick() -> str:
+        """Answer at once."""
+        return "ok"
+
+    other = asyncio.ensure_future(ticker())
+    try:
+        await asyncio.sleep(0)  # the ticker's timer is set
+        bound = time.monotonic() + 5  # the test's own way out, should nothing else stop it
+        with anyio.move_on_after(0.05) as scope:
+            while time.monotonic() < bound:
+                assert await quick.execute_within({}, CTX, 30.0) == "ok"
+    finally:
+        other.cancel()
+    assert scope.cancelled_caught  # the deadline fired: the loop ran its timers
+    assert ticks  # and the other task ran meanwhile
+
+
+@pytest.mark.anyio
 async def test_a_tool_calling_back_into_the_loop_finishes() -> None:
     """The loop thread blocked in its wait cannot run what the tool asks of it: the
     wait must end and the loop serve the tool (no deadlock)."""
