@@ -365,6 +365,12 @@ class _ToolThreads:
                 continue
             try:
                 outcome: tuple[Any, BaseException | None] = (call(), None)
+            except StopIteration as exc:
+                # A Future refuses StopIteration (``_deliver`` would fail and the call
+                # wait for its timeout): the error an async tool raising it gives.
+                error = RuntimeError("coroutine raised StopIteration")
+                error.__cause__ = exc
+                outcome = (None, error)
             except BaseException as exc:
                 outcome = (None, exc)
             with self._lock:  # idle before the caller hears back and may submit again
@@ -391,6 +397,17 @@ class _Pace:
 
 _handoff_flip = threading.Lock()
 """Orders a worker's ``give`` against the loop thread giving up its wait."""
+
+
+def _new_handoff_flip() -> None:
+    """In a forked child: a worker of the parent's may have held the lock at the fork,
+    and no thread of the child would ever release it (its first handoff would hang)."""
+    global _handoff_flip
+    _handoff_flip = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_new_handoff_flip)
 
 
 class _Handoff:
@@ -451,6 +468,7 @@ class _Waiters:
         self._deadlines: dict[asyncio.Future[Any], float] = {}  # loop thread only
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self.handed = 0  # answers taken on the loop thread since it last yielded for one
 
     def answer(self, future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
         """From a worker thread: hand ``future`` its outcome."""
@@ -521,6 +539,11 @@ QUICK_WAIT = 0.0005
 """Seconds the event loop, when idle, waits on its own thread for a sync tool's
 worker before going back to its selector (see :class:`_Handoff`)."""
 
+HANDOFFS_PER_YIELD = 16
+"""An answer taken on the loop thread returns without the task suspending: every this
+many, the call yields to the loop once, so that calls back to back still let timers
+(timeouts, cancel scopes), I/O and other tasks run (at most this many waits between)."""
+
 
 async def _in_thread(
     call: Callable[[], Any], limit: float | None = None, pace: _Pace | None = None
@@ -529,7 +552,8 @@ async def _in_thread(
 
     With ``pace`` (the tool's), an idle loop first waits up to :data:`QUICK_WAIT`
     for the answer on its own thread (:class:`_Handoff`), which halves the cost
-    of a quick tool's hop; the wait counts against ``limit``.
+    of a quick tool's hop; the wait counts against ``limit``. Such an answer returns
+    without suspending, so every :data:`HANDOFFS_PER_YIELD`-th yields to the loop once.
 
     Abandoned after ``limit`` seconds (:class:`ToolTimedOut`) or cancellation: the run goes
     on and the thread finishes on its own (Python cannot stop it). On asyncio
@@ -553,6 +577,9 @@ async def _in_thread(
         waiters = _waiters[loop] = _Waiters(loop)
     future = loop.create_future()
     bound = functools.partial(contextvars.copy_context().run, call)
+    # From the call: the loop thread may come back from its wait late (descheduled on a
+    # busy machine), and the time it was away counts against the limit all the same.
+    deadline = None if limit is None else loop.time() + limit
     # Wait briefly on the loop thread only when the loop has nothing else ready to
     # run (asyncio's own loop; others expose no ready queue): then the wait delays
     # no other task, and a quick tool's answer needs no event-loop wake-up.
@@ -566,16 +593,18 @@ async def _in_thread(
         wait = QUICK_WAIT if limit is None else min(QUICK_WAIT, limit)
         outcome = handoff.wait(wait)
         if outcome is not None:
+            waiters.handed += 1
+            if waiters.handed >= HANDOFFS_PER_YIELD:
+                waiters.handed = 0
+                await asyncio.sleep(0)
             result, exc = outcome
             if exc is not None:
                 raise exc
             return result
         pace.skip = pace.skip_after_miss
-        if limit is not None:
-            limit -= wait
-    if limit is None:
+    if deadline is None:
         return await future
-    waiters.expire_at(future, loop.time() + limit)
+    waiters.expire_at(future, deadline)
     try:
         return await future
     finally:
