@@ -103,7 +103,8 @@ def _exchanges(messages: Sequence[Message]) -> list[tuple[int, int]]:
 
 @dataclass(slots=True)
 class Tally:
-    """A running token total of one session object's history (see ``history_tokens``).
+    """A running token total of one session object's history when that is a plain list
+    (a :class:`History` keeps its own: see ``history_tokens``).
 
     ``session`` is a weak reference, so a tally never keeps a session alive and
     goes away with it; ``messages`` is the very list that was counted and
@@ -118,17 +119,6 @@ class Tally:
     total: int
 
 
-@dataclass(slots=True)
-class Prefix:
-    """The token total of the first ``count`` messages of one :class:`History` (by
-    weak reference), valid while that list is not rewritten."""
-
-    messages: weakref.ref[History]
-    tokenizer: Tokenizer
-    count: int
-    total: int
-
-
 class ContextMemory:
     """What context windows learn, shareable between them (the container shares one).
 
@@ -138,7 +128,8 @@ class ContextMemory:
     """
 
     max_tallies = 10_000
-    """Live sessions whose running token total is remembered (oldest first out)."""
+    """Live sessions with a plain message list whose running token total is remembered
+    (oldest first out); a loaded session's :class:`History` keeps its own."""
     max_estimates = 100_000
     """Messages whose estimate is remembered (oldest first out)."""
 
@@ -148,8 +139,6 @@ class ContextMemory:
         self.estimates: OrderedDict[int, tuple[object, Tokenizer, int]] = OrderedDict()
         self.tallies: OrderedDict[int, Tally] = OrderedDict()
         """Running totals by ``id()`` of the session object they count."""
-        self.prefixes: OrderedDict[int, Prefix] = OrderedDict()
-        """Totals of a store's own message lists, by ``id()`` of the list."""
         self.scales: dict[str, float] = {}
 
     def remember_estimate(self, item: object, tokenizer: Tokenizer, count: int) -> None:
@@ -184,33 +173,6 @@ class ContextMemory:
         self.tallies.move_to_end(key)
         if len(self.tallies) > self.max_tallies:
             self.tallies.popitem(last=False)
-
-    def prefix(self, messages: History) -> Prefix | None:
-        """The remembered total of the start of this very list, if any."""
-        found = self.prefixes.get(id(messages))
-        return found if found is not None and found.messages() is messages else None
-
-    def remember_prefix(
-        self, messages: History, tokenizer: Tokenizer, count: int, total: int
-    ) -> None:
-        """Remember that the first ``count`` of ``messages`` make ``total`` tokens."""
-        key = id(messages)
-        previous = self.prefix(messages)
-        if previous is not None:
-            ref = previous.messages
-        else:
-            prefixes = self.prefixes
-
-            def forget(dead: weakref.ref[History]) -> None:
-                entry = prefixes.get(key)
-                if entry is not None and entry.messages is dead:
-                    del prefixes[key]
-
-            ref = weakref.ref(messages, forget)
-        self.prefixes[key] = Prefix(ref, tokenizer, count, total)
-        self.prefixes.move_to_end(key)
-        if len(self.prefixes) > self.max_tallies:
-            self.prefixes.popitem(last=False)
 
 
 class ContextWindow:
@@ -286,24 +248,26 @@ class ContextWindow:
     def history_tokens(self, session: Session) -> int:
         """The estimate of ``session.messages``, counting only what was added since last time.
 
-        The running total belongs to the session *object*: a run loads its
-        session once and appends to it, so each step of the run counts only its
-        new messages. It is reused only while that object still holds the very
-        list that was counted, at least as long, with the same message object
-        at the last counted position. A hook that replaces ``session.messages``
-        makes a new list, which starts over. Keying on the namespace and
-        comparing the last message instead (as this once did) missed a rewrite
-        that changed an earlier message and kept the last.
+        A loaded session's messages are a :class:`History`, which carries its own
+        running total (``History.tally``): each step of a run counts only its new
+        messages. It is reused while the list was only appended to (any other
+        change clears it) and still holds, at the last counted position, the
+        message counted there. A hook that replaces ``session.messages`` makes a
+        new list, which starts over.
 
-        A new load is a new object, but its messages are a :class:`History`
-        copied from the store's own list: the total of that list's first
-        messages, remembered when an earlier load was counted, carries over
-        while neither list was rewritten (only appended to), so a run counts
-        the messages added since the last one, not the whole session. A rewrite
-        (``store.save``, ``trim``, any change other than an append to either
-        list) makes a list without that provenance, and it is counted whole.
+        A new load is a new list, copied from the store's own: the total of that
+        list's first messages, kept on it when an earlier load was counted,
+        carries over while neither list was rewritten (only appended to), so a
+        run counts the messages added since the last one, not the whole session.
+        A rewrite (``store.save``, ``trim``, any change other than an append to
+        either list) makes a list without that provenance, and it is counted whole.
+
+        A plain list (a session built by hand, or a list a hook assigned) has its
+        running total in :class:`ContextMemory`, by the session object.
         """
         messages = session.messages
+        if isinstance(messages, History):
+            return self._history_list_tokens(messages)
         tally = self.memory.tally(session)
         if (
             tally is not None
@@ -314,27 +278,50 @@ class ContextWindow:
         ):
             total = tally.total + self.estimate_total_tokens(messages[tally.count :])
         else:
-            total = self._first_count(messages)
+            total = self.estimate_total_tokens(messages)
         if messages:
             self.memory.remember_tally(session, self.tokenizer, len(messages), total)
         return total
 
-    def _first_count(self, messages: list[Message]) -> int:
-        """The total of a list this window has no running total for, reusing what is
-        known of the store's list it was copied from, and telling that list's total."""
-        if not isinstance(messages, History) or messages.rewritten or messages.source is None:
-            return self.estimate_total_tokens(messages)
-        source = messages.source()
+    def _history_list_tokens(self, messages: History) -> int:
+        """``history_tokens`` of a :class:`History`: its own tally, else its source's."""
+        tokenizer, count = self.tokenizer, len(messages)
+        tally = messages.tally
+        if (
+            tally is not None
+            and tally[0] is tokenizer
+            and tally[1] <= count
+            and messages[tally[1] - 1] is tally[3]
+        ):
+            total = tally[2]
+            if tally[1] < count:
+                total += self.estimate_total_tokens(messages[tally[1] :])
+        else:
+            total = self._first_count(messages)
+        if count:
+            messages.tally = (tokenizer, count, total, messages[-1])
+        return total
+
+    def _first_count(self, messages: History) -> int:
+        """The total of a list with no running total of its own, reusing the one of the
+        store's list it was copied from, and leaving that list its total so far."""
+        source = None if messages.rewritten or messages.source is None else messages.source()
         if source is None or source.rewritten:
             return self.estimate_total_tokens(messages)
         # While neither list was rewritten, messages[:copied] are source[:copied].
         copied = messages.copied
-        known = self.memory.prefix(source)
+        known = source.tally
         counted, total = 0, 0
-        if known is not None and known.tokenizer is self.tokenizer and known.count <= copied:
-            counted, total = known.count, known.total
+        if (
+            known is not None
+            and known[0] is self.tokenizer
+            and known[1] <= copied
+            and source[known[1] - 1] is known[3]
+        ):
+            counted, total = known[1], known[2]
         total += self.estimate_total_tokens(messages[counted:copied])
-        self.memory.remember_prefix(source, self.tokenizer, copied, total)
+        if copied:
+            source.tally = (self.tokenizer, copied, total, messages[copied - 1])
         return total + self.estimate_total_tokens(messages[copied:])
 
     def is_over_budget(self, messages: Sequence[Message]) -> bool:

@@ -32,21 +32,30 @@ class History(list[Message]):
     rewritten, the first ``copied`` messages of both are the same objects, which
     lets the token estimate of a history carry over from one load to the next
     (:meth:`orra_di.context.ContextWindow.history_tokens`) instead of being redone
-    over the whole session on every run. A copy, a deep copy or a pickle is a plain
-    list: the provenance belongs to this object alone.
+    over the whole session on every run. ``tally`` is that estimate's running total,
+    kept on the list it counts (no lookup, nothing to forget when the list goes):
+    (tokenizer, count, total, the message at ``count - 1``); any change other than
+    an append clears it. A copy, a deep copy or a pickle is a plain list: the
+    provenance belongs to this object alone.
     """
 
-    __slots__ = ("__weakref__", "copied", "rewritten", "source")
+    __slots__ = ("__weakref__", "copied", "rewritten", "source", "tally")
 
     source: weakref.ref[History] | None
     copied: int
     rewritten: bool
+    tally: tuple[object, int, int, Message] | None
 
     def __init__(self, messages: Any = ()) -> None:
         super().__init__(messages)
         self.source = None
         self.copied = 0
         self.rewritten = False
+        self.tally = None
+
+    def _rewrite(self) -> None:
+        self.rewritten = True
+        self.tally = None
 
     def copy_of(self) -> History:
         """A copy that remembers it came from this list (unless this one was rewritten)."""
@@ -60,39 +69,39 @@ class History(list[Message]):
         return (list, (list(self),))
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().__setitem__(index, value)
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().__delitem__(index)
 
     def __imul__(self, count: SupportsIndex) -> History:
-        self.rewritten = True
+        self._rewrite()
         return super().__imul__(count)
 
     def insert(self, index: SupportsIndex, value: Message) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().insert(index, value)
 
     def pop(self, index: SupportsIndex = -1) -> Message:
-        self.rewritten = True
+        self._rewrite()
         return super().pop(index)
 
     def remove(self, value: Message) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().remove(value)
 
     def clear(self) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().clear()
 
     def sort(self, *args: Any, **kwargs: Any) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().sort(*args, **kwargs)
 
     def reverse(self) -> None:
-        self.rewritten = True
+        self._rewrite()
         super().reverse()
 
 
