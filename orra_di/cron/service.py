@@ -250,8 +250,9 @@ class CronService:
         With ``prune_every`` (and ``session_ttl``) the store holds one job,
         :data:`PRUNE_JOB_ID`, that prunes sessions idle for longer than the TTL every
         ``prune_every`` seconds; being a job, it runs on one replica per due time and
-        leaves a history. Without them the job is deleted, so the settings decide. Every
-        service calls this when it starts serving; replicas starting together agree.
+        leaves a history. Without them the job is deleted, so the settings decide; a
+        paused job stays paused when they change. Every service calls this when it starts
+        serving; replicas starting together agree.
         """
         current = await self.store.get(PRUNE_JOB_ID)
         if self.prune_every is None or self.session_ttl is None:
@@ -264,8 +265,9 @@ class CronService:
         if current is not None:
             if current.schedule == schedule and current.payload == payload:
                 return current
+            # The status stays: an operator's pause outlives a change of interval or TTL,
+            # or pruning would start deleting sessions again behind their back.
             current.schedule, current.payload = schedule, payload
-            current.status = CronJobStatus.ACTIVE
             current.next_run = next_due(current, self.clock(), None)
             await self.store.update(current)
             return current
