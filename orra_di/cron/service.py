@@ -234,8 +234,16 @@ class CronService:
         job = await self.store.get(job_id)
         if job is None:
             return None
+        if job.status is CronJobStatus.COMPLETED:  # resuming would not help: it stays completed
+            raise CronError(
+                f"cron job {job_id} is completed: a one-shot job runs once; "
+                "add a new job to run its payload again"
+            )
         if job.status is not CronJobStatus.ACTIVE:
-            raise CronError(f"cron job {job_id} is {job.status.value}; resume it first")
+            raise CronError(
+                f"cron job {job_id} is {job.status.value}; resume it first "
+                f"(`orra-di cron resume {job_id}`)"
+            )
         now = self.clock()
         job.next_run = now
         await self.store.update(job)
