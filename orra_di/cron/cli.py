@@ -191,6 +191,8 @@ def _one(job_id: str, action: str) -> Any:
             found = await service.run_now(job_id)
             if found is None and await service.get_job(job_id) is not None:
                 raise CronError(f"cron job {job_id} is being run by another service right now")
+        elif action == "resume":  # the job as resumed: a completed one-shot stays completed
+            found = await service.get_job(job_id) if await service.resume_job(job_id) else None
         else:
             found = await getattr(service, f"{action}_job")(job_id) or None
         if found is None:
@@ -221,8 +223,17 @@ def cron_pause(job_id: JobId) -> None:
 def cron_resume(job_id: JobId) -> None:
     """Let a paused job fire again, from its next due time after now."""
     from orra_di import cli
+    from orra_di.cron.model import CronJobStatus
 
-    _one(job_id, "resume")
+    job: CronJob = _one(job_id, "resume")
+    if job.status is CronJobStatus.COMPLETED:
+        # resume_job leaves a completed one-shot as it is; "resumed" would say it fires again
+        cli._out().print(
+            f"{job_id} is completed: a one-shot job runs once and stays completed; "
+            "add a new job to run it again",
+            markup=False,
+        )
+        return
     cli._out().print(f"resumed {job_id}", markup=False)
 
 

@@ -234,8 +234,16 @@ class CronService:
         job = await self.store.get(job_id)
         if job is None:
             return None
+        if job.status is CronJobStatus.COMPLETED:  # resuming would not help: it stays completed
+            raise CronError(
+                f"cron job {job_id} is completed: a one-shot job runs once; "
+                "add a new job to run its payload again"
+            )
         if job.status is not CronJobStatus.ACTIVE:
-            raise CronError(f"cron job {job_id} is {job.status.value}; resume it first")
+            raise CronError(
+                f"cron job {job_id} is {job.status.value}; resume it first "
+                f"(`orra-di cron resume {job_id}`)"
+            )
         now = self.clock()
         job.next_run = now
         await self.store.update(job)
@@ -250,8 +258,9 @@ class CronService:
         With ``prune_every`` (and ``session_ttl``) the store holds one job,
         :data:`PRUNE_JOB_ID`, that prunes sessions idle for longer than the TTL every
         ``prune_every`` seconds; being a job, it runs on one replica per due time and
-        leaves a history. Without them the job is deleted, so the settings decide. Every
-        service calls this when it starts serving; replicas starting together agree.
+        leaves a history. Without them the job is deleted, so the settings decide; a
+        paused job stays paused when they change. Every service calls this when it starts
+        serving; replicas starting together agree.
         """
         current = await self.store.get(PRUNE_JOB_ID)
         if self.prune_every is None or self.session_ttl is None:
@@ -264,8 +273,9 @@ class CronService:
         if current is not None:
             if current.schedule == schedule and current.payload == payload:
                 return current
+            # The status stays: an operator's pause outlives a change of interval or TTL,
+            # or pruning would start deleting sessions again behind their back.
             current.schedule, current.payload = schedule, payload
-            current.status = CronJobStatus.ACTIVE
             current.next_run = next_due(current, self.clock(), None)
             await self.store.update(current)
             return current

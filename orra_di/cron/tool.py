@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from orra_di.cron.model import AgentTurnPayload, CronJob, SystemEventPayload
+from orra_di.cron.model import AgentTurnPayload, CronJob, CronJobStatus, SystemEventPayload
 from orra_di.cron.schedule import (
     AtSchedule,
     CronExpressionSchedule,
@@ -240,6 +240,8 @@ class CronTool:
             await self.service.pause_job(job_id)
             return f"Paused job {job_id}."
         if action == "resume":
+            if job.status is CronJobStatus.COMPLETED:  # resume_job leaves it completed
+                return f"Job {job_id} is completed: a one-shot job runs once; create a new one."
             await self.service.resume_job(job_id)
             return f"Resumed job {job_id}."
         if action == "delete":
