@@ -347,7 +347,21 @@ def test_the_cli_manages_projects(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert json.loads(cli("projects", "list", "--json").stdout) == []
     missing = cli("projects", "show", "acme")
     assert missing.exit_code == 1
-    assert "project not found: acme" in missing.stderr
+    assert "project not found: acme; `orra-di projects list` shows them" in missing.stderr
     bad = cli("projects", "create", "a:b", "--name", "X")
     assert bad.exit_code == 1
     assert "cannot contain ':'" in bad.stderr
+
+
+def test_a_project_tool_no_agent_offers_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A misspelt --tool would leave the project silently without any tool."""
+    monkeypatch.setenv("ORRA_STORE__URL", f"sqlite:///{tmp_path}/s.db")
+    monkeypatch.setenv("ORRA_TOOLS", '["calculate", "current_time"]')
+    created = cli("projects", "create", "acme", "--name", "Acme", "--tool", "calculat")
+    assert created.exit_code == 0  # kept: an MCP server down now may offer it later
+    assert "warning: no agent offers 'calculat'" in created.stderr
+    assert "offered now: calculate, current_time" in created.stderr
+    updated = cli("projects", "update", "acme", "--tool", "calculate")
+    assert updated.exit_code == 0 and "warning" not in updated.stderr

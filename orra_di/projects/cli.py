@@ -48,13 +48,35 @@ MetaOption = Annotated[
 ]
 
 
-def _manage(job: Callable[[ProjectManager], Awaitable[T]]) -> T:
+def _manage(job: Callable[[ProjectManager], Awaitable[T]], *, tools: Any = ...) -> T:
+    """Run ``job`` on the container's project manager; ``tools`` (what ``_tools`` gave)
+    are checked against what the agents offer first."""
     from orra_di import cli
 
     async def run(container: Container) -> T:
+        if isinstance(tools, list) and tools:
+            _warn_unknown_tools(container, tools)
         return await job(container.projects())
 
     return cli._run(run)
+
+
+def _warn_unknown_tools(container: Container, names: list[str]) -> None:
+    """Say which of ``names`` no agent offers: a misspelt tool would otherwise leave the
+    project silently without it. A warning, not a refusal: an MCP server that is down
+    now may offer the tool later."""
+    runtimes = container.runtimes()
+    offered = {
+        tool.definition.name
+        for profile in runtimes.profiles
+        for tool in runtimes[profile.name].tools
+    }
+    unknown = [name for name in names if name not in offered]
+    if unknown:
+        sys.stderr.write(
+            f"warning: no agent offers {', '.join(map(repr, unknown))}; the project enables "
+            f"only tools that exist (offered now: {', '.join(sorted(offered)) or 'none'})\n"
+        )
 
 
 def _tools(tools: list[str] | None, no_tools: bool, *, all_tools: bool = False) -> Any:
@@ -164,7 +186,7 @@ def projects_create(
     async def job(manager: ProjectManager) -> Project:
         return await manager.create(project_id, name, **fields)
 
-    _print(_manage(job), as_json)
+    _print(_manage(job, tools=tools), as_json)
 
 
 @app.command("show")
@@ -222,7 +244,7 @@ def projects_update(
             raise ValueError("nothing to change: give --name, --prompt, --tool, --activate, …")
         return await manager.edit(project_id, **changes)
 
-    _print(_manage(job), as_json)
+    _print(_manage(job, tools=tools), as_json)
 
 
 @app.command("delete")
@@ -246,7 +268,9 @@ def projects_delete(
         from orra_di.errors import ProjectError
 
         with _one_line_errors():
-            raise ProjectError(f"project not found: {project_id}")
+            raise ProjectError(
+                f"project not found: {project_id}; `orra-di projects list` shows them"
+            )
     words = [f"deleted project {project_id}" if existed else f"no project {project_id}"]
     if erase_sessions:
         words.append(f"erased {erased} session{'' if erased == 1 else 's'}")

@@ -72,7 +72,7 @@ class ProjectManager:
         """The project, or :class:`ProjectError` ("project not found: <id>")."""
         project = await self.store.load(id)
         if project is None:
-            raise ProjectError(f"project not found: {id}")
+            raise ProjectError(f"project not found: {id}; `orra-di projects list` shows them")
         return project
 
     async def update(self, project: Project) -> Project:
