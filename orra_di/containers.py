@@ -379,6 +379,7 @@ def _usage_hook(
         window=ContextWindow(tokenizer, None, context_memory),
         output_allowance=settings.usage.output_allowance,
         reservation_ttl=settings.usage.reservation_ttl,
+        free=settings.llm.resolved_kind in ("offline", "test"),
     )
 
 

@@ -66,8 +66,12 @@ class UsageHook(Hook):
         window: ContextWindow | None = None,
         output_allowance: int = 1024,
         reservation_ttl: float = 600.0,
+        free: bool = False,
     ) -> None:
+        """``free``: the provider's calls cost nothing (the offline and test models), so
+        a cost budget has nothing to price and only token budgets apply."""
         self.ledger = ledger
+        self.free = free
         self.budgets = budgets or Budgets()
         self.prices = dict(prices or {})
         self.default_model = default_model or ""
@@ -109,7 +113,7 @@ class UsageHook(Hook):
             cost = 0
             if price is not None:
                 cost = price.cost_nanousd(prompt, answer)
-            elif any(budget.has_cost_limit for _, budget in applying):
+            elif not self.free and any(budget.has_cost_limit for _, budget in applying):
                 key = next(k for k, b in applying if b.has_cost_limit)
                 if not model:  # no price can name it: the price table is keyed by model
                     raise ConfigurationError(

@@ -129,6 +129,31 @@ async def test_a_cost_budget_needs_the_models_price() -> None:
     assert llm.requests == []
 
 
+async def test_a_cost_budget_with_no_model_name_says_to_name_it() -> None:
+    store = InMemoryStore()
+    llm = ScriptedProvider(answer(Usage(input_tokens=5)))
+    rt = runtime(store, llm, {"acme": Budget(cost_per_month=5.0)})
+    with pytest.raises(ConfigurationError, match="no name to price: set ORRA_LLM__MODEL") as info:
+        await rt.run("acme:alice", "hello")
+    assert "ORRA_PRICES" in str(info.value)
+    assert llm.requests == []
+
+
+async def test_a_free_model_runs_under_a_cost_budget_at_no_cost() -> None:
+    """The offline and test models cost nothing: a cost budget has nothing to price there
+    and must not refuse every run; token budgets still apply."""
+    store = InMemoryStore()
+    llm = ScriptedProvider(answer(Usage(input_tokens=5, output_tokens=1)))
+    budgets = {"acme": Budget(cost_per_month=5.0)}
+    rt = runtime(store, llm, budgets, free=True)
+    assert (await rt.run("acme:alice", "hello")).final_message.content == "ok"
+    totals = await usage_ledger_for(store).totals("acme")
+    assert totals.total_tokens == 6 and totals.cost_nanousd == 0
+    tight = runtime(store, llm, {"acme": Budget(tokens_per_day=1)}, free=True)
+    with pytest.raises(BudgetExceededError):
+        await tight.run("acme:alice", "again")
+
+
 async def test_a_failed_call_leaves_no_reservation_behind_in_its_task() -> None:
     store = InMemoryStore()
     llm = ScriptedProvider([ProviderError("down"), reply("ok", usage=Usage(input_tokens=5))])
