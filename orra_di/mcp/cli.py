@@ -6,6 +6,7 @@ by a command only.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -30,10 +31,14 @@ def mcp_list() -> None:
     from rich.text import Text
 
     from orra_di import cli
-    from orra_di.mcp.client import McpClients
+    from orra_di.mcp.client import McpClients, ServerStatus
+
+    optional: set[str] = set()
 
     async def job(container: Container) -> list[ServerView]:
-        async with McpClients(container.settings().mcp, strict=False) as clients:
+        settings = container.settings().mcp
+        optional.update(name for name, server in settings.servers.items() if server.optional)
+        async with McpClients(settings, strict=False) as clients:
             return clients.views()
 
     views = cli._run(job, open_resources=False)
@@ -54,6 +59,12 @@ def mcp_list() -> None:
     cli._out().print(servers)
     if tools.row_count:
         cli._out().print(tools)
+    failed = [
+        v.name for v in views if v.status is not ServerStatus.READY and v.name not in optional
+    ]
+    if failed:  # what start-up would refuse: a check in a script or a deploy fails too
+        sys.stderr.write(f"error: {len(failed)} MCP server(s) not ready: {', '.join(failed)}\n")
+        raise typer.Exit(1)
 
 
 @mcp_app.command("serve")

@@ -92,6 +92,11 @@ def _describe(exc: BaseException) -> str:
     """One line for an exception, looking inside the SDK's exception groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    if isinstance(exc, FileNotFoundError) and exc.filename:  # a stdio server's program
+        return (
+            f"command {exc.filename!r} not found: install it, or give its full path as the "
+            "server's command"
+        )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -495,7 +500,8 @@ class McpClients:
                     if self._strict and not server.settings.optional:
                         errors.append(str(exc))
                     else:
-                        logger.warning("%s (optional: going on without it)", exc)
+                        why = "optional: " if server.settings.optional else ""
+                        logger.warning("%s (%sgoing on without it)", exc, why)
 
             async with anyio.create_task_group() as starting:
                 for server in self.servers.values():

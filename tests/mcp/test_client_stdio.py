@@ -167,7 +167,9 @@ async def test_two_servers_offering_one_name_need_a_prefix() -> None:
 
 async def test_servers_that_cannot_start() -> None:
     missing = {"command": "/nonexistent/mcp-server"}
-    with pytest.raises(McpServerError, match=r"'ghost'.*No such file"):
+    with pytest.raises(
+        McpServerError, match=r"'ghost'.*command '/nonexistent/[^']*' not found: install it"
+    ):
         async with McpClients(settings({"ghost": missing})):
             pass
 
@@ -184,5 +186,5 @@ async def test_servers_that_cannot_start() -> None:
         views = {v.name: v for v in c.views()}
         assert views["mute"].status is ServerStatus.FAILED
         assert views["mute"].error == "did not start within 0.3 s"
-        assert "No such file" in (views["ghost"].error or "")
+        assert "not found: install it" in (views["ghost"].error or "")
     assert time.monotonic() - started < 10

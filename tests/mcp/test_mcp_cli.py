@@ -40,14 +40,22 @@ def test_mcp_list_shows_servers_status_and_tools(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ORRA_MCP__SERVERS", json.dumps(servers))
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["mcp", "list"])
-    assert result.exit_code == 0, (result.stdout, result.stderr)
+    # A server that start-up would refuse fails the listing too (a check in a deploy).
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "error: 1 MCP server(s) not ready: ghost" in result.stderr
     lines = result.stdout.splitlines()
     demo = next(line for line in lines if line.startswith("│ demo "))
     assert "stdio" in demo and "ready" in demo and "│ 11 " in demo
     ghost = next(line for line in lines if line.startswith("│ ghost "))
-    assert "failed" in ghost and "No such file" in ghost
+    assert "failed" in ghost and "command '/nonexistent/mcp-server' not found" in ghost
     d_add = next(line for line in lines if line.startswith("│ d_add "))
     assert "Add two integers." in d_add
+    servers["ghost"]["optional"] = True  # start-up goes on without it: so does the check
+    monkeypatch.setenv("ORRA_MCP__SERVERS", json.dumps(servers))
+    optional = CliRunner().invoke(app, ["mcp", "list"])
+    assert optional.exit_code == 0, optional.stderr
+    ghost = next(line for line in optional.stdout.splitlines() if line.startswith("│ ghost "))
+    assert "failed" in ghost and "not found" in ghost
 
 
 def test_mcp_list_without_servers() -> None:
