@@ -147,9 +147,8 @@ def kanban_tools(boards: Boards) -> list[Tool]:
     def list_columns(context: ToolContext) -> str:
         """List the board's columns and how many tasks each holds."""
         board = boards.get(owner(context))
-        return "\n".join(
-            f"- {c} ({sum(t.column == c for t in board.tasks)} tasks)" for c in COLUMNS
-        )
+        counts = {c: sum(t.column == c for t in board.tasks) for c in COLUMNS}
+        return "\n".join(f"- {c} ({n} task{'' if n == 1 else 's'})" for c, n in counts.items())
 
     @tool
     def list_tasks(
