@@ -293,7 +293,17 @@ class ApprovalHook(Hook):
             raise
         # The first decision stored wins: an answer given elsewhere just before our
         # timeout is what happened, and what the audit trail says.
-        return await self.store.decide(request.id, approved=approved, by=by, reason=reason)
+        try:
+            return await self.store.decide(request.id, approved=approved, by=by, reason=reason)
+        except ApprovalError:
+            if await self.store.get(request.id) is not None:
+                raise
+            # Erased while the run waited (a namespace erasure): the model reads this, so
+            # it says what happened rather than which CLI command lists requests.
+            raise ToolCallDenied(
+                f"Tool call '{request.tool}' was denied: its approval request was erased "
+                "before anyone decided it; it did not run."
+            ) from None
 
     async def _first_answer(self, request: ApprovalRecord) -> Decision:
         if isinstance(self.approver, StoreApprover) and self.approver.store is self.store:

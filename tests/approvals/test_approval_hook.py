@@ -302,6 +302,30 @@ async def test_an_approver_that_raises_denies(
     assert record.status is ApprovalStatus.DENIED and "approver failed" in (record.reason or "")
 
 
+async def test_a_request_erased_while_waiting_is_denied_in_words_for_the_model(
+    sessions: InMemoryStore, approvals: ApprovalStore, ran: Ran
+) -> None:
+    """A namespace erasure while the run waits removes the request: the tool does not run,
+    and the model reads what happened, not which CLI command lists requests."""
+
+    class ErasedMeanwhile:
+        async def decide(self, request: ApprovalRecord) -> Decision:
+            await approvals.delete_tree(request.namespace)
+            return Decision.approve(request, by="alice")
+
+    runtime = agent(
+        sessions, ApprovalHook(ErasedMeanwhile(), store=approvals), ran, call("exec", {"cmd": "ls"})
+    )
+    result = await runtime.run(ALICE, "go")
+    content = result.turns[0].tool_results[0].content
+    assert content == (
+        "Tool call 'exec' was denied: its approval request was erased before anyone "
+        "decided it; it did not run."
+    )
+    assert "orra-di" not in content
+    assert ran.calls == []
+
+
 async def test_a_failing_approval_store_denies(
     sessions: InMemoryStore, ran: Ran, approver: InProcessApprover
 ) -> None:
