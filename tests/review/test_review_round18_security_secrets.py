@@ -85,3 +85,39 @@ def test_secret_values_finds_every_kind_of_secret_the_settings_hold() -> None:
     options = PluginOptions({"endpoint": "https://x.example", "nested": {"api_key": PLUGIN_TOKEN}})
     # a plugin's settings are free-form: what sits under a secret-looking key, only
     assert secret_values({"acme": options}) == [PLUGIN_TOKEN]
+
+
+async def test_an_mcp_servers_stderr_is_logged_without_its_env_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stdio server that cannot authenticate often prints the token it was given; its
+    stderr went to the ``orra_di.mcp.server`` log as it was."""
+    pytest.importorskip("mcp")
+    import sys
+
+    from orra_di.mcp.client import McpClients
+    from orra_di.mcp.settings import McpSettings
+
+    # it never answers (it waits for its stdin to close), so its stderr is read while the
+    # start-up waits, whatever the scheduling
+    script = (
+        "import os, sys; sys.stderr.write('login failed with ' + os.environ['TOKEN'] + "
+        "'\\n'); sys.stderr.flush(); sys.stdin.read()"
+    )
+    settings = McpSettings(
+        servers={
+            "r18": {
+                "command": sys.executable,
+                "args": ["-c", script],
+                "env": {"TOKEN": EXEC_TOKEN},
+                "start_timeout": 2,
+                "optional": True,
+            }
+        }
+    )
+    caplog.set_level(logging.DEBUG)
+    async with McpClients(settings, strict=False):
+        pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "orra_di.mcp.server"]
+    assert "[r18] login failed with ***" in lines
+    assert EXEC_TOKEN not in caplog.text
