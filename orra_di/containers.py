@@ -85,7 +85,14 @@ from orra_di.providers.offline import OfflineModel, TestModel
 from orra_di.providers.resilience import RetryingProvider
 from orra_di.runtime import Runtime
 from orra_di.runtime_set import RuntimeMap, build_runtime
-from orra_di.settings import LLMKind, LLMSettings, OrraSettings, StoreSettings, load_settings
+from orra_di.settings import (
+    LLMKind,
+    LLMSettings,
+    OrraSettings,
+    StoreSettings,
+    load_settings,
+    secret_values,
+)
 from orra_di.store import SessionStore
 from orra_di.stores import open_store
 from orra_di.stores.file import FileStore
@@ -336,10 +343,10 @@ def _settings_hooks(settings: OrraSettings, tools: list[Tool]) -> list[Hook]:
                 settings.logging.logger,
                 level=logging.getLevelNamesMapping()[settings.logging.level],
                 preview_chars=settings.logging.preview_chars,
-                secrets=[
-                    key.get_secret_value() if key else None,
-                    *(settings.llm.auth.secrets() if settings.llm.auth else ()),
-                ],
+                # every secret of the settings, not only the model's: a tool's output
+                # (a command printing tools.exec.env, an error echoing a tool's token)
+                # is logged as plain text
+                secrets=[key.get_secret_value() if key else None, *secret_values(settings)],
             )
         )
     if settings.working_directory.enabled:

@@ -21,6 +21,7 @@ from orra_di.message import JsonValue, Message, VendorData, trusted
 from orra_di.tool import ToolDefinition
 
 __all__ = [
+    "MAX_ARGUMENT_DEPTH",
     "CompletionRequest",
     "CompletionResponse",
     "FinishReason",
@@ -32,6 +33,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallStart",
     "Usage",
+    "bounded_tool_arguments",
     "close_provider",
     "closing_stream",
     "parse_tool_arguments",
@@ -158,18 +160,49 @@ class StreamingProvider(Provider, Protocol):
         ...
 
 
+MAX_ARGUMENT_DEPTH = 100
+"""Deepest nesting of a model's tool arguments taken as JSON (no tool's schema comes
+near it). Deeper ones cannot be stored: the sessions' JSON serialiser stops at about
+250 levels, and the parser at about 1,000 (``RecursionError``), so a model led on to
+nest them (a prompt injection) would fail the run and lose its turn."""
+
+
+def _nested_within(value: JsonValue, limit: int) -> bool:
+    """True when ``value`` nests at most ``limit`` lists and objects deep (no recursion)."""
+    stack: list[tuple[JsonValue, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def bounded_tool_arguments(arguments: JsonValue) -> JsonValue:
+    """Arguments a vendor's SDK parsed, as they are unless nested past
+    :data:`MAX_ARGUMENT_DEPTH`: then a short text, which the tool refuses as invalid
+    input (an error the model reads) instead of the run failing when it is stored."""
+    if _nested_within(arguments, MAX_ARGUMENT_DEPTH):
+        return arguments
+    return f"(tool arguments nested more than {MAX_ARGUMENT_DEPTH} levels deep)"
+
+
 def parse_tool_arguments(raw: str | None) -> JsonValue:
     """A model's tool arguments from their JSON text.
 
-    Empty is ``{}``; invalid JSON stays the raw string, so the tool reports
-    an ``invalid input`` error the model can read instead of the run failing.
+    Empty is ``{}``; invalid JSON, and JSON nested past :data:`MAX_ARGUMENT_DEPTH`, stay
+    the raw string, so the tool reports an ``invalid input`` error the model can read
+    instead of the run failing.
     """
     if not raw or not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+        value: JsonValue = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
         return raw
+    return value if _nested_within(value, MAX_ARGUMENT_DEPTH) else raw
 
 
 async def response_events(

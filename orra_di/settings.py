@@ -90,7 +90,7 @@ from orra_di.mcp.settings import McpSettings
 from orra_di.memory.settings import MemorySettings
 from orra_di.namespace import Namespace
 from orra_di.observability.settings import TelemetrySettings
-from orra_di.plugins.base import mask_secret_values
+from orra_di.plugins.base import mask_secret_values, secret_values_of
 from orra_di.plugins.settings import PluginOptions, PluginSettings
 from orra_di.policy import PolicyRegistry, ToolPolicy
 from orra_di.projects.settings import ProjectSettings
@@ -120,6 +120,7 @@ __all__ = [
     "StoreSettings",
     "describe",
     "load_settings",
+    "secret_values",
 ]
 
 ENV_PREFIX = "ORRA_"
@@ -787,6 +788,32 @@ def _shown(value: Any) -> Any:
     if isinstance(value, str):
         return mask_url(value)
     return value
+
+
+def secret_values(value: Any) -> list[str]:
+    """Every secret ``value`` (the settings, or a part of them) holds: each ``SecretStr``
+    (tool tokens, ``tools.exec.env``, MCP env and headers, voice and vendor keys...) and
+    each string a plugin keeps under a secret-looking key.
+
+    Masking by field only works where the field is shown; a tool's output is plain text
+    (a command printing its environment, an error echoing the token it sent), so the
+    logging hook masks these values wherever they appear in it.
+    """
+    found: list[str] = []
+    if isinstance(value, SecretStr):
+        found.append(value.get_secret_value())
+    elif isinstance(value, PluginOptions):
+        found.extend(secret_values_of(value.root))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found.extend(secret_values(getattr(value, name)))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(secret_values(item))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            found.extend(secret_values(item))
+    return list(dict.fromkeys(s for s in found if s))
 
 
 def _text(value: Any, limit: int | None = None) -> str:

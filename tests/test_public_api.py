@@ -42,6 +42,8 @@ MODULE_LEVEL_ONLY = {
     "in_subtree",
     "index_token",
     "parse_tool_arguments",
+    "MAX_ARGUMENT_DEPTH",
+    "bounded_tool_arguments",
     "response_events",
     "subtree_bounds",
     "trim_start",

@@ -93,7 +93,16 @@ def wake_for(status: CronJobStatus | str, next_run: datetime | None) -> float | 
 
 
 def check_job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not job_id or len(job_id) > 100 or "/" in job_id:
+    """``job_id`` if it can name a job in every store. The file store's names are the
+    id percent-encoded, which keeps ``.``: ``..`` would be the ``.cron`` directory itself
+    (deleting that job removed every tenant's jobs), ``.`` every job's run history."""
+    if (
+        not isinstance(job_id, str)
+        or not job_id
+        or len(job_id) > 100
+        or "/" in job_id
+        or job_id in (".", "..")
+    ):
         raise CronError(f"{job_id!r} is not a cron job id; `orra-di cron list` shows them")
     return job_id
 

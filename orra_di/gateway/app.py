@@ -88,6 +88,8 @@ async def read_json(request: Request, limit: int) -> Any:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." within the size limit: the client's fault, not a 500
+        raise bad_request("the body's JSON is nested too deeply") from None
 
 
 SESSIONS_PAGE = 1000

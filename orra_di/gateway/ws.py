@@ -282,6 +282,8 @@ def _parse(text: str, limit: int) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError:
         raise bad_request('not JSON; send objects like {"type": "ping"}') from None
+    except RecursionError:  # it would end the connection, and log a traceback
+        raise bad_request("the message's JSON is nested too deeply") from None
     if not isinstance(message, dict):
         raise bad_request("a message must be a JSON object with a type")
     return message

@@ -39,6 +39,7 @@ import anyio.abc
 from orra_di.errors import ConfigurationError, OrraError, ToolExecutionError, install_hint
 from orra_di.mcp.settings import McpServerSettings, McpSettings
 from orra_di.mcp.tool import McpTool
+from orra_di.redaction import redact
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -263,7 +264,8 @@ class McpServer:
             stack.push_async_callback(_close_quietly, rfd)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            tg.start_soon(_log_stderr, self.name, rfd)
+            secrets = [v.get_secret_value() for v in s.env.values()]
+            tg.start_soon(_log_stderr, self.name, rfd, secrets)
             return streams[0], streams[1]
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
@@ -423,8 +425,9 @@ async def _close_quietly(fd: int) -> None:
         os.close(fd)
 
 
-async def _log_stderr(name: str, fd: int) -> None:
-    """Log a stdio server's stderr line by line until it closes."""
+async def _log_stderr(name: str, fd: int, secrets: list[str]) -> None:
+    """Log a stdio server's stderr line by line until it closes, the values of its
+    ``env`` masked: a server that fails to authenticate often prints the token it sent."""
     os.set_blocking(fd, False)
     buffer = b""
     try:
@@ -438,18 +441,18 @@ async def _log_stderr(name: str, fd: int) -> None:
                 break
             *lines, buffer = (buffer + chunk).split(b"\n")
             for line in lines:
-                _log_line(name, line)
+                _log_line(name, line, secrets)
             if len(buffer) > _STDERR_LINE * 4:
-                _log_line(name, buffer)
+                _log_line(name, buffer, secrets)
                 buffer = b""
     except OSError:
         pass
     if buffer:
-        _log_line(name, buffer)
+        _log_line(name, buffer, secrets)
 
 
-def _log_line(name: str, line: bytes) -> None:
-    text = line.decode("utf-8", "replace").rstrip()
+def _log_line(name: str, line: bytes, secrets: list[str]) -> None:
+    text = redact(line.decode("utf-8", "replace").rstrip(), secrets)
     if text:
         stderr_logger.info("[%s] %s", name, text[:_STDERR_LINE])
 

@@ -28,6 +28,7 @@ __all__ = [
     "PluginInfo",
     "PluginState",
     "mask_secret_values",
+    "secret_values_of",
 ]
 
 ENTRY_POINT_GROUP = "orra_di.plugins"
@@ -54,6 +55,34 @@ def mask_secret_values(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [mask_secret_values(v) for v in value]
     return value
+
+
+def secret_values_of(value: Any) -> list[str]:
+    """The strings :func:`mask_secret_values` hides in ``value`` (under a secret-looking
+    key, at any depth): a log that may show them as plain text (a tool's output) masks
+    these values wherever they stand, since no key is there to point at them."""
+    if isinstance(value, Mapping):
+        found: list[str] = []
+        for k, v in value.items():
+            if _SECRET_KEY.search(str(k)):
+                found.extend(s for s in _strings(v) if s)
+            else:
+                found.extend(secret_values_of(v))
+        return found
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in secret_values_of(v)]
+    return []
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in ``value`` at any depth (a secret may be a list of tokens)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 @runtime_checkable

@@ -58,6 +58,7 @@ from orra_di.provider import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    bounded_tool_arguments,
 )
 from orra_di.providers._http import one_line, retry_after_ms
 from orra_di.redaction import mask_url, redact
@@ -462,7 +463,9 @@ def _response(message: Any, model: str) -> CompletionResponse:
     blocks: list[Any] = message.content
     text = "".join(b.text for b in blocks if b.type == "text")
     calls = [
-        ToolCall(id=b.id, name=b.name, arguments=b.input) for b in blocks if b.type == "tool_use"
+        ToolCall(id=b.id, name=b.name, arguments=bounded_tool_arguments(b.input))
+        for b in blocks
+        if b.type == "tool_use"
     ]
     return CompletionResponse(
         message=Message.assistant(text, calls, vendor_data=_vendor_data(model, calls, message)),
