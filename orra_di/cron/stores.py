@@ -95,13 +95,15 @@ def wake_for(status: CronJobStatus | str, next_run: datetime | None) -> float | 
 def check_job_id(job_id: str) -> str:
     """``job_id`` if it can name a job in every store. The file store's names are the
     id percent-encoded, which keeps ``.``: ``..`` would be the ``.cron`` directory itself
-    (deleting that job removed every tenant's jobs), ``.`` every job's run history."""
+    (deleting that job removed every tenant's jobs), ``.`` every job's run history; a
+    control character (NUL) would fail in the file store with an OS error instead."""
     if (
         not isinstance(job_id, str)
         or not job_id
         or len(job_id) > 100
         or "/" in job_id
         or job_id in (".", "..")
+        or not job_id.isprintable()  # NUL and control characters: no file or key name
     ):
         raise CronError(f"{job_id!r} is not a cron job id; `orra-di cron list` shows them")
     return job_id

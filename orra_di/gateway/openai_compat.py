@@ -110,6 +110,11 @@ async def chat_completions(gateway: Gateway, request: Request, limit: int) -> Re
         if not isinstance(stream, bool):
             raise bad_request("stream must be true or false")
         header = request.headers.get("x-orra-session")
+        if header and not header.isascii():  # raw UTF-8 bytes read as Latin-1: mojibake
+            raise bad_request(
+                "X-Orra-Session carries ASCII only: percent-encode other characters as "
+                "UTF-8 (acme:%C5%81ukasz is acme:Łukasz), or send the name in the user field"
+            )
         session = unquote(header) if header else body.get("user")
         if session is not None and not isinstance(session, str):
             raise bad_request("user must be a string")

@@ -97,6 +97,29 @@ async def test_completions_errors_come_in_openai_shape_and_store_nothing(
         assert await container.store().list() == []
 
 
+async def test_a_raw_utf8_session_header_is_refused_with_how_to_send_it() -> None:
+    """Header bytes are read as Latin-1: raw UTF-8 would name another session (mojibake,
+    ``acme:Ã\x85\x81ukasz``); the documented form is percent-encoded UTF-8."""
+    container = make_container(ScriptedProvider(echo))
+    async with client_for(container) as client:
+        body = {"model": "atlas", "messages": [{"role": "user", "content": "x"}]}
+        raw = await client.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={**auth(ALICE_KEY), "X-Orra-Session": "Łukasz".encode()},
+        )
+        assert raw.status_code == 400
+        assert "percent-encode" in raw.json()["error"]["message"]
+        assert await container.store().list() == []
+        encoded = await client.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={**auth(ALICE_KEY), "X-Orra-Session": "%C5%81ukasz"},
+        )
+        assert encoded.status_code == 200
+        assert [ns.key for ns in await container.store().list()] == ["acme:Łukasz"]
+
+
 async def test_200_concurrent_streams_on_50_sessions_store_every_message_once() -> None:
     container = make_container(ScriptedProvider(echo, delay=0.001), keys=False)
     async with client_for(container) as client:

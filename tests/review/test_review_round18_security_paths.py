@@ -26,7 +26,7 @@ def job(namespace: str) -> CronJob:
     return CronJob.new("report", schedule, AgentTurnPayload(prompt="hi"), namespace)
 
 
-@pytest.mark.parametrize("bad", [".", ".."])
+@pytest.mark.parametrize("bad", [".", "..", "a\x00b", "line\nbreak"])
 async def test_a_dot_job_id_is_refused_and_erases_no_tenants_jobs_or_history(
     bad: str, tmp_path: Path
 ) -> None:
@@ -43,7 +43,7 @@ async def test_a_dot_job_id_is_refused_and_erases_no_tenants_jobs_or_history(
     assert sorted(os.listdir(tmp_path / ".cron")) == [".lock", "jobs", "runs"]
 
 
-@pytest.mark.parametrize("bad", [".", ".."])
+@pytest.mark.parametrize("bad", [".", "..", "a\x00b", "line\nbreak"])
 async def test_every_store_refuses_the_same_ids(bad: str) -> None:
     """An id one store takes and another refuses would break a move between them."""
     with pytest.raises(CronError):
