@@ -12,13 +12,12 @@ import copy
 import itertools
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
 from typing import Any
 
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import History, Session, utc_now
-from orra_di.store import in_subtree, trim_start
+from orra_di.store import check_keep_last, in_subtree, prune_cutoff, trim_start
 from orra_di.stores._codec import Held, session_gone
 from orra_di.stores._locks import KeyedLocks
 
@@ -87,6 +86,7 @@ class InMemoryStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
+        keep_last = check_keep_last(keep_last)
         self._check(namespace.key, "trim session")
         stored = self._sessions.get(namespace.key)
         if stored is None:
@@ -100,7 +100,9 @@ class InMemoryStore:
         return start
 
     async def prune(self, idle_for: float) -> int:
-        cutoff = utc_now() - timedelta(seconds=idle_for)
+        cutoff = prune_cutoff(idle_for)
+        if cutoff is None:
+            return 0
         idle = [
             k for k, s in self._sessions.items() if s.updated_at < cutoff and k not in self._held
         ]
