@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 from orra_di.errors import SessionBusyError, StoreError
-from orra_di.message import Message
+from orra_di.message import Message, storable_json
 from orra_di.session import Session
 
 __all__ = [
@@ -51,11 +51,22 @@ def time_text(moment: datetime) -> str:
 
 
 def dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
-    """Session metadata as JSON; ``what`` names the operation in the error."""
+    """Session metadata as JSON; ``what`` names the operation in the error.
+
+    Lone surrogates become U+FFFD, as in messages (:func:`storable_json`): a hook
+    that keeps ``os.fsdecode`` of a non-UTF-8 path would otherwise fail the write
+    with a bare UnicodeEncodeError from the backend's driver. Nesting deeper than
+    the encoder can follow is a StoreError like any other value JSON refuses.
+    """
     try:
-        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
+        return json.dumps(storable_json(dict(metadata)), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
+    except RecursionError:
+        raise StoreError(
+            f"{what} failed: metadata is not JSON-serialisable: it is nested too deeply; "
+            "keep it a few levels deep"
+        ) from None
 
 
 def dump_messages(messages: Iterable[Message]) -> list[str]:
