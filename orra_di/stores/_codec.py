@@ -28,6 +28,7 @@ __all__ = [
     "hold_lease",
     "lease_lapsed",
     "load_messages",
+    "not_a_message",
     "poll_until",
     "session_gone",
     "time_text",
@@ -70,11 +71,29 @@ def dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
 
 
 def dump_messages(messages: Iterable[Message]) -> list[str]:
-    """One JSON document per message, in order (empty tool lists omitted)."""
-    try:
-        return [m.model_dump_json() for m in messages]
-    except PydanticSerializationError as exc:  # e.g. arguments nested too deep
-        raise StoreError(f"cannot store a message as JSON: {exc}") from exc
+    """One JSON document per message, in order (empty tool lists omitted).
+
+    An item that is not a :class:`Message` (a string, a dict, what a hook put in
+    ``session.messages``) is a StoreError naming it, not an AttributeError from
+    deep inside the store, and nothing is written.
+    """
+    bodies: list[str] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise StoreError(not_a_message(index, message))
+        try:
+            bodies.append(message.model_dump_json())
+        except PydanticSerializationError as exc:  # e.g. arguments nested too deep
+            raise StoreError(f"cannot store a message as JSON: {exc}") from exc
+    return bodies
+
+
+def not_a_message(index: int, item: object) -> str:
+    """What is wrong with item ``index`` of a list of messages, and how to make one."""
+    return (
+        f"cannot store message {index}: it is a {type(item).__name__}, not a Message; "
+        "make it with Message.user(...), Message.assistant(...) or Message.tool_result(...)"
+    )
 
 
 def load_messages(bodies: Iterable[str]) -> list[Message]:
@@ -95,6 +114,7 @@ class EncodedSession(NamedTuple):
 
 
 def encode_session(session: Session, what: str) -> EncodedSession:
+    bodies = dump_messages(session.messages)  # first: it names an item that is no Message
     metadata = dump_metadata(session.metadata, what)
     created, updated = time_text(session.created_at), time_text(session.updated_at)
     reloaded = Session(
@@ -104,7 +124,7 @@ def encode_session(session: Session, what: str) -> EncodedSession:
         updated_at=datetime.fromisoformat(updated),
         metadata=json.loads(metadata),
     )
-    return EncodedSession(dump_messages(session.messages), metadata, created, updated, reloaded)
+    return EncodedSession(bodies, metadata, created, updated, reloaded)
 
 
 async def poll_until(
