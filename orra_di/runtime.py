@@ -595,6 +595,8 @@ class Runtime:
                             deadlines.discard(scope)
                 if scope.cancelled_caught:
                     raise ToolTimedOut
+            if not isinstance(content, str):  # a Tool (not a FunctionTool) must return text
+                return _error(call, _not_text(call.name, content))
             # Tool output enters the run here: cleaned once, before it is measured.
             content = self.window.truncate_tool_result(storable_text(content))
             return ToolResult.trusted(call.id, content)
@@ -828,6 +830,19 @@ _deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
 
 def _as_message(message: Message | str) -> Message:
     return Message.user(message) if isinstance(message, str) else message
+
+
+def _not_text(name: str, content: object) -> str:
+    """The error result of a tool whose ``execute`` returned something other than text.
+
+    Without the check, bytes would ride into the stored result unvalidated (and
+    reach the vendor as ``b'...'`` or fail its JSON encoder), and None or a dict
+    would fail with an AttributeError that names neither the tool nor the fix.
+    """
+    return (
+        f"execution failed: tool {name!r} returned {type(content).__name__}, not text; "
+        "its execute() must return a str (e.g. json.dumps of the data)"
+    )
 
 
 def _error(call: ToolCall, content: str) -> ToolResult:
