@@ -11,6 +11,7 @@ state with ``run.set_state(key, value)``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from orra_di.errors import OrraError
 from orra_di.message import ToolCall, ToolResult
@@ -88,14 +89,32 @@ class HookRegistry:
     async def before_tool_call(self, namespace: Namespace, call: ToolCall) -> ToolCall:
         """The call after every hook's changes; ToolCallDenied stops at the first refusal."""
         for hook in self._hooks:
-            call = await hook.before_tool_call(namespace, call) or call
+            replacement = await hook.before_tool_call(namespace, call)
+            if replacement is not None:
+                call = _checked(hook, "before_tool_call", replacement, ToolCall)
         return call
 
     async def after_tool_call(self, call: ToolCall, result: ToolResult) -> ToolResult:
         for hook in self._hooks:
-            result = await hook.after_tool_call(call, result) or result
+            replacement = await hook.after_tool_call(call, result)
+            if replacement is not None:
+                result = _checked(hook, "after_tool_call", replacement, ToolResult)
         return result
 
     async def before_session_save(self, namespace: Namespace, session: Session) -> None:
         for hook in self._hooks:
             await hook.before_session_save(namespace, session)
+
+
+_Replacement = TypeVar("_Replacement", ToolCall, ToolResult)
+
+
+def _checked(hook: Hook, point: str, value: object, kind: type[_Replacement]) -> _Replacement:
+    """A hook's replacement, or a TypeError naming the hook, what it returned and what
+    it should: otherwise the run fails later with an AttributeError on ``.id``."""
+    if not isinstance(value, kind):
+        raise TypeError(
+            f"{type(hook).__name__}.{point} returned {type(value).__name__}; "
+            f"return a {kind.__name__} to replace it, or None to keep it"
+        )
+    return value

@@ -35,8 +35,8 @@ def storable_text(text: str) -> str:
     vendor API accepts them; replacing the one bad code point keeps the rest of
     the text instead of failing the whole step. Text enters a run in three
     places (model output, the model's tool arguments, tool output) and is
-    cleaned there: by the validators of this module, and by the runtime before
-    it measures a tool's output.
+    cleaned there: by the validators of this module (vendor data included), and
+    by the runtime before it measures a tool's output.
     """
     if text.isascii():
         return text
@@ -121,7 +121,7 @@ class ToolResult(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    call_id: str
+    call_id: Text
     content: Text
     is_error: bool = False
 
@@ -141,13 +141,16 @@ class VendorData(BaseModel):
     message, such data is saved by every store with the history, so a run
     resumed after a restart (or in another process) can still send it. Only
     the adapter named by ``vendor`` reads ``data``; the runtime, the stores
-    and other vendors carry it untouched. ``data`` must be JSON-compatible.
+    and other vendors carry it untouched. ``data`` must be JSON-compatible; its
+    lone surrogates become U+FFFD like the rest of a message's text, since it
+    repeats what the model sent (a tool call's input among Anthropic's blocks)
+    and no store could keep them.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    vendor: str
-    data: JsonValue = None
+    vendor: Text
+    data: Annotated[JsonValue, AfterValidator(storable_json)] = None
 
 
 class Message(BaseModel):

@@ -92,7 +92,7 @@ class RunContext:
             return
         try:  # refused here, where the mistake is, not at the run's next write
             json.dumps(value, allow_nan=False)  # the stores' rules for metadata
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # the last: nested too deep
             raise OrraError(
                 f"state {key!r} must be JSON-serialisable, since it is stored with the "
                 f"session ({exc}); keep text, numbers, booleans, None, lists and dicts"

@@ -17,6 +17,7 @@ The order of steps is orra 0.0.2's (spec §2A.9), with its bugs fixed:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import math
@@ -35,6 +36,7 @@ from orra_di.errors import (
     ConfigurationError,
     MaxTurnsExceeded,
     ProviderUnavailableError,
+    StoreError,
     ToolError,
 )
 from orra_di.hook import Hook, HookRegistry, ToolCallDenied
@@ -59,6 +61,7 @@ from orra_di.provider import (
 from orra_di.run_context import RunContext, running
 from orra_di.session import Session
 from orra_di.store import SessionStore
+from orra_di.stores._codec import dump_messages, dump_metadata
 from orra_di.tool import (
     FunctionTool,
     Tool,
@@ -595,6 +598,8 @@ class Runtime:
                             deadlines.discard(scope)
                 if scope.cancelled_caught:
                     raise ToolTimedOut
+            if not isinstance(content, str):  # a Tool (not a FunctionTool) must return text
+                return _error(call, _not_text(call.name, content))
             # Tool output enters the run here: cleaned once, before it is measured.
             content = self.window.truncate_tool_result(storable_text(content))
             return ToolResult.trusted(call.id, content)
@@ -683,18 +688,45 @@ class _SessionWriter:
                 )
 
     async def finish(self) -> None:
-        """The run's last write: what is staged and what hooks changed (metadata, a rewrite)."""
+        """The run's last write: what is staged and what hooks changed (metadata, a rewrite).
+
+        What the hooks changed is checked first with the stores' own rules: when
+        it cannot be stored (metadata that is not JSON, something that is no
+        Message in the history), the staged answer is stored without it before
+        the StoreError goes on, as when a ``before_session_save`` hook raises, so
+        the model's answer is not lost. (Checked before writing, not by catching
+        the write's error: a write that failed on the way back may have landed.)
+        """
         ours = self.session.messages[self._start :]
-        if len(ours) != len(self._written) or any(
+        rewritten = len(ours) != len(self._written) or any(
             a is not b for a, b in zip(ours, self._written, strict=True)
-        ):
+        )
+        metadata = None if rewritten else self._changed_metadata()
+        key = self.session.namespace.key
+        try:
+            if rewritten:
+                dump_messages(self.session.messages)
+                dump_metadata(self.session.metadata, f"save session {key!r}")
+            elif metadata is not None:
+                dump_metadata(metadata, f"append to session {key!r}")
+        except StoreError:
+            await self.flush_plain()
+            raise
+        if rewritten:
             self._staged = []
             await self.store.save(self.session)
             return
-        metadata = self._changed_metadata()
         staged, self._staged = self._staged, []
         if staged or metadata is not None:
             await self._last_write(self.session.namespace, staged, metadata=metadata)
+
+    async def flush_plain(self) -> None:
+        """Store what is staged without the session's metadata, shielded; a failure of
+        that write is left to the error already on its way."""
+        staged, self._staged = self._staged, []
+        if staged:
+            with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
+                await self.store.append(self.session.namespace, staged)
 
     def _changed_metadata(self) -> dict[str, Any] | None:
         current = self.session.metadata
@@ -828,6 +860,19 @@ _deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
 
 def _as_message(message: Message | str) -> Message:
     return Message.user(message) if isinstance(message, str) else message
+
+
+def _not_text(name: str, content: object) -> str:
+    """The error result of a tool whose ``execute`` returned something other than text.
+
+    Without the check, bytes would ride into the stored result unvalidated (and
+    reach the vendor as ``b'...'`` or fail its JSON encoder), and None or a dict
+    would fail with an AttributeError that names neither the tool nor the fix.
+    """
+    return (
+        f"execution failed: tool {name!r} returned {type(content).__name__}, not text; "
+        "its execute() must return a str (e.g. json.dumps of the data)"
+    )
 
 
 def _error(call: ToolCall, content: str) -> ToolResult:

@@ -21,15 +21,29 @@ Listing is by whole segments: the prefix ``acme`` finds ``acme`` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from orra_di.message import Message
 from orra_di.namespace import SEPARATOR, Namespace, NamespaceLike
-from orra_di.session import Session
+from orra_di.session import Session, utc_now
 
-__all__ = ["SessionStore", "in_subtree", "subtree_bounds", "trim_start"]
+__all__ = [
+    "SessionStore",
+    "check_keep_last",
+    "in_subtree",
+    "prune_cutoff",
+    "subtree_bounds",
+    "trim_start",
+]
+
+MAX_KEEP_LAST = 2**53
+"""More messages than any session holds; a larger ``keep_last`` is taken as this one, so
+that every backend can compute with it (SQLite and PostgreSQL integers are 64-bit,
+Lua's numbers are doubles) and it keeps everything on each."""
 
 
 @runtime_checkable
@@ -82,12 +96,17 @@ class SessionStore(Protocol):
 
         The cut moves forward past tool-result messages whose call it removed
         (see :func:`trim_start`), so the kept history is still valid for a
-        provider. A missing session trims nothing.
+        provider. A missing session trims nothing. ``keep_last`` that is not a
+        whole number >= 0 is a ValueError (:func:`check_keep_last`).
         """
         ...
 
     async def prune(self, idle_for: float) -> int:
-        """Delete every session not written for ``idle_for`` seconds; return how many."""
+        """Delete every session not written for ``idle_for`` seconds; return how many.
+
+        A negative or NaN ``idle_for`` is a ValueError, an infinite one deletes
+        nothing (:func:`prune_cutoff`).
+        """
         ...
 
     async def aclose(self) -> None:
@@ -111,9 +130,45 @@ def trim_start(messages: Sequence[Message], keep_last: int) -> int:
     Moves past leading tool-result messages, whose assistant call would be cut
     away: providers reject a result without its call.
     """
-    if keep_last < 0:
-        raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+    keep_last = check_keep_last(keep_last)
     start = max(len(messages) - keep_last, 0)
     while start < len(messages) and messages[start].tool_results:
         start += 1
     return start
+
+
+def check_keep_last(keep_last: int) -> int:
+    """``keep_last`` as every store's ``trim`` uses it, or a ValueError saying what is wrong.
+
+    A float, a bool or text would be read differently by each backend (SQLite trims
+    2.5 as if it were 2, Python slicing refuses it, Redis and PostgreSQL fail in
+    their own words), so all refuse it alike; a number beyond any session's length
+    keeps everything (:data:`MAX_KEEP_LAST`) rather than overflowing a 64-bit column.
+    """
+    if isinstance(keep_last, bool) or not isinstance(keep_last, int):
+        raise ValueError(f"keep_last must be a whole number of messages >= 0, got {keep_last!r}")
+    if keep_last < 0:
+        raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+    return min(keep_last, MAX_KEEP_LAST)
+
+
+def prune_cutoff(idle_for: float) -> datetime | None:
+    """When a session last written before counts as idle for ``idle_for`` seconds, or
+    ``None`` when no session can be that idle (the moment is before year 1).
+
+    Every store's ``prune`` checks its argument here first: a negative or NaN
+    ``idle_for`` (a sign error, a bad setting) would otherwise delete every
+    session, or fail in each backend's own words; an infinite or huge one means
+    "nothing is that old" instead of an OverflowError from ``timedelta``.
+    """
+    if (
+        isinstance(idle_for, bool)
+        or not isinstance(idle_for, int | float)
+        or math.isnan(idle_for)
+        or idle_for < 0
+    ):
+        raise ValueError(f"idle_for must be a number of seconds >= 0, got {idle_for!r}")
+    try:
+        return utc_now() - timedelta(seconds=idle_for)
+    except OverflowError:
+        return None

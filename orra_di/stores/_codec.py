@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 from orra_di.errors import SessionBusyError, StoreError
-from orra_di.message import Message
+from orra_di.message import Message, storable_json
 from orra_di.session import Session
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "hold_lease",
     "lease_lapsed",
     "load_messages",
+    "not_a_message",
     "poll_until",
     "session_gone",
     "time_text",
@@ -51,19 +52,48 @@ def time_text(moment: datetime) -> str:
 
 
 def dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
-    """Session metadata as JSON; ``what`` names the operation in the error."""
+    """Session metadata as JSON; ``what`` names the operation in the error.
+
+    Lone surrogates become U+FFFD, as in messages (:func:`storable_json`): a hook
+    that keeps ``os.fsdecode`` of a non-UTF-8 path would otherwise fail the write
+    with a bare UnicodeEncodeError from the backend's driver. Nesting deeper than
+    the encoder can follow is a StoreError like any other value JSON refuses.
+    """
     try:
-        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
+        return json.dumps(storable_json(dict(metadata)), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
+    except RecursionError:
+        raise StoreError(
+            f"{what} failed: metadata is not JSON-serialisable: it is nested too deeply; "
+            "keep it a few levels deep"
+        ) from None
 
 
 def dump_messages(messages: Iterable[Message]) -> list[str]:
-    """One JSON document per message, in order (empty tool lists omitted)."""
-    try:
-        return [m.model_dump_json() for m in messages]
-    except PydanticSerializationError as exc:  # e.g. arguments nested too deep
-        raise StoreError(f"cannot store a message as JSON: {exc}") from exc
+    """One JSON document per message, in order (empty tool lists omitted).
+
+    An item that is not a :class:`Message` (a string, a dict, what a hook put in
+    ``session.messages``) is a StoreError naming it, not an AttributeError from
+    deep inside the store, and nothing is written.
+    """
+    bodies: list[str] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise StoreError(not_a_message(index, message))
+        try:
+            bodies.append(message.model_dump_json())
+        except PydanticSerializationError as exc:  # e.g. arguments nested too deep
+            raise StoreError(f"cannot store a message as JSON: {exc}") from exc
+    return bodies
+
+
+def not_a_message(index: int, item: object) -> str:
+    """What is wrong with item ``index`` of a list of messages, and how to make one."""
+    return (
+        f"cannot store message {index}: it is a {type(item).__name__}, not a Message; "
+        "make it with Message.user(...), Message.assistant(...) or Message.tool_result(...)"
+    )
 
 
 def load_messages(bodies: Iterable[str]) -> list[Message]:
@@ -84,6 +114,7 @@ class EncodedSession(NamedTuple):
 
 
 def encode_session(session: Session, what: str) -> EncodedSession:
+    bodies = dump_messages(session.messages)  # first: it names an item that is no Message
     metadata = dump_metadata(session.metadata, what)
     created, updated = time_text(session.created_at), time_text(session.updated_at)
     reloaded = Session(
@@ -93,7 +124,7 @@ def encode_session(session: Session, what: str) -> EncodedSession:
         updated_at=datetime.fromisoformat(updated),
         metadata=json.loads(metadata),
     )
-    return EncodedSession(dump_messages(session.messages), metadata, created, updated, reloaded)
+    return EncodedSession(bodies, metadata, created, updated, reloaded)
 
 
 async def poll_until(

@@ -106,7 +106,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from os import PathLike
 from typing import Any, Final, NamedTuple, TypeVar
 from urllib.parse import unquote_to_bytes
@@ -118,7 +118,7 @@ from orra_di.errors import ConfigurationError, NamespaceError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
-from orra_di.store import trim_start
+from orra_di.store import check_keep_last, prune_cutoff, trim_start
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     Held,
@@ -424,14 +424,15 @@ class FileStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+        keep_last = check_keep_last(keep_last)
         what = f"trim session {namespace.key!r}"
         async with self._hold(namespace, None):
             return await _in_thread(what, self._base, self._trim, namespace, keep_last, what)
 
     async def prune(self, idle_for: float) -> int:
-        cutoff = utc_now() - timedelta(seconds=idle_for)
+        cutoff = prune_cutoff(idle_for)
+        if cutoff is None:
+            return 0
         return await _in_thread("prune sessions", self._base, self._prune, cutoff)
 
     async def aclose(self) -> None:

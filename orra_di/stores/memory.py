@@ -8,18 +8,18 @@ held sessions.
 
 from __future__ import annotations
 
-import copy
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
 from typing import Any
 
+from orra_di.errors import StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import History, Session, utc_now
-from orra_di.store import in_subtree, trim_start
-from orra_di.stores._codec import Held, session_gone
+from orra_di.store import check_keep_last, in_subtree, prune_cutoff, trim_start
+from orra_di.stores._codec import Held, dump_metadata, not_a_message, session_gone
 from orra_di.stores._locks import KeyedLocks
 
 __all__ = ["InMemoryStore"]
@@ -42,8 +42,13 @@ class InMemoryStore:
 
     async def save(self, session: Session) -> None:
         key = session.namespace.key
+        what = f"save session {key!r}"
         self._check(key, "save session")
-        self._sessions[key] = session.snapshot()
+        _check_messages(session.messages)
+        metadata = _as_stored(session.metadata, what)
+        stored = session.snapshot()
+        stored.metadata = metadata
+        self._sessions[key] = stored
         self._wrote(key)
 
     async def append(
@@ -55,6 +60,9 @@ class InMemoryStore:
     ) -> None:
         namespace = Namespace.coerce(namespace)
         self._check(namespace.key, "append to session")
+        messages = _check_messages(messages)
+        if metadata is not None:  # checked before anything changes: one write or none
+            metadata = _as_stored(metadata, f"append to session {namespace.key!r}")
         stored = self._sessions.get(namespace.key)
         if stored is None:
             stored = Session(namespace=namespace)
@@ -63,7 +71,7 @@ class InMemoryStore:
         self._wrote(namespace.key)
         stored.messages.extend(messages)
         if metadata is not None:
-            stored.metadata = copy.deepcopy(dict(metadata))
+            stored.metadata = dict(metadata)
         stored.touch()
 
     async def delete(self, namespace: NamespaceLike) -> bool:
@@ -87,6 +95,7 @@ class InMemoryStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
+        keep_last = check_keep_last(keep_last)
         self._check(namespace.key, "trim session")
         stored = self._sessions.get(namespace.key)
         if stored is None:
@@ -100,7 +109,9 @@ class InMemoryStore:
         return start
 
     async def prune(self, idle_for: float) -> int:
-        cutoff = utc_now() - timedelta(seconds=idle_for)
+        cutoff = prune_cutoff(idle_for)
+        if cutoff is None:
+            return 0
         idle = [
             k for k, s in self._sessions.items() if s.updated_at < cutoff and k not in self._held
         ]
@@ -131,6 +142,30 @@ class InMemoryStore:
 
     async def aclose(self) -> None:
         return None
+
+
+def _check_messages(messages: Sequence[Message]) -> list[Message]:
+    """``messages``, or the StoreError the other stores give for an item that is no Message.
+
+    This store keeps objects instead of JSON, so without the check a string or a
+    dict would be stored as a message and break every later load and run, while
+    the same code fails clearly on SQLite or PostgreSQL.
+    """
+    listed = messages if isinstance(messages, list) else list(messages)
+    for index, message in enumerate(listed):
+        if not isinstance(message, Message):
+            raise StoreError(not_a_message(index, message))
+    return listed
+
+
+def _as_stored(metadata: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Metadata as the other stores give it back: through JSON (a deep copy too).
+
+    Metadata they refuse (a set, a datetime, NaN) is refused here alike, so a test
+    on this store catches what would fail in production.
+    """
+    loaded: dict[str, Any] = json.loads(dump_metadata(metadata, what))
+    return loaded
 
 
 class _Hold:

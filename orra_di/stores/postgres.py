@@ -96,7 +96,7 @@ from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session
-from orra_di.store import subtree_bounds
+from orra_di.store import check_keep_last, prune_cutoff, subtree_bounds
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     Held,
@@ -714,8 +714,7 @@ class PostgresStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+        keep_last = check_keep_last(keep_last)
         key = namespace.key
         what = f"trim session {key!r}"
         held = self._held.get(key)
@@ -739,6 +738,8 @@ class PostgresStore:
         return count
 
     async def prune(self, idle_for: float) -> int:
+        if prune_cutoff(idle_for) is None:
+            return 0
         return await self._execute(
             f"prune sessions idle for {idle_for:g}s", self._sql.prune, {"idle": idle_for}
         )

@@ -107,6 +107,7 @@ from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.redaction import check_password_parsed, mask_url
 from orra_di.session import Session, utc_now
+from orra_di.store import check_keep_last, prune_cutoff
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     Held,
@@ -705,8 +706,7 @@ class RedisStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+        keep_last = check_keep_last(keep_last)
         key = namespace.key
         what = f"trim session {key!r}"
         now = utc_now()
@@ -733,7 +733,10 @@ class RedisStore:
         return removed
 
     async def prune(self, idle_for: float) -> int:
-        cutoff = repr(utc_now().timestamp() - idle_for)
+        moment = prune_cutoff(idle_for)
+        if moment is None:
+            return 0
+        cutoff = repr(moment.timestamp())
         total, skipped = 0, 0
         while True:  # in batches, so that the server is never blocked for long
             args = [*self._key_prefixes(), cutoff, _PRUNE_BATCH, self._lease(""), skipped]

@@ -118,7 +118,7 @@ from contextlib import (
     suppress,
 )
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from os import PathLike, fspath
 from typing import Any, Final, Literal, TypeVar
@@ -129,7 +129,7 @@ from orra_di.errors import ConfigurationError, StoreError
 from orra_di.message import Message
 from orra_di.namespace import Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
-from orra_di.store import subtree_bounds
+from orra_di.store import check_keep_last, prune_cutoff, subtree_bounds
 from orra_di.stores._cache import SessionCache
 from orra_di.stores._codec import (
     Held,
@@ -658,8 +658,7 @@ class SQLiteStore:
 
     async def trim(self, namespace: NamespaceLike, keep_last: int) -> int:
         namespace = Namespace.coerce(namespace)
-        if keep_last < 0:
-            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+        keep_last = check_keep_last(keep_last)
         key = namespace.key
         what = f"trim session {key!r}"
         stamp = time_text(utc_now())
@@ -685,7 +684,10 @@ class SQLiteStore:
         return await self._run(what, trim, inline=False)
 
     async def prune(self, idle_for: float) -> int:
-        cutoff = time_text(utc_now() - timedelta(seconds=idle_for))
+        moment = prune_cutoff(idle_for)
+        if moment is None:
+            return 0
+        cutoff = time_text(moment)
 
         def prune(conn: sqlite3.Connection) -> int:
             with self._writing(conn):
