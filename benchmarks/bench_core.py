@@ -450,7 +450,17 @@ def commit() -> str:
         return done.stdout.strip()
 
     sha = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # The history file itself is not the code measured: a run recorded after another
+    # (not committed yet) measures the same tree.
+    changed = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":(top)",
+        ":(top,exclude)benchmarks/history.csv",
+    )
+    return sha + ("-dirty" if changed else "")
 
 
 @contextmanager
