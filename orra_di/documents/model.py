@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orra_di.errors import OrraError
+from orra_di.message import storable_text
 from orra_di.namespace import Namespace, NamespaceLike
 
 __all__ = [
@@ -96,7 +97,14 @@ class Document(BaseModel):
                 "document text holds NUL characters: it looks binary; give text, "
                 "Markdown, HTML or PDF"
             )
-        return value
+        # A lone surrogate (a broken decoder, a non-UTF-8 file name) can be neither
+        # hashed nor stored: it becomes U+FFFD, as in messages.
+        return storable_text(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        return {storable_text(k): storable_text(v) for k, v in value.items()}
 
     @model_validator(mode="after")
     def _hash(self) -> Document:

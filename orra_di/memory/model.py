@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orra_di.errors import OrraError
-from orra_di.message import JsonValue
+from orra_di.message import JsonValue, storable_json, storable_text
 from orra_di.namespace import Namespace
 
 __all__ = [
@@ -161,6 +161,7 @@ class MemoryEntry(BaseModel):
     def _content(cls, value: str) -> str:
         if "\x00" in value:
             value = value.replace("\x00", "\ufffd")  # no backend keeps NUL in text
+        value = storable_text(value)  # nor a lone surrogate (a broken decoder's output)
         if not value.strip():
             raise ValueError("a memory's content is empty")
         if len(value) > MAX_CONTENT_CHARS:
@@ -173,7 +174,13 @@ class MemoryEntry(BaseModel):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
-        return [t.replace("\x00", "\ufffd") for t in value if t.strip()]
+        return [storable_text(t.replace("\x00", "\ufffd")) for t in value if t.strip()]
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        cleaned: dict[str, JsonValue] = storable_json(value)
+        return cleaned
 
     @field_validator("created_at")
     @classmethod

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from orra_di.documents import Document, DocumentError, DocumentStore, document_store_for
+from orra_di.namespace import Namespace
 from orra_di.store import SessionStore
 
 pytestmark = pytest.mark.anyio
@@ -273,6 +274,26 @@ class DocumentStoreConformance:
         await store.upsert(doc("big", "acme", big))
         [hit] = await store.search("needle", ["acme"])
         assert hit.document_id == "big" and "needle" in hit.chunk
+
+    async def test_lone_surrogates_are_stored_as_replacement_characters(
+        self, store: DocumentStore
+    ) -> None:
+        """Text from a broken decoder or a non-UTF-8 file name could be neither hashed
+        nor stored (a bare UnicodeEncodeError); it is kept with U+FFFD, as messages are."""
+        await store.upsert(
+            Document(
+                id="odd",
+                namespace=Namespace("acme"),
+                title="name \udcff",
+                content="walrus \ud83d facts",
+                metadata={"path": "/srv/\udce9t\udce9"},
+            )
+        )
+        got = await store.get("acme", "odd")
+        assert got is not None
+        assert (got.title, got.content) == ("name \ufffd", "walrus \ufffd facts")
+        assert got.metadata == {"path": "/srv/\ufffdt\ufffd"}
+        assert [r.document_id for r in await store.search("walrus", ["acme"])] == ["odd"]
 
     async def test_binary_content_is_refused(self) -> None:
         with pytest.raises(DocumentError, match="binary"):

@@ -139,6 +139,7 @@ async def test_hostile_contents_are_stored_verbatim(sessions: SessionStore) -> N
         'he said "NEAR(a b)" OR * AND NOT',
         "nul\x00inside",
         "a\\b\\'c :* <-> |",
+        "lone \ud83d surrogate",  # a broken decoder's output: no backend can encode it
     ]
     ids = [await store.store(entry("u", text, i)) for i, text in enumerate(hostile)]
     stored = [await store.get(i) for i in ids]
@@ -147,6 +148,7 @@ async def test_hostile_contents_are_stored_verbatim(sessions: SessionStore) -> N
         'he said "NEAR(a b)" OR * AND NOT',
         "nul\ufffdinside",
         "a\\b\\'c :* <-> |",
+        "lone \ufffd surrogate",
     ]
     (found,) = await store.search_text(["u"], "robert", 5)
     assert found.entry.id == ids[0]
