@@ -606,10 +606,19 @@ class Runtime:
         except ToolTimedOut:
             return _error(call, f"execution failed: timed out after {limit:g}s")
         except ToolError as exc:
-            return _error(call, str(exc))
+            return self._long_error(call, str(exc))
         except Exception as exc:
             log.exception("tool %s raised", call.name)
-            return _error(call, f"execution failed: {type(exc).__name__}: {exc}")
+            return self._long_error(call, f"execution failed: {type(exc).__name__}: {exc}")
+
+    def _long_error(self, call: ToolCall, content: str) -> ToolResult:
+        """An error result from a tool's own message, cut to a tool result's share.
+
+        The message is the tool's output like any other (an exception may carry a
+        whole response body or traceback): uncut, it would fill the window, and the
+        newest exchange is kept whole on every later turn of the run.
+        """
+        return _error(call, self.window.truncate_tool_result(storable_text(content)))
 
     async def _after(self, call: ToolCall, result: ToolResult, model_id: str) -> ToolResult:
         if self.hooks:
