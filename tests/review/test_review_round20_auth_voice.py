@@ -385,3 +385,31 @@ def test_a_file_without_a_suffix_is_spoken_in_the_configured_format() -> None:
     from orra_di.voice.cli import speech_format
 
     assert speech_format(Path("answer"), VoiceSettings(format="flac").format) == "flac"
+
+
+async def test_a_refused_refresh_token_from_the_secrets_directory_is_in_no_error_or_log(
+    monkeypatch: pytest.MonkeyPatch, server: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README: `refresh_token` is a kind; "the secret appears in no error, log or repr",
+    even when the token endpoint echoes it back in its refusal."""
+    refresh = "rt-round20-refresh-secret-1234"
+    server.expect_request(TOKEN_PATH, method="POST").respond_with_json(
+        {"error": "invalid_grant", "error_description": f"refresh token {refresh} expired"},
+        status=400,
+    )
+    monkeypatch.setenv("ORRA_LLM__KIND", "openai")
+    monkeypatch.setenv("ORRA_LLM__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ORRA_LLM__AUTH__KIND", "refresh_token")
+    monkeypatch.setenv("ORRA_LLM__AUTH__TOKEN_URL", server.url_for(TOKEN_PATH))
+    monkeypatch.setenv("ORRA_LLM__AUTH__CLIENT_ID", "orra-agents")
+    (Path(os.environ["ORRA_SECRETS_DIR"]) / "orra_llm__auth__refresh_token").write_text(refresh)
+    auth = load_settings().llm.auth
+    assert auth is not None and auth.refresh_token is not None
+    assert auth.refresh_token.get_secret_value() == refresh
+    provider = auth.token_provider()
+    assert refresh not in repr(provider)
+    with pytest.raises(AuthError) as caught:
+        await provider.token()
+    assert "127.0.0.1" in str(caught.value)
+    assert refresh not in str(caught.value) + repr(caught.value)
+    assert refresh not in caplog.text

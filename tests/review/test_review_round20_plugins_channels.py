@@ -346,3 +346,35 @@ async def test_on_busy_reply_from_the_environment_answers_a_busy_session_at_once
                 release.set()
     assert first == ["first answer"]
     assert calls == ["run"]
+
+
+class _LeakyTools(BasePlugin):
+    """Starts, then fails to give its tools and to stop, quoting its token each time."""
+
+    name = "leakytools"
+
+    async def init(self, config: PluginConfig) -> None:
+        self.token = config.get("token")
+
+    def tools(self, agent: AgentProfile) -> Sequence[Tool]:
+        raise RuntimeError(f"upstream refused token {self.token}")
+
+    async def shutdown(self) -> None:
+        raise RuntimeError(f"could not revoke {self.token}")
+
+
+async def test_tools_and_shutdown_errors_do_not_repeat_a_secret_setting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/plugins.md: masked in errors, whichever of the plugin's methods raised."""
+    registry = PluginRegistry([_LeakyTools()])
+    registry.configure("leakytools", {"token": SECRET})
+    assert await registry.start() == ["leakytools"]
+    assert registry.tools(AgentProfile(name="Atlas")) == []
+    assert "upstream refused" in str(registry.errors["leakytools"])
+    assert SECRET not in str(registry.errors["leakytools"])
+    [(name, error)] = await registry.shutdown()
+    assert name == "leakytools" and error is not None
+    assert "could not revoke" in str(error)
+    assert SECRET not in str(error)
+    assert SECRET not in caplog.text
