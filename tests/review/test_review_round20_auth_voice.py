@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -22,8 +23,10 @@ from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from orra_di.auth import DEFAULT_SKEW, AuthError, AuthSettings, StaticTokenProvider
+from orra_di.auth import DEFAULT_SKEW, AccessToken, AuthError, AuthSettings, StaticTokenProvider
 from orra_di.errors import ConfigurationError, ProviderAuthError
+from orra_di.message import Message
+from orra_di.provider import CompletionRequest
 from orra_di.settings import load_settings
 from orra_di.voice.settings import VoiceSettings, make_speech_to_text, make_text_to_speech
 from orra_di.voice.types import SynthesizeOptions
@@ -413,3 +416,118 @@ async def test_a_refused_refresh_token_from_the_secrets_directory_is_in_no_error
     assert "127.0.0.1" in str(caught.value)
     assert refresh not in str(caught.value) + repr(caught.value)
     assert refresh not in caplog.text
+
+
+class _OwnTokens:
+    """A token provider of the application's own: no base class, only the three
+    methods README names (`token()`, `refresh()`, `revoke()`)."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.refreshes = 0
+
+    async def token(self) -> AccessToken:
+        if self.issued == 0:
+            self.issued = 1
+        return AccessToken(value=SecretStr(f"own-{self.issued}"))
+
+    async def refresh(self) -> AccessToken:
+        self.refreshes += 1
+        self.issued += 1
+        return AccessToken(value=SecretStr(f"own-{self.issued}"))
+
+    async def revoke(self) -> None:
+        self.issued = 0
+
+
+def _answer(vendor: str) -> dict[str, object]:
+    if vendor == "openai":
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1730000000,
+            "model": "gpt-4o",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-5-5",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 2},
+    }
+
+
+def _vendor(vendor: str, server: HTTPServer, tokens: object) -> tuple[Any, str]:
+    from orra_di.providers.anthropic import AnthropicProvider
+    from orra_di.providers.openai import OpenAIProvider
+
+    if vendor == "openai":
+        llm: Any = OpenAIProvider(
+            base_url=server.url_for("/v1"), max_retries=0, token_provider=tokens
+        )
+        return llm, "/v1/chat/completions"
+    llm = AnthropicProvider(base_url=server.url_for(""), max_retries=0, token_provider=tokens)
+    return llm, "/v1/messages"
+
+
+def _refusal(vendor: str) -> Response:
+    body = (
+        {"error": {"message": "token revoked", "type": "invalid_request_error"}}
+        if vendor == "openai"
+        else {"type": "error", "error": {"type": "authentication_error", "message": "revoked"}}
+    )
+    return Response(json.dumps(body), status=401, content_type="application/json")
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_an_own_token_provider_is_renewed_once_on_a_401(
+    server: HTTPServer, vendor: str
+) -> None:
+    """README: "your own class with `token()`, `refresh()` and `revoke()`", and "a 401
+    from the vendor renews it once"."""
+    tokens = _OwnTokens()
+    llm, path = _vendor(vendor, server, tokens)
+    answers = [
+        _refusal(vendor),
+        Response(json.dumps(_answer(vendor)), content_type="application/json"),
+    ]
+    server.expect_request(path).respond_with_handler(lambda _: answers.pop(0))
+    try:
+        result = await llm.complete(CompletionRequest(messages=[Message.user("hi")]))
+    finally:
+        await llm.aclose()
+    assert result.message.content == "ok"
+    sent = [
+        dict(request.headers)["Authorization"] for request, _ in server.log if request.path == path
+    ]
+    assert sent == ["Bearer own-1", "Bearer own-2"]
+    assert tokens.refreshes == 1
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_a_token_refused_twice_is_not_renewed_a_second_time(
+    server: HTTPServer, vendor: str
+) -> None:
+    """README: a 401 renews the token *once*: a vendor that refuses the renewed token
+    too is a ProviderAuthError after two requests, not a loop of renewals."""
+    tokens = _OwnTokens()
+    llm, path = _vendor(vendor, server, tokens)
+    server.expect_request(path).respond_with_handler(lambda _: _refusal(vendor))
+    try:
+        with pytest.raises(ProviderAuthError):
+            await llm.complete(CompletionRequest(messages=[Message.user("hi")]))
+    finally:
+        await llm.aclose()
+    assert len([r for r, _ in server.log if r.path == path]) == 2
+    assert tokens.refreshes == 1
