@@ -8,6 +8,10 @@ the ``ORRA_CHANNELS__*`` limits reach the container's adapter.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from orra_di.testing import ScriptedProvider
 pytestmark = pytest.mark.anyio
 
 SECRET = "plugin-secret-value-4711"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -378,3 +383,51 @@ async def test_tools_and_shutdown_errors_do_not_repeat_a_secret_setting(
     assert "could not revoke" in str(error)
     assert SECRET not in str(error)
     assert SECRET not in caplog.text
+
+
+LEAKY_MODULE = """\
+from orra_di.plugins import BasePlugin
+
+
+class LeakyPlugin(BasePlugin):
+    name = "leaky"
+    description = "Fails to log in, quoting its key"
+
+    async def init(self, config):
+        raise RuntimeError("login refused for key " + str(config.get("api_key")))
+"""
+
+
+def test_plugins_list_shows_a_failed_plugins_reason_with_its_secret_masked(tmp_path: Path) -> None:
+    """docs/plugins.md: `orra-di plugins list` shows a failed plugin "and why", and
+    values under secret-looking keys are masked in errors. The plugin is installed as
+    a distribution is found: a ``.dist-info`` with its entry point on the path."""
+    site = tmp_path / "site"
+    dist = site / "orra_leaky-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: orra-leaky\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[orra_di.plugins]\nleaky = orra_leaky:LeakyPlugin\n")
+    (site / "orra_leaky.py").write_text(LEAKY_MODULE)
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORRA_")}
+    env.update(
+        HOME=str(tmp_path),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        COLUMNS="400",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(site)]),
+        ORRA_STORE__URL="memory://",
+        ORRA_PLUGINS=json.dumps({"enabled": ["leaky"], "config": {"leaky": {"api_key": SECRET}}}),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "orra_di", "plugins", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    shown = done.stdout + done.stderr
+    assert "leaky" in shown
+    assert "login refused" in shown, shown
+    assert SECRET not in shown
