@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -32,8 +33,10 @@ from orra_di.plugins.base import (
     PluginConfig,
     PluginInfo,
     PluginState,
+    secret_values_of,
 )
 from orra_di.plugins.settings import PluginSettings
+from orra_di.redaction import redact
 from orra_di.tool import Tool
 
 __all__ = [
@@ -166,8 +169,9 @@ class PluginRegistry:
             try:
                 await entry.plugin.shutdown()
             except Exception as exc:
-                error = PluginError(name, f"shutdown raised {type(exc).__name__}: {exc}")
-                log.error("%s", error, exc_info=exc)
+                cause = _masked(entry, f"{type(exc).__name__}: {exc}")
+                error = PluginError(name, f"shutdown raised {cause}")
+                log.error("%s%s", error, _masked_traceback(entry, exc))
             entry.state = PluginState.STOPPED
             outcomes.append((name, error))
         return outcomes
@@ -271,7 +275,7 @@ class PluginRegistry:
             await plugin.init(entry.config)
         except Exception as exc:
             cause = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            error = PluginError(entry.name, f"init raised {cause}")
+            error = PluginError(entry.name, f"init raised {_masked(entry, cause)}")
             error.__cause__ = exc
             return error
         return None
@@ -295,7 +299,8 @@ class PluginRegistry:
     def _fail(self, entry: _Entry, error: PluginError) -> None:
         entry.state = PluginState.FAILED
         entry.error = error
-        log.error("%s; the other plugins start without it", error, exc_info=error.__cause__)
+        why = _masked_traceback(entry, error.__cause__)
+        log.error("%s; the other plugins start without it%s", error, why)
 
     def _collect(self, what: str, get: Callable[[Plugin], Sequence[T]]) -> builtins.list[T]:
         found: builtins.list[T] = []
@@ -305,9 +310,26 @@ class PluginRegistry:
             try:
                 found.extend(get(entry.plugin))
             except Exception as exc:  # one plugin's bug must not stop every runtime
-                log.exception("plugin %r failed to give its %s; skipped", name, what)
-                entry.error = PluginError(name, f"{what}() raised {type(exc).__name__}: {exc}")
+                why = _masked_traceback(entry, exc)
+                log.error("plugin %r failed to give its %s; skipped%s", name, what, why)
+                cause = _masked(entry, f"{type(exc).__name__}: {exc}")
+                entry.error = PluginError(name, f"{what}() raised {cause}")
         return found
+
+
+def _masked(entry: _Entry, text: str) -> str:
+    """``text`` with the plugin's secret settings (values under secret-looking keys)
+    masked: a plugin's exception often repeats what it was given (a client library's
+    error quoting the key it sent), and its PluginError is logged and listed."""
+    return redact(text, secret_values_of(entry.config.settings))
+
+
+def _masked_traceback(entry: _Entry, exc: BaseException | None) -> str:
+    """The traceback of ``exc`` as text after a newline, masked as :func:`_masked` does
+    (empty without one): ``exc_info`` would print the exception's message unmasked."""
+    if exc is None:
+        return ""
+    return "\n" + _masked(entry, "".join(traceback.format_exception(exc)).rstrip())
 
 
 # -- discovery -----------------------------------------------------------------------
