@@ -60,8 +60,7 @@ from orra_di.provider import (
 )
 from orra_di.run_context import RunContext, running
 from orra_di.session import Session
-from orra_di.store import SessionStore
-from orra_di.stores._codec import dump_messages, dump_metadata
+from orra_di.store import SessionStore, dump_messages, dump_metadata
 from orra_di.tool import (
     FunctionTool,
     Tool,

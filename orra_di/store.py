@@ -21,13 +21,17 @@ Listing is by whole segments: the prefix ``acme`` finds ``acme`` and
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from orra_di.message import Message
+from pydantic_core import PydanticSerializationError
+
+from orra_di.errors import StoreError
+from orra_di.message import Message, storable_json
 from orra_di.namespace import SEPARATOR, Namespace, NamespaceLike
 from orra_di.session import Session, utc_now
 
@@ -172,3 +176,51 @@ def prune_cutoff(idle_for: float) -> datetime | None:
         return utc_now() - timedelta(seconds=idle_for)
     except OverflowError:
         return None
+
+
+# -- what any store can hold (the runtime checks a hook's changes with these) ----------
+
+
+def dump_metadata(metadata: Mapping[str, Any], what: str) -> str:
+    """Session metadata as JSON; ``what`` names the operation in the error.
+
+    Lone surrogates become U+FFFD, as in messages (:func:`storable_json`): a hook
+    that keeps ``os.fsdecode`` of a non-UTF-8 path would otherwise fail the write
+    with a bare UnicodeEncodeError from the backend's driver. Nesting deeper than
+    the encoder can follow is a StoreError like any other value JSON refuses.
+    """
+    try:
+        return json.dumps(storable_json(dict(metadata)), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} failed: metadata is not JSON-serialisable: {exc}") from exc
+    except RecursionError:
+        raise StoreError(
+            f"{what} failed: metadata is not JSON-serialisable: it is nested too deeply; "
+            "keep it a few levels deep"
+        ) from None
+
+
+def dump_messages(messages: Iterable[Message]) -> list[str]:
+    """One JSON document per message, in order (empty tool lists omitted).
+
+    An item that is not a :class:`Message` (a string, a dict, what a hook put in
+    ``session.messages``) is a StoreError naming it, not an AttributeError from
+    deep inside the store, and nothing is written.
+    """
+    bodies: list[str] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise StoreError(not_a_message(index, message))
+        try:
+            bodies.append(message.model_dump_json())
+        except PydanticSerializationError as exc:  # e.g. arguments nested too deep
+            raise StoreError(f"cannot store a message as JSON: {exc}") from exc
+    return bodies
+
+
+def not_a_message(index: int, item: object) -> str:
+    """What is wrong with item ``index`` of a list of messages, and how to make one."""
+    return (
+        f"cannot store message {index}: it is a {type(item).__name__}, not a Message; "
+        "make it with Message.user(...), Message.assistant(...) or Message.tool_result(...)"
+    )
